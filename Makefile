@@ -1,0 +1,44 @@
+# patchgate — see README.md. Two commands matter on a fresh machine:
+#   make demo   the main job: a real containerd with patchgate, step by step
+#   make test   everything CI runs
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+PKGS  := ./...
+
+.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
+
+# The test command CI runs (.ci/run) and the README names.
+test: deps fmt-check vet unit
+
+deps:
+	./scripts/install-deps.sh
+
+fmt-check:
+	@out=$$(find . -name '*.go' -not -path './.cache/*' -not -path './bin/*' -print0 | xargs -0 -r gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: fmt-check vet
+	./scripts/lint.sh
+
+# A short run of every fuzz target (FUZZTIME per target).
+FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,3 @@
+module github.com/patchgate/patchgate
+
+go 1.26.8

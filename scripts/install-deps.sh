@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that patchgate's tests and demo need, when they
+# are missing. Go modules (containerd, crictl, ...) come from the Go module
+# proxy through the go command; nothing here downloads anything else.
+set -euo pipefail
+
+pkgs=(
+  runc            # OCI runtime for the hook tests and containerd
+  podman          # hook tests with podman
+  busybox-static  # one-file rootfs for test images and the VM initramfs
+  qemu-system-x86 # real-kernel live patching in a VM (make vmtest)
+  libseccomp-dev
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages ${missing[*]}; run as root or install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

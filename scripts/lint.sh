@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# staticcheck and errcheck at pinned versions, fetched through the Go module proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+go run github.com/kisielk/errcheck@v1.20.0 -blank ./...
