@@ -10,6 +10,7 @@ pkgs=(
   busybox-static  # one-file rootfs for test images and the VM initramfs
   qemu-system-x86 # real-kernel live patching in a VM (make vmtest)
   libseccomp-dev
+  rpm             # oracle for livepatch/kver rpm ordering tests (rpm.vercmp)
 )
 missing=()
 for p in "${pkgs[@]}"; do
