@@ -1,0 +1,136 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// compiled is a policy prepared for Evaluate: actions resolved, lists turned
+// into sets, paths cleaned. It is built once by Load and never changed.
+type compiled struct {
+	actions       []ruleAction // by containerRules index
+	kernelAction  Action
+	unknownAction Action
+	kernel        *KernelSpec
+
+	caps          map[string]struct{}
+	hostNS        []string
+	denied        []string
+	allowReadOnly bool
+	runtimeDirs   []string
+	kubeletPods   string // "<kubeletDir>/pods/"
+	devAllowed    []string
+	sysctlExact   map[string]struct{}
+	sysctlGlobs   []string
+	exemptions    []compiledExemption
+}
+
+type compiledExemption struct {
+	*Exemption
+	mask uint32
+}
+
+func compile(p *Policy) (*compiled, error) {
+	s := &p.Spec
+	c := &compiled{
+		kernelAction:  s.Kernel.Action,
+		unknownAction: s.Kernel.OnUnknown,
+		kernel:        &s.Kernel,
+		caps:          map[string]struct{}{},
+		sysctlExact:   map[string]struct{}{},
+		allowReadOnly: s.Rules.HostPathMounts.AllowReadOnly,
+		hostNS:        append([]string(nil), s.Rules.HostNamespaces.Namespaces...),
+		devAllowed:    append([]string(nil), s.Rules.HostDevices.Allowed...),
+	}
+	if c.kernelAction == "" {
+		c.kernelAction = orEnforce(s.DefaultAction)
+	}
+	if c.unknownAction == "" {
+		c.unknownAction = ActionWarn
+	}
+	for _, r := range s.Rules.all() {
+		a := ruleAction{normal: r.Action, behind: r.WhenKernelBehind}
+		if a.normal == "" {
+			a.normal = orEnforce(s.DefaultAction)
+		}
+		if a.behind == "" {
+			a.behind = a.normal
+		}
+		c.actions = append(c.actions, a)
+	}
+	for _, name := range s.Rules.Capabilities.Allowed {
+		c.caps[strings.TrimPrefix(strings.ToUpper(name), "CAP_")] = struct{}{}
+	}
+	for _, d := range s.Rules.HostPathMounts.Denied {
+		c.denied = append(c.denied, path.Clean(d))
+	}
+	for _, d := range s.Rules.HostPathMounts.RuntimeDirs {
+		c.runtimeDirs = append(c.runtimeDirs, path.Clean(d))
+	}
+	if k := s.Rules.HostPathMounts.KubeletDir; k != "" {
+		c.kubeletPods = path.Clean(k) + "/pods/"
+	}
+	for _, name := range s.Rules.Sysctls.Allowed {
+		if strings.ContainsAny(name, "*?") {
+			c.sysctlGlobs = append(c.sysctlGlobs, name)
+		} else {
+			c.sysctlExact[name] = struct{}{}
+		}
+	}
+	for i := range s.Exemptions {
+		e := &s.Exemptions[i]
+		var mask uint32
+		if len(e.Rules) == 0 {
+			mask = ^uint32(0)
+		}
+		for _, r := range e.Rules {
+			b := ruleBit(r)
+			if b == 0 {
+				return nil, fmt.Errorf("%w: exemption %q names unknown rule %q", ErrInvalid, e.Name, r)
+			}
+			mask |= b
+		}
+		c.exemptions = append(c.exemptions, compiledExemption{Exemption: e, mask: mask})
+	}
+	return c, nil
+}
+
+func orEnforce(a Action) Action {
+	if a == "" {
+		return ActionEnforce
+	}
+	return a
+}
+
+// matches reports whether the exemption applies to the workload: every
+// matcher that is set must match.
+func (e *compiledExemption) matches(w *Workload) bool {
+	if len(e.Namespaces) > 0 && !contains(e.Namespaces, w.Pod.Namespace) {
+		return false
+	}
+	if len(e.Containers) > 0 && !contains(e.Containers, w.Container.Name) {
+		return false
+	}
+	if len(e.Images) > 0 {
+		ok := false
+		for _, g := range e.Images {
+			if globMatch(g, w.Container.Image) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for k, v := range e.PodLabels {
+		if got, ok := w.Pod.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	if e.Annotation != "" && w.Pod.Annotations[e.Annotation] != "true" && w.Annotations[e.Annotation] != "true" {
+		return false
+	}
+	return true
+}

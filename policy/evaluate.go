@@ -1,0 +1,152 @@
+package policy
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Evaluate judges workload w under policy p with kernel state k at time now.
+// It is pure and does no I/O. A nil k means the kernel state is unknown (the
+// kernelStateUnknown rule applies). A nil w is denied.
+//
+// Verdict: deny if any violation's action is enforce, otherwise warn if any is
+// warn, otherwise allow (audit violations are still listed). Rules whose input
+// the front end did not see are listed in Deferred and are never a pass.
+func Evaluate(p *Policy, w *Workload, k *KernelState, now time.Time) Decision {
+	d := Decision{Verdict: Allow}
+	if p == nil {
+		return invalidDecision("no policy")
+	}
+	d.Policy = p.Ref()
+	c := p.compiled
+	if c == nil {
+		var err error
+		if c, err = compile(p); err != nil {
+			dd := invalidDecision(err.Error())
+			dd.Policy = d.Policy
+			return dd
+		}
+	}
+	if w == nil {
+		dd := invalidDecision("no workload")
+		dd.Policy = d.Policy
+		return dd
+	}
+
+	// Which rules do the workload's exemptions lift?
+	var exempt uint32
+	var matched []int
+	for i := range c.exemptions {
+		if c.exemptions[i].matches(w) {
+			exempt |= c.exemptions[i].mask
+			matched = append(matched, i)
+		}
+	}
+	applied := func(bit uint32) {
+		for _, i := range matched {
+			if c.exemptions[i].mask&bit != 0 && !slices.Contains(d.Exemptions, c.exemptions[i].Name) {
+				d.Exemptions = append(d.Exemptions, c.exemptions[i].Name)
+			}
+		}
+	}
+
+	kv, behind := evaluateKernel(c, k, now)
+	d.KernelBehind = behind
+	for _, v := range kv {
+		if bit := ruleBit(v.Rule); exempt&bit != 0 {
+			applied(bit)
+			continue
+		}
+		d.Violations = append(d.Violations, v)
+	}
+
+	for i := range containerRules {
+		r := &containerRules[i]
+		action := c.actions[i].at(behind)
+		if action == ActionOff {
+			continue
+		}
+		bit := uint32(1) << i
+		if !w.Seen.Has(r.needs) {
+			if exempt&bit == 0 {
+				d.Deferred = append(d.Deferred, r.id)
+			}
+			continue
+		}
+		detail, violated := r.check(c, w)
+		if !violated {
+			continue
+		}
+		if exempt&bit != 0 {
+			applied(bit)
+			continue
+		}
+		d.Violations = append(d.Violations, Violation{Rule: r.id, Action: action, Reason: r.reason, Detail: detail})
+	}
+
+	slices.SortFunc(d.Violations, func(a, b Violation) int { return cmp.Compare(a.Rule, b.Rule) })
+	slices.Sort(d.Deferred)
+	slices.Sort(d.Exemptions)
+	d.Verdict = verdictOf(d.Violations)
+	return d
+}
+
+func verdictOf(vs []Violation) Verdict {
+	v := Allow
+	for _, x := range vs {
+		switch x.Action {
+		case ActionEnforce:
+			return Deny
+		case ActionWarn:
+			v = Warn
+		}
+	}
+	return v
+}
+
+// invalidDecision denies when Evaluate itself cannot judge: the safe side.
+func invalidDecision(why string) Decision {
+	return Decision{
+		Verdict:    Deny,
+		Violations: []Violation{{Rule: "invalid", Action: ActionEnforce, Reason: "invalid input", Detail: why}},
+	}
+}
+
+// EvaluateKernel judges only the kernel rules: the violations (sorted by rule)
+// and whether the kernel is behind, which is when any kernel rule that is not
+// off fails. A nil k is unknown state.
+func EvaluateKernel(p *Policy, k *KernelState, now time.Time) (violations []Violation, behind bool) {
+	if p == nil {
+		return invalidDecision("no policy").Violations, true
+	}
+	c := p.compiled
+	if c == nil {
+		var err error
+		if c, err = compile(p); err != nil {
+			return invalidDecision(err.Error()).Violations, true
+		}
+	}
+	return evaluateKernel(c, k, now)
+}
+
+func evaluateKernel(c *compiled, k *KernelState, now time.Time) ([]Violation, bool) {
+	var out []Violation
+	unknown, detail := stateUnknown(c, k, now)
+	if c.unknownAction != ActionOff && detail != "" {
+		out = append(out, Violation{Rule: RuleKernelStateUnknown, Action: c.unknownAction, Reason: kernelStateUnknownReason, Detail: detail})
+	}
+	if c.kernelAction != ActionOff && !unknown.all {
+		for i := range kernelRules {
+			r := &kernelRules[i]
+			if unknown.has(r.part) {
+				continue
+			}
+			if det, bad := r.check(c.kernel, k); bad {
+				out = append(out, Violation{Rule: r.id, Action: c.kernelAction, Reason: r.reason, Detail: det})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return cmp.Compare(a.Rule, b.Rule) })
+	return out, len(out) > 0
+}

@@ -1,0 +1,275 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ErrInvalidSpec: an OCI runtime spec that cannot be judged.
+var ErrInvalidSpec = errors.New("invalid OCI runtime spec")
+
+// CRI annotations that containerd sets on container and sandbox specs
+// (github.com/containerd/containerd/v2/internal/cri/annotations), and the
+// kubelet's, which CRI-O copies into annotations.
+const (
+	AnnotationContainerType    = "io.kubernetes.cri.container-type"
+	AnnotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+	AnnotationSandboxName      = "io.kubernetes.cri.sandbox-name"
+	AnnotationSandboxUID       = "io.kubernetes.cri.sandbox-uid"
+	AnnotationContainerName    = "io.kubernetes.cri.container-name"
+	AnnotationImageName        = "io.kubernetes.cri.image-name"
+
+	annotationPodNamespace  = "io.kubernetes.pod.namespace"
+	annotationPodName       = "io.kubernetes.pod.name"
+	annotationPodUID        = "io.kubernetes.pod.uid"
+	annotationContainerName = "io.kubernetes.container.name"
+)
+
+// FromSpecOptions carries what a front end knows besides the spec.
+type FromSpecOptions struct {
+	// Source names the front end ("hook", "eval").
+	Source string
+	// Pod and Container fill the identity fields that the spec's CRI
+	// annotations do not give (pod labels never are in a spec).
+	Pod       PodIdentity
+	Container ContainerIdentity
+	// HostNamespace reports whether the namespace file at path, of OCI type
+	// typ, is the host's own namespace. It is the only I/O FromSpec does;
+	// HostNamespaceResolver gives the usual one. When nil, a namespace path
+	// that the sandbox spec does not explain leaves the hostNamespaces rule
+	// deferred.
+	HostNamespace func(typ, path string) (bool, error)
+}
+
+// ParseSpec decodes an OCI runtime spec (config.json). Unknown fields are
+// accepted: newer runtime-spec versions add fields.
+func ParseSpec(data []byte) (*specs.Spec, error) {
+	var s specs.Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidSpec)
+	}
+	return &s, nil
+}
+
+// FromSpec builds the Workload of a container from its OCI runtime spec and,
+// when known, its pod sandbox's spec. It fails with ErrInvalidSpec when the
+// spec lacks process or linux.
+func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error) {
+	if spec == nil {
+		return nil, fmt.Errorf("%w: no spec", ErrInvalidSpec)
+	}
+	if spec.Process == nil {
+		return nil, fmt.Errorf("%w: process is missing", ErrInvalidSpec)
+	}
+	if spec.Linux == nil {
+		return nil, fmt.Errorf("%w: linux is missing (patchgate judges Linux containers)", ErrInvalidSpec)
+	}
+	if sandbox != nil && sandbox.Linux == nil {
+		return nil, fmt.Errorf("%w: sandbox spec: linux is missing", ErrInvalidSpec)
+	}
+	w := &Workload{Source: opts.Source, Seen: FieldsAll}
+	lx := spec.Linux
+
+	// Identity: CRI annotations first, then the options.
+	ann := spec.Annotations
+	w.Annotations = copyMap(ann)
+	w.Pod = opts.Pod
+	w.Pod.Labels = copyMap(opts.Pod.Labels)
+	w.Pod.Annotations = copyMap(opts.Pod.Annotations)
+	if sandbox != nil {
+		for k, v := range sandbox.Annotations {
+			if w.Pod.Annotations == nil {
+				w.Pod.Annotations = map[string]string{}
+			}
+			if _, set := w.Pod.Annotations[k]; !set {
+				w.Pod.Annotations[k] = v
+			}
+		}
+	}
+	w.Container = opts.Container
+	pick := func(dst *string, keys ...string) {
+		for _, k := range keys {
+			if v := ann[k]; v != "" {
+				*dst = v
+				return
+			}
+		}
+	}
+	pick(&w.Pod.Namespace, AnnotationSandboxNamespace, annotationPodNamespace)
+	pick(&w.Pod.Name, AnnotationSandboxName, annotationPodName)
+	pick(&w.Pod.UID, AnnotationSandboxUID, annotationPodUID)
+	pick(&w.Container.Name, AnnotationContainerName, annotationContainerName)
+	pick(&w.Container.Image, AnnotationImageName)
+
+	// User.
+	w.User = User{UID: spec.Process.User.UID, GID: spec.Process.User.GID}
+	userNS := findNS(lx.Namespaces, specs.UserNamespace)
+	w.User.UserNamespace = userNS != nil
+	maps := lx.UIDMappings
+	if len(maps) == 0 && userNS != nil && sandbox != nil {
+		maps = sandbox.Linux.UIDMappings
+	}
+	for _, m := range maps {
+		w.User.UIDMappings = append(w.User.UIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
+
+	if c := spec.Process.Capabilities; c != nil {
+		w.Capabilities = Capabilities{
+			Bounding: c.Bounding, Effective: c.Effective, Permitted: c.Permitted,
+			Inheritable: c.Inheritable, Ambient: c.Ambient,
+		}
+	}
+	w.NoNewPrivileges = spec.Process.NoNewPrivileges
+	w.AppArmorProfile = spec.Process.ApparmorProfile
+	w.MaskedPaths = lx.MaskedPaths
+	w.ReadonlyPaths = lx.ReadonlyPaths
+
+	for _, m := range spec.Mounts {
+		w.Mounts = append(w.Mounts, Mount{Destination: m.Destination, Source: m.Source, Type: m.Type, Options: m.Options})
+	}
+	for _, d := range lx.Devices {
+		w.Devices = append(w.Devices, Device{Path: d.Path, Type: d.Type, Major: d.Major, Minor: d.Minor})
+	}
+	if lx.Resources != nil {
+		for _, r := range lx.Resources.Devices {
+			if (r.Type == "" || r.Type == "a") && r.Major == nil && r.Minor == nil {
+				w.DevicesAllowAll = r.Allow
+			}
+		}
+	}
+	w.SeccompUnconfined = lx.Seccomp == nil ||
+		(lx.Seccomp.DefaultAction == specs.ActAllow && len(lx.Seccomp.Syscalls) == 0)
+
+	// Sysctls: the sandbox's (pod sysctls), overridden by the container's.
+	if sandbox != nil {
+		for k, v := range sandbox.Linux.Sysctl {
+			if w.Sysctls == nil {
+				w.Sysctls = map[string]string{}
+			}
+			w.Sysctls[k] = v
+		}
+	} else if ann[AnnotationContainerType] == "container" {
+		// A CRI container's pod sysctls are in the sandbox spec only.
+		w.Seen &^= FieldSysctls
+	}
+	for k, v := range lx.Sysctl {
+		if w.Sysctls == nil {
+			w.Sysctls = map[string]string{}
+		}
+		w.Sysctls[k] = v
+	}
+
+	// Host namespaces.
+	for _, typ := range namespaceTypes {
+		host, known := hostNamespace(specs.LinuxNamespaceType(typ), lx.Namespaces, sandbox, opts.HostNamespace)
+		if !known {
+			w.Seen &^= FieldHostNamespaces
+			continue
+		}
+		if host {
+			w.HostNamespaces = append(w.HostNamespaces, typ)
+		}
+	}
+	return w, nil
+}
+
+func findNS(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType) *specs.LinuxNamespace {
+	for i := range list {
+		if list[i].Type == typ {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// hostNamespace works out whether the container shares the host's namespace
+// of type typ; known is false when that cannot be told without I/O that the
+// caller did not allow.
+func hostNamespace(typ specs.LinuxNamespaceType, nss []specs.LinuxNamespace, sandbox *specs.Spec, resolve func(typ, path string) (bool, error)) (host, known bool) {
+	ns := findNS(nss, typ)
+	switch {
+	case ns == nil:
+		// No namespace of this type: the container stays in the runtime's,
+		// which is the host's.
+		return true, true
+	case ns.Path == "":
+		return false, true
+	case sandbox != nil:
+		// containerd CRI: the container joins the sandbox's namespace by
+		// path; the sandbox lacks it when the pod uses the host's.
+		if findNS(sandbox.Linux.Namespaces, typ) == nil {
+			return true, true
+		}
+		if resolve != nil {
+			if h, err := resolve(string(typ), ns.Path); err == nil {
+				return h, true
+			}
+		}
+		return false, true
+	case resolve != nil:
+		h, err := resolve(string(typ), ns.Path)
+		if err != nil {
+			return false, false
+		}
+		return h, true
+	}
+	return false, false
+}
+
+// procNSName is the name of a namespace type under /proc/<pid>/ns.
+func procNSName(typ string) string {
+	switch typ {
+	case "network":
+		return "net"
+	case "mount":
+		return "mnt"
+	}
+	return typ
+}
+
+// HostNamespaceResolver returns a FromSpecOptions.HostNamespace that compares
+// the device and inode of the namespace path with <hostRoot>/proc/1/ns/<type>
+// (init's namespace is the host's). Both paths are read under hostRoot.
+func HostNamespaceResolver(hostRoot string) func(typ, path string) (bool, error) {
+	if hostRoot == "" {
+		hostRoot = "/"
+	}
+	return func(typ, path string) (bool, error) {
+		if !filepath.IsAbs(path) || strings.Contains(path, "\x00") {
+			return false, fmt.Errorf("%w: namespace path %q is not absolute", ErrInvalidSpec, path)
+		}
+		var a, b syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(hostRoot, path), &a); err != nil {
+			return false, fmt.Errorf("namespace %s: %w", path, err)
+		}
+		host := filepath.Join(hostRoot, "proc", "1", "ns", procNSName(typ))
+		if err := syscall.Stat(host, &b); err != nil {
+			return false, fmt.Errorf("namespace %s: %w", host, err)
+		}
+		return a.Dev == b.Dev && a.Ino == b.Ino, nil
+	}
+}
+
+
+func copyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

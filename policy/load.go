@@ -1,0 +1,445 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// File and directory names inside a policy directory.
+const (
+	MainFile   = "policy.yaml"
+	DropInDir  = "policy.d"
+	NodesDir   = "nodes"
+	DefaultDir = "/etc/patchgate"
+)
+
+// maxPolicyFileSize bounds one policy file; a policy is a few kilobytes.
+const maxPolicyFileSize = 1 << 20
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the built-in policy (the policy of the issue's example,
+// without exemptions): what patchgate enforces when it is given no policy.
+func Default() *Policy {
+	p, err := LoadBytes("<built-in default>", defaultYAML)
+	if err != nil {
+		panic("patchgate: built-in default policy is invalid: " + err.Error())
+	}
+	return p
+}
+
+// Load reads the policy at path. A file is read on its own. A directory is read
+// as policy.yaml, then every policy.d/*.yaml in lexical order, then
+// nodes/<nodeName>.yaml if it exists (nodeName empty: no overlay). Every file
+// and directory read must be owned by root (or by the user patchgate runs as)
+// and not writable by group or others, otherwise Load fails with ErrInsecure.
+// Decoding and validation problems are returned together as a
+// *ValidationError (ErrInvalid) naming file:line.
+func Load(path, nodeName string) (*Policy, error) {
+	files, err := policyFiles(path, nodeName)
+	if err != nil {
+		return nil, err
+	}
+	srcs := make([]source, 0, len(files))
+	for _, f := range files {
+		data, err := readSecure(f)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, source{name: f, data: data})
+	}
+	return load(srcs)
+}
+
+// LoadBytes decodes one policy document held in memory; name is used in error
+// messages. It applies the same checks as Load except the file permissions.
+func LoadBytes(name string, data []byte) (*Policy, error) {
+	return load([]source{{name: name, data: data}})
+}
+
+type source struct {
+	name string
+	data []byte
+}
+
+func policyFiles(path, nodeName string) ([]string, error) {
+	if nodeName != "" && (strings.ContainsAny(nodeName, "/\\\x00") || nodeName == "." || nodeName == "..") {
+		return nil, fmt.Errorf("%w: node name %q cannot name a file", ErrInvalid, nodeName)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if !fi.IsDir() {
+		return []string{path}, nil
+	}
+	if err := checkSecure(path, fi); err != nil {
+		return nil, err
+	}
+	files := []string{filepath.Join(path, MainFile)}
+	dropIns := filepath.Join(path, DropInDir)
+	if di, err := os.Stat(dropIns); err == nil && di.IsDir() {
+		if err := checkSecure(dropIns, di); err != nil {
+			return nil, err
+		}
+		entries, err := os.ReadDir(dropIns)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		for _, e := range entries { // ReadDir sorts by name
+			if strings.HasSuffix(e.Name(), ".yaml") && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(dropIns, e.Name()))
+			}
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if nodeName != "" {
+		nodes := filepath.Join(path, NodesDir)
+		overlay := filepath.Join(nodes, nodeName+".yaml")
+		if _, err := os.Stat(overlay); err == nil {
+			ni, err := os.Stat(nodes)
+			if err != nil {
+				return nil, fmt.Errorf("policy: %w", err)
+			}
+			if err := checkSecure(nodes, ni); err != nil {
+				return nil, err
+			}
+			files = append(files, overlay)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+	}
+	return files, nil
+}
+
+// checkSecure refuses a file or directory that group or others may write, or
+// that is owned by anyone but root or the current user.
+func checkSecure(name string, fi fs.FileInfo) error {
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", ErrInsecure, name, fi.Mode().Perm())
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%w: %s: cannot read the owner", ErrInsecure, name)
+	}
+	if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
+		return fmt.Errorf("%w: %s is owned by uid %d, not root", ErrInsecure, name, st.Uid)
+	}
+	return nil
+}
+
+// readSecure opens the file, checks the opened file (not the name again), and
+// reads it.
+func readSecure(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalid, name)
+	}
+	if err := checkSecure(name, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxPolicyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: %s: %w", name, err)
+	}
+	if len(data) > maxPolicyFileSize {
+		return nil, &ValidationError{Errors: []PosError{{File: name, Msg: fmt.Sprintf("larger than %d bytes", maxPolicyFileSize)}}}
+	}
+	return data, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseFile parses one file into its top-level mapping node. An empty file
+// gives nil.
+func parseFile(src source, files map[*yaml.Node]string) (*yaml.Node, []PosError) {
+	dec := yaml.NewDecoder(bytes.NewReader(src.data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, []PosError{{File: src.name, Msg: "empty policy file"}}
+		}
+		return nil, []PosError{yamlError(src.name, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, []PosError{{File: src.name, Line: extra.Line, Msg: "more than one YAML document; a policy file holds exactly one"}}
+	} else if !errors.Is(err, io.EOF) {
+		return nil, []PosError{yamlError(src.name, err)}
+	}
+	if len(doc.Content) != 1 {
+		return nil, []PosError{{File: src.name, Line: doc.Line, Msg: "empty policy file"}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, []PosError{{File: src.name, Line: root.Line, Msg: "a policy file must be a mapping (apiVersion, kind, metadata, spec)"}}
+	}
+	var mark func(n *yaml.Node)
+	mark = func(n *yaml.Node) {
+		files[n] = src.name
+		for _, c := range n.Content {
+			mark(c)
+		}
+	}
+	mark(root)
+	return root, nil
+}
+
+func yamlError(file string, err error) PosError {
+	msg := err.Error()
+	if te := (*yaml.TypeError)(nil); errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimSpace(msg)
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return PosError{File: file, Line: line, Msg: m[2]}
+	}
+	return PosError{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// mergeNodes merges src over dst (both mapping nodes of the top level or
+// below) and returns a new node; neither input is changed. Mappings merge by
+// key; scalars and lists from src replace those in dst; the list at
+// spec.exemptions is appended to instead.
+func mergeNodes(dst, src *yaml.Node, path string, files map[*yaml.Node]string) *yaml.Node {
+	if dst == nil || dst.Kind != yaml.MappingNode || src.Kind != yaml.MappingNode {
+		if path == "spec.exemptions" && dst != nil && dst.Kind == yaml.SequenceNode && src.Kind == yaml.SequenceNode {
+			out := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: src.Line, Column: src.Column}
+			files[out] = files[src]
+			out.Content = append(append(out.Content, dst.Content...), src.Content...)
+			return out
+		}
+		return src
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: src.Line, Column: src.Column}
+	files[out] = files[src]
+	out.Content = append(out.Content, dst.Content...)
+	for i := 0; i+1 < len(src.Content); i += 2 {
+		k, v := src.Content[i], src.Content[i+1]
+		found := false
+		for j := 0; j+1 < len(out.Content); j += 2 {
+			if out.Content[j].Kind == yaml.ScalarNode && k.Kind == yaml.ScalarNode && out.Content[j].Value == k.Value {
+				out.Content[j+1] = mergeNodes(out.Content[j+1], v, joinPath(path, k.Value), files)
+				found = true
+				break
+			}
+		}
+		if !found {
+			out.Content = append(out.Content, k, v)
+		}
+	}
+	return out
+}
+
+func load(srcs []source) (*Policy, error) {
+	files := map[*yaml.Node]string{}
+	var errs []PosError
+	var merged *yaml.Node
+	// Decode each file on its own first, so that a mistake in one file is
+	// reported even when a later file overrides the key.
+	for _, src := range srcs {
+		root, perrs := parseFile(src, files)
+		if len(perrs) > 0 {
+			errs = append(errs, perrs...)
+			continue
+		}
+		d := &decoder{files: files}
+		p := basePolicy()
+		d.decode(root, reflect.ValueOf(p).Elem(), "")
+		errs = append(errs, d.errs...)
+		if merged == nil {
+			merged = root
+		} else {
+			merged = mergeNodes(merged, root, "", files)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, &ValidationError{Errors: dedupe(errs)}
+	}
+	if merged == nil {
+		return nil, &ValidationError{Errors: []PosError{{File: "policy", Msg: "no policy files"}}}
+	}
+	d := &decoder{files: files}
+	p := basePolicy()
+	d.decode(merged, reflect.ValueOf(p).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, &ValidationError{Errors: dedupe(d.errs)}
+	}
+	for _, s := range srcs {
+		p.Sources = append(p.Sources, s.name)
+	}
+	p.finalize()
+	if err := p.prepare(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func dedupe(errs []PosError) []PosError {
+	seen := map[PosError]bool{}
+	out := errs[:0]
+	for _, e := range errs {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	// Keep file order (the merge order) and sort by line within a file.
+	order := map[string]int{}
+	for _, e := range out {
+		if _, ok := order[e.File]; !ok {
+			order[e.File] = len(order)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if order[out[i].File] != order[out[j].File] {
+			return order[out[i].File] < order[out[j].File]
+		}
+		return out[i].Line < out[j].Line
+	})
+	return out
+}
+
+// finalize fills in the actions that the policy left to defaults and
+// normalises names.
+func (p *Policy) finalize() {
+	s := &p.Spec
+	if s.Kernel.Action == "" {
+		s.Kernel.Action = s.DefaultAction
+	}
+	for _, r := range s.Rules.all() {
+		if r.Action == "" {
+			r.Action = s.DefaultAction
+		}
+		if r.WhenKernelBehind == "" {
+			r.WhenKernelBehind = r.Action
+		}
+	}
+	for i, c := range s.Rules.Capabilities.Allowed {
+		s.Rules.Capabilities.Allowed[i] = strings.TrimPrefix(strings.ToUpper(c), "CAP_")
+	}
+	for i, c := range s.Kernel.RequiredCVEs {
+		s.Kernel.RequiredCVEs[i] = strings.ToUpper(c)
+	}
+	if s.Kernel.Tools == nil {
+		s.Kernel.Tools = map[string]string{}
+	}
+	for _, l := range []*[]string{&s.Kernel.RequiredPatches, &s.Kernel.RequiredCVEs, &s.Remediation.Command} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	if s.Exemptions == nil {
+		s.Exemptions = []Exemption{}
+	}
+}
+
+// all returns the common part of every container rule, in registry order.
+func (r *RulesSpec) all() []*RuleSpec {
+	return []*RuleSpec{
+		&r.RunAsRoot, &r.Privileged, &r.Capabilities.RuleSpec, &r.HostNamespaces.RuleSpec,
+		&r.HostPathMounts.RuleSpec, &r.HostDevices.RuleSpec, &r.PrivilegeEscalation, &r.Seccomp,
+		&r.AppArmor, &r.Sysctls.RuleSpec, &r.ProcMount,
+	}
+}
+
+// prepare compiles the policy for Evaluate and computes its digest.
+func (p *Policy) prepare() error {
+	c, err := compile(p)
+	if err != nil {
+		return err
+	}
+	d, err := digestOf(p)
+	if err != nil {
+		return err
+	}
+	p.compiled = c
+	p.digest = d
+	return nil
+}
+
+func digestOf(p *Policy) (string, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("policy digest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// basePolicy holds the defaults every policy file is decoded over. Rule
+// actions are empty here: they default to spec.defaultAction in finalize.
+func basePolicy() *Policy {
+	return &Policy{
+		Spec: Spec{
+			DefaultAction: ActionEnforce,
+			Kernel: KernelSpec{
+				Provider:    "auto",
+				Tools:       map[string]string{},
+				MaxStateAge: Duration(10 * 60 * 1e9),
+				OnUnknown:   ActionWarn,
+			},
+			Remediation: RemediationSpec{
+				Timeout:   Duration(10 * 60 * 1e9),
+				AdmitWait: Duration(1e9),
+			},
+			Rules: RulesSpec{
+				Capabilities: CapabilitiesRule{Allowed: []string{
+					"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+					"NET_BIND_SERVICE", "NET_RAW", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+				}},
+				HostNamespaces: HostNamespacesRule{Namespaces: []string{"pid", "ipc", "network", "uts"}},
+				HostPathMounts: HostPathMountsRule{
+					Denied: []string{"/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root",
+						"/var/run/docker.sock", "/run/containerd", "/var/lib/kubelet"},
+					RuntimeDirs: []string{
+						"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
+						"/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
+						"/var/lib/containers/storage",
+						"/run/containers/storage",
+					},
+					KubeletDir: "/var/lib/kubelet",
+				},
+				HostDevices: HostDevicesRule{Allowed: []string{}},
+				Sysctls: SysctlsRule{Allowed: []string{
+					"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+					"net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range",
+				}},
+			},
+			Audit: AuditSpec{
+				Path:       "/var/log/patchgate/audit.log",
+				MaxSizeMB:  100,
+				MaxBackups: 10,
+			},
+			Hook: HookSpec{OnError: OnErrorDeny},
+		},
+	}
+}

@@ -1,0 +1,44 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Rule hostNamespaces
+//
+// Why: a container in the host's pid namespace can see and signal every
+// process on the node; in the host's network namespace it can bind host ports
+// and reach node-local services; host ipc exposes other processes' shared
+// memory; host uts lets it change the node's hostname.
+//
+// Reads: Workload.HostNamespaces, which the front end works out: a namespace
+// missing from the sandbox's spec (containerd CRI: containers join the
+// sandbox's namespaces by path), missing from the container's own spec, or a
+// namespace path whose inode is the host's (<hostRoot>/proc/1/ns/<type>).
+//
+// Allowed: none of rules.hostNamespaces.namespaces (default pid, ipc,
+// network, uts) is the host's.
+//
+// Parameters: namespaces.
+var hostNamespacesRule = containerRule{
+	id:     RuleHostNamespaces,
+	reason: "host namespaces",
+	needs:  FieldHostNamespaces,
+	check:  checkHostNamespaces,
+}
+
+func checkHostNamespaces(c *compiled, w *Workload) (string, bool) {
+	var bad []string
+	for _, ns := range w.HostNamespaces {
+		if slices.Contains(c.hostNS, ns) && !slices.Contains(bad, ns) {
+			bad = append(bad, ns)
+		}
+	}
+	if len(bad) == 0 {
+		return "", false
+	}
+	slices.Sort(bad)
+	return fmt.Sprintf("%s must not share the host's %s %s (linux.namespaces)",
+		subject(w), quoteList(bad), plural(len(bad), "namespace", "namespaces")), true
+}

@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Rule hostPathMounts
+//
+// Why: a bind mount of a sensitive host path hands the container the node:
+// /etc (users, sudoers, cron), /proc and /sys (kernel knobs), /dev, /boot,
+// /root, the container runtime's socket or state (start any container), the
+// kubelet's directory (every pod's secrets).
+//
+// Reads: mounts (destination, source, type, options) (Workload.Mounts).
+//
+// Allowed: mounts that are not bind mounts; bind mounts whose source neither
+// is, lies under, nor contains a path in rules.hostPathMounts.denied; with
+// allowReadOnly, read-only ones; the runtime's own bind mounts (/etc/hosts,
+// /etc/hostname, /etc/resolv.conf, /dev/shm with a source under one of
+// runtimeDirs); the pod's own kubelet volumes (source under
+// <kubeletDir>/pods/<pod uid>/). /var/run and /run are the same directory.
+//
+// Parameters: denied, allowReadOnly, runtimeDirs, kubeletDir.
+var hostPathMountsRule = containerRule{
+	id:     RuleHostPathMounts,
+	reason: "host path mounts",
+	needs:  FieldMounts,
+	check:  checkHostPathMounts,
+}
+
+// runtimeManagedDest are the mount destinations runtimes fill from their own
+// state directories.
+var runtimeManagedDest = [...]string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/shm"}
+
+func isBind(m *Mount) bool {
+	if m.Type == "bind" || m.Type == "rbind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// underDir reports whether p is dir or inside it (both clean).
+func underDir(p, dir string) bool {
+	if dir == "/" {
+		return true
+	}
+	return p == dir || (strings.HasPrefix(p, dir) && p[len(dir)] == '/')
+}
+
+// canonRun maps /var/run/... to /run/...: on every current distro /var/run is
+// a symlink to /run.
+func canonRun(p string) string {
+	if underDir(p, "/var/run") {
+		return "/run" + p[len("/var/run"):]
+	}
+	return p
+}
+
+func (c *compiled) runtimeManaged(m *Mount, src string, w *Workload) bool {
+	if slices.Contains(runtimeManagedDest[:], path.Clean(m.Destination)) {
+		for _, d := range c.runtimeDirs {
+			if underDir(src, canonRun(d)) && src != canonRun(d) {
+				return true
+			}
+		}
+	}
+	if c.kubeletPods != "" && w.Pod.UID != "" && !strings.ContainsAny(w.Pod.UID, "/") {
+		own := canonRun(c.kubeletPods) + w.Pod.UID
+		if underDir(src, own) && src != own {
+			return true
+		}
+	}
+	return false
+}
+
+func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
+	var bad []string
+	for i := range w.Mounts {
+		m := &w.Mounts[i]
+		if !isBind(m) || m.Source == "" {
+			continue
+		}
+		src := canonRun(path.Clean(m.Source))
+		if !path.IsAbs(src) {
+			continue
+		}
+		if c.allowReadOnly && hasOption(m.Options, "ro") {
+			continue
+		}
+		if c.runtimeManaged(m, src, w) {
+			continue
+		}
+		for _, d := range c.denied {
+			d = canonRun(d)
+			if underDir(src, d) || underDir(d, src) {
+				bad = append(bad, fmt.Sprintf("%s (from %s)", m.Destination, m.Source))
+				break
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return "", false
+	}
+	slices.Sort(bad)
+	return fmt.Sprintf("%s must not bind-mount denied host %s: %s (mounts)",
+		subject(w), plural(len(bad), "path", "paths"), strings.Join(bad, ", ")), true
+}

@@ -1,0 +1,71 @@
+package policy
+
+import "fmt"
+
+// Rule privileged
+//
+// Why: a privileged container (docker --privileged, Kubernetes
+// securityContext.privileged) has every capability, sees the host's /proc and
+// /sys unmasked and can write to sysfs: it is root on the node in all but
+// name. Runtimes do not record "privileged" in the OCI spec; it is recognised
+// by what it does to the spec.
+//
+// Reads: process.capabilities.bounding, linux.maskedPaths, the sysfs mount at
+// /sys (Workload.Capabilities, MaskedPaths, Mounts).
+//
+// Allowed: anything but all three of: a bounding set holding every capability
+// up to CAP_AUDIT_READ, no masked paths, and /sys mounted sysfs without "ro".
+// (Each part alone is judged by capabilities, procMount and hostPathMounts.)
+//
+// Parameters: none.
+var privilegedRule = containerRule{
+	id:     RulePrivileged,
+	reason: "privileged",
+	needs:  FieldPrivileged | FieldCapabilities,
+	check:  checkPrivileged,
+}
+
+func checkPrivileged(_ *compiled, w *Workload) (string, bool) {
+	if len(w.MaskedPaths) != 0 || !hasAllCapabilities(w.Capabilities.Bounding) || !writableSysfs(w.Mounts) {
+		return "", false
+	}
+	return fmt.Sprintf("%s must not be privileged (all capabilities in process.capabilities.bounding, empty linux.maskedPaths, writable sysfs at /sys)", subject(w)), true
+}
+
+func hasAllCapabilities(set []string) bool {
+	for _, want := range capabilityNames[:classicCapabilities] {
+		found := false
+		for _, c := range set {
+			if capName(c) == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// writableSysfs reports whether /sys is a sysfs mount without the ro option.
+func writableSysfs(mounts []Mount) bool {
+	w := false
+	for i := range mounts {
+		m := &mounts[i]
+		if m.Destination != "/sys" || m.Type != "sysfs" {
+			continue
+		}
+		w = !hasOption(m.Options, "ro")
+	}
+	return w
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}

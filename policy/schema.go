@@ -1,0 +1,237 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+)
+
+// APIVersion and Kind are the only values a policy file may carry in its
+// apiVersion and kind keys.
+const (
+	APIVersion = "patchgate.dev/v1alpha1"
+	Kind       = "NodePolicy"
+)
+
+// Policy is a node policy: the merged result of policy.yaml, policy.d drop-ins
+// and the node overlay, with every default filled in. Load and Default return
+// a Policy that is ready for Evaluate; treat it as read-only afterwards.
+type Policy struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+
+	// Sources lists the files the policy was merged from, in merge order.
+	// Default() has none.
+	Sources []string `json:"-"`
+
+	digest   string
+	compiled *compiled
+}
+
+// Metadata names the policy.
+type Metadata struct {
+	Name string `json:"name"`
+}
+
+// Spec is the body of a policy.
+type Spec struct {
+	// DefaultAction is the action of every rule that sets none.
+	DefaultAction Action          `json:"defaultAction"`
+	Kernel        KernelSpec      `json:"kernel"`
+	Remediation   RemediationSpec `json:"remediation"`
+	Rules         RulesSpec       `json:"rules"`
+	Exemptions    []Exemption     `json:"exemptions"`
+	Audit         AuditSpec       `json:"audit"`
+	Hook          HookSpec        `json:"hook"`
+}
+
+// KernelSpec configures the kernel rules and where kernel state comes from.
+type KernelSpec struct {
+	// Provider is auto, sysfs, kpatch, kernelcare, canonical, ksplice or klp.
+	Provider string `json:"provider"`
+	// Tools maps a provider tool name to the path to run it from.
+	Tools map[string]string `json:"tools"`
+	// RequiredPatches are live patch names that must be enabled and fully
+	// transitioned.
+	RequiredPatches []string `json:"requiredPatches"`
+	// RequiredCVEs are CVE IDs (upper case) that a provider must report fixed.
+	RequiredCVEs []string `json:"requiredCVEs"`
+	// MinimumVersion is the lowest acceptable effective kernel version,
+	// compared the distro's way. Empty: no minimum.
+	MinimumVersion         string `json:"minimumVersion"`
+	DenyWhenUpdatesPending bool   `json:"denyWhenUpdatesPending"`
+	// MaxStateAge is how old kernel state may be before it counts as unknown.
+	MaxStateAge Duration `json:"maxStateAge"`
+	// OnUnknown is the action of the kernelStateUnknown rule.
+	OnUnknown Action `json:"onUnknown"`
+	// Action is the action of kernelPatches, kernelCVEs, kernelVersion and
+	// kernelUpdatesPending.
+	Action Action `json:"action"`
+}
+
+// RemediationSpec configures starting a live-patch update before admission.
+type RemediationSpec struct {
+	Enabled bool `json:"enabled"`
+	// Command is an argv (never run through a shell). Empty: the provider's
+	// own update command.
+	Command []string `json:"command"`
+	// Timeout bounds one remediation run.
+	Timeout Duration `json:"timeout"`
+	// AdmitWait is how long an admission request waits for a running
+	// remediation before deciding on the state it has.
+	AdmitWait Duration `json:"admitWait"`
+}
+
+// RuleSpec is what every container rule accepts.
+type RuleSpec struct {
+	// Action is the rule's action; empty means spec.defaultAction.
+	Action Action `json:"action"`
+	// WhenKernelBehind is the rule's action while any kernel rule fails;
+	// empty means the same as Action.
+	WhenKernelBehind Action `json:"whenKernelBehind"`
+}
+
+// CapabilitiesRule configures the capabilities rule.
+type CapabilitiesRule struct {
+	RuleSpec
+	// Allowed are capability names without the CAP_ prefix.
+	Allowed []string `json:"allowed"`
+}
+
+// HostNamespacesRule configures the hostNamespaces rule.
+type HostNamespacesRule struct {
+	RuleSpec
+	// Namespaces are the namespace types that must not be the host's.
+	Namespaces []string `json:"namespaces"`
+}
+
+// HostPathMountsRule configures the hostPathMounts rule.
+type HostPathMountsRule struct {
+	RuleSpec
+	// Denied host paths: a bind mount whose source is one of them, inside one
+	// of them, or a parent of one of them violates the rule.
+	Denied []string `json:"denied"`
+	// AllowReadOnly admits read-only bind mounts of denied paths.
+	AllowReadOnly bool `json:"allowReadOnly"`
+	// RuntimeDirs are the container runtimes' own state directories; a bind
+	// mount from one of them onto /etc/hosts, /etc/hostname,
+	// /etc/resolv.conf or /dev/shm is the runtime's, not the user's.
+	RuntimeDirs []string `json:"runtimeDirs"`
+	// KubeletDir is the kubelet's root directory; mounts from
+	// <kubeletDir>/pods/<the pod's uid>/ are the pod's own volumes.
+	KubeletDir string `json:"kubeletDir"`
+}
+
+// HostDevicesRule configures the hostDevices rule.
+type HostDevicesRule struct {
+	RuleSpec
+	// Allowed are device paths (globs) a container may have besides the
+	// runtime's defaults.
+	Allowed []string `json:"allowed"`
+}
+
+// SysctlsRule configures the sysctls rule.
+type SysctlsRule struct {
+	RuleSpec
+	// Allowed are sysctl names (globs) that may be set.
+	Allowed []string `json:"allowed"`
+}
+
+// RulesSpec holds one entry per container rule. Kernel rules are configured
+// under spec.kernel.
+type RulesSpec struct {
+	RunAsRoot           RuleSpec           `json:"runAsRoot"`
+	Privileged          RuleSpec           `json:"privileged"`
+	Capabilities        CapabilitiesRule   `json:"capabilities"`
+	HostNamespaces      HostNamespacesRule `json:"hostNamespaces"`
+	HostPathMounts      HostPathMountsRule `json:"hostPathMounts"`
+	HostDevices         HostDevicesRule    `json:"hostDevices"`
+	PrivilegeEscalation RuleSpec           `json:"privilegeEscalation"`
+	Seccomp             RuleSpec           `json:"seccomp"`
+	AppArmor            RuleSpec           `json:"apparmor"`
+	Sysctls             SysctlsRule        `json:"sysctls"`
+	ProcMount           RuleSpec           `json:"procMount"`
+}
+
+// Exemption lifts rules for matching containers. Every matcher that is set must
+// match; within one matcher any listed value may match.
+type Exemption struct {
+	Name       string   `json:"name"`
+	Namespaces []string `json:"namespaces"`
+	// Images are globs: * matches any run of characters (including /), ?
+	// one character.
+	Images     []string          `json:"images"`
+	Containers []string          `json:"containers"`
+	PodLabels  map[string]string `json:"podLabels"`
+	// Annotation, when set, makes the exemption apply only to pods or
+	// containers that carry this annotation with the value "true". An
+	// exemption with an annotation must list the namespaces that may use it.
+	Annotation string `json:"annotation"`
+	// Rules are the rule IDs lifted; empty means every rule.
+	Rules []string `json:"rules"`
+}
+
+// AuditSpec configures the audit log.
+type AuditSpec struct {
+	Path          string `json:"path"`
+	MaxSizeMB     int    `json:"maxSizeMB"`
+	MaxBackups    int    `json:"maxBackups"`
+	RecordAllowed bool   `json:"recordAllowed"`
+	// Sync makes the writer fsync after every record.
+	Sync bool `json:"sync"`
+	// FailClosed denies a container whose audit record cannot be written.
+	FailClosed bool `json:"failClosed"`
+}
+
+// HookSpec configures the OCI runtime hook.
+type HookSpec struct {
+	// OnError is deny or allow: what the hook does when it cannot decide
+	// (policy or spec unreadable, decision service unreachable).
+	OnError string `json:"onError"`
+}
+
+// Hook.OnError values.
+const (
+	OnErrorDeny  = "deny"
+	OnErrorAllow = "allow"
+)
+
+// Duration is a time.Duration written as a Go duration string ("10m").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(fmt.Sprintf("%q", time.Duration(d).String())), nil
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return fmt.Errorf("duration must be a string such as \"10m\"")
+	}
+	v, err := time.ParseDuration(string(b[1 : len(b)-1]))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Name returns metadata.name.
+func (p *Policy) Name() string { return p.Metadata.Name }
+
+// Digest returns "sha256:<hex>" of the effective policy's canonical JSON.
+func (p *Policy) Digest() string {
+	if p.digest == "" {
+		d, _ := digestOf(p)
+		return d
+	}
+	return p.digest
+}
+
+// Ref returns the policy's name and digest.
+func (p *Policy) Ref() PolicyRef { return PolicyRef{Name: p.Name(), Digest: p.Digest()} }
