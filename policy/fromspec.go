@@ -262,7 +262,6 @@ func HostNamespaceResolver(hostRoot string) func(typ, path string) (bool, error)
 	}
 }
 
-
 func copyMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
