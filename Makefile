@@ -6,7 +6,7 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean
+.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean vmtest
 
 all: build
 
@@ -28,6 +28,10 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
+
+# Real live patches on a real kernel in a throwaway qemu guest (scripts/vmtest.sh).
+vmtest: deps
+	./scripts/vmtest.sh
 
 lint: fmt-check vet
 	./scripts/lint.sh

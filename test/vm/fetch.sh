@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Fetches the Debian bookworm kernel that `make vmtest` boots, its headers and
+# kbuild, and the upstream livepatch sample from linux-source, into a cache
+# folder, without installing anything: `apt-get download` + `dpkg-deb -x`.
+#
+#   test/vm/fetch.sh CACHE_DIR
+#
+# Prints nothing on stdout but the final "KVER=... ROOT=..." line. Re-running
+# it with a warm cache does no network or unpacking work. The kernel version is
+# what this machine's apt index resolves linux-image-amd64 to, unless
+# VMTEST_KVER (e.g. 6.1.0-56-amd64) says otherwise.
+set -euo pipefail
+
+cache=${1:?usage: fetch.sh CACHE_DIR}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+
+log() { echo "vmtest/fetch: $*" >&2; }
+
+kver=${VMTEST_KVER:-}
+if [ -z "$kver" ]; then
+  # linux-image-amd64 depends on exactly one linux-image-<abi>-amd64.
+  dep=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$dep" ]; then
+    log "apt-cache cannot resolve linux-image-amd64 (run apt-get update?)"
+    exit 3
+  fi
+  kver=${dep#linux-image-}
+fi
+abi=${kver%-amd64}                 # 6.1.0-56
+series=$(echo "$abi" | cut -d. -f1,2)   # 6.1
+
+pkgs=(
+  "linux-image-${kver}"
+  "linux-headers-${kver}"
+  "linux-headers-${abi}-common"
+  "linux-kbuild-${series}"
+  "linux-source-${series}"
+)
+
+# All five come from one source upload; download the same version of each so
+# the headers match the image.
+ver=$(apt-cache policy "linux-image-${kver}" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')
+if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
+  log "no candidate for linux-image-${kver}"
+  exit 3
+fi
+
+root="$cache/root-${kver}"
+debs="$cache/debs"
+mkdir -p "$debs"
+
+if [ ! -f "$root/.complete" ]; then
+  for p in "${pkgs[@]}"; do
+    if ! ls "$debs/${p}_"*"_"*.deb >/dev/null 2>&1; then
+      log "apt-get download ${p}=${ver}"
+      (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "${p}=${ver}" >&2) || {
+        log "apt-get download ${p}=${ver} failed"
+        exit 3
+      }
+    fi
+  done
+  rm -rf "$root.tmp"
+  mkdir -p "$root.tmp"
+  for p in "${pkgs[@]}"; do
+    deb=$(ls "$debs/${p}_"*.deb | head -n1)
+    log "dpkg-deb -x $(basename "$deb")"
+    dpkg-deb -x "$deb" "$root.tmp"
+  done
+  # The headers' Makefile includes the common headers by an absolute
+  # /usr/src path; point it at the scratch root. Its other links are relative.
+  mk="$root.tmp/usr/src/linux-headers-${kver}/Makefile"
+  sed -i "s|/usr/src/|$root/usr/src/|g" "$mk"
+  # Only the livepatch samples are needed from the 140 MB source tarball.
+  tarball=$(ls "$root.tmp/usr/src/linux-source-${series}.tar."* | head -n1)
+  log "extracting samples/livepatch from $(basename "$tarball")"
+  tar -xf "$tarball" -C "$root.tmp/usr/src" "linux-source-${series}/samples/livepatch"
+  rm -f "$tarball"
+  touch "$root.tmp/.complete"
+  rm -rf "$root"
+  mv "$root.tmp" "$root"
+fi
+
+echo "KVER=${kver} ROOT=${root}"
