@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+func init() {
+	register(command{name: "eval", summary: "evaluate an OCI spec against a policy offline", run: runEval})
+}
+
+// maxInputSize bounds the spec, sandbox spec and kernel state files.
+const maxInputSize = 16 << 20
+
+// mapFlag collects repeated key=value flags.
+type mapFlag map[string]string
+
+func (m mapFlag) String() string { return "" }
+
+func (m mapFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	m[k] = v
+	return nil
+}
+
+func runEval(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("patchgate eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		policyPath  = fs.String("policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); empty: the built-in default policy")
+		specPath    = fs.String("spec", "", "the container's OCI runtime spec (config.json); required")
+		sandboxPath = fs.String("sandbox-spec", "", "the pod sandbox's OCI runtime spec (pod sysctls, host namespaces under containerd CRI)")
+		statePath   = fs.String("kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
+		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+		output      = fs.String("o", "text", "output format: text or json")
+		nowFlag     = fs.String("now", "", "judge the kernel state's age as of this RFC 3339 time (default: now)")
+		namespace   = fs.String("namespace", "", "pod namespace, when the spec has no CRI annotations")
+		pod         = fs.String("pod", "", "pod name, when the spec has no CRI annotations")
+		podUID      = fs.String("pod-uid", "", "pod UID, when the spec has no CRI annotations")
+		container   = fs.String("container", "", "container name, when the spec has no CRI annotations")
+		image       = fs.String("image", "", "image reference, when the spec has no CRI annotations")
+		labels      = mapFlag{}
+		podAnn      = mapFlag{}
+	)
+	fs.Var(labels, "label", "pod label key=value (repeatable)")
+	fs.Var(podAnn, "pod-annotation", "pod annotation key=value (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "patchgate eval: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	if *specPath == "" {
+		fmt.Fprintln(stderr, "patchgate eval: --spec is required")
+		return exitInvalid
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "patchgate eval: -o %q: want text or json\n", *output)
+		return exitInvalid
+	}
+	now := time.Now()
+	if *nowFlag != "" {
+		t, err := time.Parse(time.RFC3339, *nowFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: --now: %v\n", err)
+			return exitInvalid
+		}
+		now = t
+	}
+
+	p, err := loadPolicy(*policyPath, *nodeName)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
+		return exitInvalid
+	}
+	spec, err := readSpec(*specPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
+		return exitInvalid
+	}
+	sb, err := readSpecOptional(*sandboxPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate eval: --sandbox-spec: %v\n", err)
+		return exitInvalid
+	}
+	var ks *policy.KernelState
+	if *statePath != "" {
+		data, err := readFile(*statePath)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: --kernel-state: %v\n", err)
+			return exitInvalid
+		}
+		if ks, err = policy.ParseKernelState(data); err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: --kernel-state %s: %v\n", *statePath, err)
+			return exitInvalid
+		}
+	}
+	w, err := policy.FromSpec(spec, sb, policy.FromSpecOptions{
+		Source:    "eval",
+		Pod:       policy.PodIdentity{Namespace: *namespace, Name: *pod, UID: *podUID, Labels: labels, Annotations: podAnn},
+		Container: policy.ContainerIdentity{Name: *container, Image: *image},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", *specPath, err)
+		return exitInvalid
+	}
+	d := policy.Evaluate(p, w, ks, now)
+	if *output == "json" {
+		b, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
+			return exitInvalid
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		writeDecision(stdout, &d, ks != nil)
+	}
+	if d.Verdict == policy.Deny {
+		return exitDenied
+	}
+	return exitOK
+}
+
+// loadPolicy loads the policy at path, or the built-in default when path is
+// empty.
+func loadPolicy(path, nodeName string) (*policy.Policy, error) {
+	if path == "" {
+		return policy.Default(), nil
+	}
+	return policy.Load(path, nodeName)
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxInputSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxInputSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxInputSize)
+	}
+	return data, nil
+}
+
+func readSpec(path string) (*specs.Spec, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := policy.ParseSpec(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func readSpecOptional(path string) (*specs.Spec, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return readSpec(path)
+}
+
+// writeDecision prints a decision for people.
+func writeDecision(w io.Writer, d *policy.Decision, haveState bool) {
+	fmt.Fprintf(w, "decision: %s\n", d.Verdict)
+	fmt.Fprintf(w, "policy: %s %s\n", d.Policy.Name, d.Policy.Digest)
+	switch {
+	case !haveState:
+		fmt.Fprintln(w, "kernel: state not given (--kernel-state), judged unknown")
+	case d.KernelBehind:
+		fmt.Fprintln(w, "kernel: behind (rules use whenKernelBehind)")
+	default:
+		fmt.Fprintln(w, "kernel: ok")
+	}
+	if len(d.Violations) == 0 {
+		fmt.Fprintln(w, "violations: none")
+	} else {
+		fmt.Fprintln(w, "violations:")
+		for _, v := range d.Violations {
+			fmt.Fprintf(w, "  %-8s %s: %s\n", v.Action, v.Rule, v.Detail)
+		}
+	}
+	if len(d.Deferred) > 0 {
+		fmt.Fprintf(w, "deferred (input not seen): %s\n", strings.Join(d.Deferred, ", "))
+	}
+	if len(d.Exemptions) > 0 {
+		fmt.Fprintf(w, "exemptions applied: %s\n", strings.Join(d.Exemptions, ", "))
+	}
+}
