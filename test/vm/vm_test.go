@@ -462,6 +462,7 @@ var dumpLine = regexp.MustCompile(`^(d [0-7]{3} \S+|f [0-7]{3} \S+ (= .*|!)|l [0
 func testDumps(t *testing.T, r *Run) {
 	want := map[string]string{ // label -> a line the snapshot must hold
 		"empty":     "d 755 sys/kernel/livepatch",
+		"loading":   "f 444 sys/kernel/livepatch/livepatch_sample/transition = 1",
 		"sample":    "f 644 sys/kernel/livepatch/livepatch_sample/enabled = 1",
 		"stacked":   "d 755 sys/kernel/livepatch/livepatch_version2/vmlinux/version_proc_show,1",
 		"disabling": "f 444 sys/kernel/livepatch/livepatch_version2/transition = 1",
