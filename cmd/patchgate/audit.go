@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/patchgate/patchgate/audit"
+)
+
+func init() {
+	register(command{name: "audit", summary: "show the audit log (blocked and flagged containers)", run: runAudit})
+}
+
+// auditSummary is the counts printed under the table (and in -o json).
+type auditSummary struct {
+	Total       int            `json:"total"`
+	ByAction    map[string]int `json:"byAction"`
+	ByRule      map[string]int `json:"byRule"`
+	ByNamespace map[string]int `json:"byNamespace"`
+}
+
+type auditProblem struct {
+	File  string `json:"file"`
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+type auditOutput struct {
+	Records  []audit.Record `json:"records"`
+	Summary  auditSummary   `json:"summary"`
+	Problems []auditProblem `json:"problems"`
+}
+
+// parseSince accepts a Go duration or a number of days ("7d").
+func parseSince(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(d, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return v, nil
+}
+
+func runAudit(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("path", audit.DefaultPath, "audit log `file` (rotated backups FILE.1, FILE.2, ... are read too)")
+	spool := fs.Bool("spool", true, "also show records still waiting in the spool")
+	since := fs.String("since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
+	action := fs.String("action", "", "only records with this action: blocked, flagged or allowed")
+	rule := fs.String("rule", "", "only records with a violation of this rule `ID`")
+	namespace := fs.String("namespace", "", "only records of pods in this namespace `NS`")
+	out := fs.String("o", "table", "output format: table or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: patchgate audit [--path FILE] [--since DURATION] [--action blocked|flagged] [--rule ID] [--namespace NS] [-o table|json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "patchgate audit: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	switch *action {
+	case "", audit.ActionBlocked, audit.ActionFlagged, audit.ActionAllowed:
+	default:
+		fmt.Fprintf(stderr, "patchgate audit: --action %q: want blocked, flagged or allowed\n", *action)
+		return exitInvalid
+	}
+	if *out != "table" && *out != "json" {
+		fmt.Fprintf(stderr, "patchgate audit: -o %q: want table or json\n", *out)
+		return exitInvalid
+	}
+	var cutoff time.Time
+	if *since != "" {
+		d, err := parseSince(*since)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate audit: --since: %v\n", err)
+			return exitInvalid
+		}
+		cutoff = time.Now().Add(-d)
+	}
+	opts := audit.ReadOptions{}
+	if *spool {
+		opts.SpoolPath = audit.SpoolPathFor(*path)
+	}
+	recs, problems, err := audit.ReadAll(context.Background(), *path, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
+		return exitInvalid
+	}
+	res := auditOutput{Records: []audit.Record{}, Problems: []auditProblem{}}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "patchgate audit: %s:%d: corrupt line skipped: %v\n", p.File, p.Line, p.Err)
+		res.Problems = append(res.Problems, auditProblem{File: p.File, Line: p.Line, Error: p.Err.Error()})
+	}
+	for _, r := range recs {
+		if keepRecord(r, cutoff, *action, *rule, *namespace) {
+			res.Records = append(res.Records, r)
+		}
+	}
+	res.Summary = summarize(res.Records)
+	if *out == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
+			return exitInvalid
+		}
+		return exitOK
+	}
+	printAuditTable(stdout, res)
+	return exitOK
+}
+
+func keepRecord(r audit.Record, cutoff time.Time, action, rule, namespace string) bool {
+	if !cutoff.IsZero() && r.Time.Before(cutoff) {
+		return false
+	}
+	if action != "" && r.Action != action {
+		return false
+	}
+	if namespace != "" && r.Pod.Namespace != namespace {
+		return false
+	}
+	if rule != "" {
+		for _, v := range r.Violations {
+			if v.Rule == rule {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func summarize(recs []audit.Record) auditSummary {
+	s := auditSummary{Total: len(recs), ByAction: map[string]int{}, ByRule: map[string]int{}, ByNamespace: map[string]int{}}
+	for _, r := range recs {
+		s.ByAction[r.Action]++
+		ns := r.Pod.Namespace
+		if ns == "" {
+			ns = "-"
+		}
+		s.ByNamespace[ns]++
+		seen := map[string]bool{}
+		for _, v := range r.Violations {
+			if !seen[v.Rule] {
+				seen[v.Rule] = true
+				s.ByRule[v.Rule]++
+			}
+		}
+	}
+	return s
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printAuditTable(w io.Writer, res auditOutput) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tSOURCE\tNAMESPACE/POD\tCONTAINER\tIMAGE\tRULES")
+	for _, r := range res.Records {
+		rules := make([]string, 0, len(r.Violations))
+		seen := map[string]bool{}
+		for _, v := range r.Violations {
+			if !seen[v.Rule] {
+				seen[v.Rule] = true
+				rules = append(rules, v.Rule)
+			}
+		}
+		pod := "-"
+		if r.Pod.Name != "" || r.Pod.Namespace != "" {
+			pod = dash(r.Pod.Namespace) + "/" + dash(r.Pod.Name)
+		}
+		ctr := dash(r.Container.Name)
+		if ctr == "-" && r.Container.ID != "" {
+			ctr = shortID(r.Container.ID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Action, r.Source,
+			pod, ctr, dash(r.Container.Image), dash(strings.Join(rules, ",")))
+	}
+	_ = tw.Flush()
+	s := res.Summary
+	fmt.Fprintf(w, "\n%d records: %d blocked, %d flagged, %d allowed", s.Total,
+		s.ByAction[audit.ActionBlocked], s.ByAction[audit.ActionFlagged], s.ByAction[audit.ActionAllowed])
+	if n := len(res.Problems); n > 0 {
+		fmt.Fprintf(w, "; %d corrupt lines skipped", n)
+	}
+	fmt.Fprintln(w)
+	printCounts(w, "BY RULE", s.ByRule)
+	printCounts(w, "BY NAMESPACE", s.ByNamespace)
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// printCounts prints counts sorted by count (descending), then by key.
+func printCounts(w io.Writer, title string, m map[string]int) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	fmt.Fprintf(w, "\n%s\n", title)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, m[k])
+	}
+	_ = tw.Flush()
+}

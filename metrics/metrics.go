@@ -1,0 +1,258 @@
+// Package metrics holds patchgate's Prometheus collectors, on a registry of
+// their own, and serves them.
+//
+//	m := metrics.New()
+//	m.ObserveDecision(source, &decision, took)   // decisions by action, rule, source; latency
+//	m.SetKernelState(state, compliant)           // compliance and state age
+//	m.ObserveRemediation(outcome)                // runs by outcome
+//	m.WatchAudit(log.Health)                     // audit writes, failures, health
+//	m.SetHookInjectionRefused(true)              // set by the NRI plugin
+//	go metrics.Serve(ctx, addr, m)               // addr "" = DefaultAddr (loopback)
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+)
+
+// DefaultAddr is the loopback address Serve listens on by default.
+const DefaultAddr = "127.0.0.1:9464"
+
+// ErrNotLoopback is returned by CheckAddr for an address that is not loopback.
+var ErrNotLoopback = errors.New("metrics address is not loopback")
+
+// Metrics is patchgate's set of collectors.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	decisions       *prometheus.CounterVec
+	decisionRules   *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	kernelCompliant prometheus.Gauge
+	remediations    *prometheus.CounterVec
+	hookRefused     prometheus.Gauge
+
+	observedAt atomic.Int64 // unix nanoseconds of the kernel state; 0 = none
+	now        func() time.Time
+
+	auditMu     sync.Mutex
+	auditHealth func() audit.Health
+}
+
+// New registers every collector on a fresh registry (plus the Go and process
+// collectors).
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), now: time.Now}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "patchgate_decisions_total",
+		Help: "Admission decisions, by action (blocked, flagged, allowed) and source (nri, hook, eval).",
+	}, []string{"action", "source"})
+	m.decisionRules = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "patchgate_decision_rules_total",
+		Help: "Rule violations in decisions, by decision action, rule ID and source.",
+	}, []string{"action", "rule", "source"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "patchgate_decision_duration_seconds",
+		Help:    "Time from receiving a container to returning the decision, by source.",
+		Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 2},
+	}, []string{"source"})
+	m.kernelCompliant = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchgate_kernel_compliant",
+		Help: "1 when the host kernel meets the policy's kernel rules, 0 when it is behind.",
+	})
+	stateAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "patchgate_kernel_state_age_seconds",
+		Help: "Seconds since the kernel live-patch state was last read (-1 before the first read).",
+	}, func() float64 {
+		at := m.observedAt.Load()
+		if at == 0 {
+			return -1
+		}
+		return m.now().Sub(time.Unix(0, at)).Seconds()
+	})
+	m.remediations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "patchgate_remediation_runs_total",
+		Help: "Live-patch remediation runs, by outcome (patched, running, failed, notNeeded).",
+	}, []string{"outcome"})
+	m.hookRefused = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchgate_hook_injection_refused",
+		Help: "1 when the runtime refuses the OCI hook injection (checks NRI cannot see are lost), else 0.",
+	})
+	m.reg.MustRegister(m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
+		m.remediations, m.hookRefused, auditCollector{m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, for tests and for adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Action returns the audit action name of a verdict.
+func Action(v policy.Verdict) string {
+	switch v {
+	case policy.Deny:
+		return audit.ActionBlocked
+	case policy.Warn:
+		return audit.ActionFlagged
+	default:
+		return audit.ActionAllowed
+	}
+}
+
+// ObserveDecision counts one decision and its rule violations and observes
+// how long it took.
+func (m *Metrics) ObserveDecision(source string, d *policy.Decision, took time.Duration) {
+	action := Action(d.Verdict)
+	m.decisions.WithLabelValues(action, source).Inc()
+	for _, v := range d.Violations {
+		m.decisionRules.WithLabelValues(action, v.Rule, source).Inc()
+	}
+	m.latency.WithLabelValues(source).Observe(took.Seconds())
+}
+
+// SetKernelState records the latest kernel state's time and whether it meets
+// the policy's kernel rules.
+func (m *Metrics) SetKernelState(k *policy.KernelState, compliant bool) {
+	if k != nil && !k.ObservedAt.IsZero() {
+		m.observedAt.Store(k.ObservedAt.UnixNano())
+	}
+	if compliant {
+		m.kernelCompliant.Set(1)
+	} else {
+		m.kernelCompliant.Set(0)
+	}
+}
+
+// ObserveRemediation counts one remediation run by its outcome.
+func (m *Metrics) ObserveRemediation(outcome string) {
+	m.remediations.WithLabelValues(outcome).Inc()
+}
+
+// SetHookInjectionRefused sets the hook-injection-refused gauge.
+func (m *Metrics) SetHookInjectionRefused(refused bool) {
+	if refused {
+		m.hookRefused.Set(1)
+	} else {
+		m.hookRefused.Set(0)
+	}
+}
+
+// WatchAudit makes the audit metrics read health (normally (*audit.Log).Health)
+// at every scrape.
+func (m *Metrics) WatchAudit(health func() audit.Health) {
+	m.auditMu.Lock()
+	m.auditHealth = health
+	m.auditMu.Unlock()
+}
+
+var (
+	auditRecordsDesc = prometheus.NewDesc("patchgate_audit_records_total",
+		"Audit records written to the log (live and from the spool).", nil, nil)
+	auditFailuresDesc = prometheus.NewDesc("patchgate_audit_write_failures_total",
+		"Audit records that could not be written to the log.", nil, nil)
+	auditHealthyDesc = prometheus.NewDesc("patchgate_audit_healthy",
+		"1 when the last audit write succeeded, else 0.", nil, nil)
+	auditSpoolDesc = prometheus.NewDesc("patchgate_audit_spool_records_total",
+		"Records found in the spool, by what happened to them (ingested, duplicate, rejected).", []string{"result"}, nil)
+)
+
+// auditCollector reads the audit Health at scrape time, so the counters are
+// exactly the log's own.
+type auditCollector struct{ m *Metrics }
+
+func (c auditCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- auditRecordsDesc
+	ch <- auditFailuresDesc
+	ch <- auditHealthyDesc
+	ch <- auditSpoolDesc
+}
+
+func (c auditCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.auditMu.Lock()
+	hf := c.m.auditHealth
+	c.m.auditMu.Unlock()
+	var h audit.Health
+	if hf != nil {
+		h = hf()
+	} else {
+		h.OK = true // no audit log watched: nothing failing
+	}
+	healthy := 0.0
+	if h.OK {
+		healthy = 1
+	}
+	ch <- prometheus.MustNewConstMetric(auditRecordsDesc, prometheus.CounterValue, float64(h.Records))
+	ch <- prometheus.MustNewConstMetric(auditFailuresDesc, prometheus.CounterValue, float64(h.Failures))
+	ch <- prometheus.MustNewConstMetric(auditHealthyDesc, prometheus.GaugeValue, healthy)
+	ch <- prometheus.MustNewConstMetric(auditSpoolDesc, prometheus.CounterValue, float64(h.SpoolIngested), "ingested")
+	ch <- prometheus.MustNewConstMetric(auditSpoolDesc, prometheus.CounterValue, float64(h.SpoolDuplicates), "duplicate")
+	ch <- prometheus.MustNewConstMetric(auditSpoolDesc, prometheus.CounterValue, float64(h.SpoolRejected), "rejected")
+}
+
+// CheckAddr returns an error wrapping ErrNotLoopback unless addr's host is a
+// loopback IP or "localhost". Front ends call it unless the operator asked
+// for a non-loopback address explicitly.
+func CheckAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("metrics address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
+}
+
+// Serve serves /metrics on addr ("" = DefaultAddr) until ctx is done. It
+// returns an error if it cannot listen; nil after a clean shutdown.
+func Serve(ctx context.Context, addr string, m *Metrics) error {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return serveListener(ctx, ln, m)
+}
+
+func serveListener(ctx context.Context, ln net.Listener, m *Metrics) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("metrics shutdown: %w", err)
+		}
+		return nil
+	}
+}
