@@ -102,11 +102,14 @@ func (c *Client) exchange(ctx context.Context, req []byte, resp any) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	if _, err := conn.Write(req); err != nil {
-		return err
-	}
+	_, werr := conn.Write(req)
+	// Read the reply even after a failed write: a daemon that refuses the
+	// peer replies and closes without reading the request.
 	line, err := bufio.NewReader(conn).ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			return werr
+		}
 		return fmt.Errorf("no reply from audit daemon: %w", err)
 	}
 	return json.Unmarshal(line, resp)

@@ -389,8 +389,21 @@ func (l *Log) rotateLocked() error {
 		l.warnLocked(fmt.Errorf("close before rotation: %w", err))
 	}
 	l.f = nil
-	for i := l.cfg.MaxBackups - 1; i >= 1; i-- {
-		err := os.Rename(backupPath(l.cfg.Path, i), backupPath(l.cfg.Path, i+1))
+	// Shift the run of backups 1..n-1 up by one; n is the first free slot,
+	// so the loop costs as many renames as there are backups.
+	n := 1
+	for ; n <= l.cfg.MaxBackups; n++ {
+		if _, err := os.Lstat(backupPath(l.cfg.Path, n)); err != nil {
+			break
+		}
+	}
+	for i := n - 1; i >= 1; i-- {
+		var err error
+		if i == l.cfg.MaxBackups {
+			err = os.Remove(backupPath(l.cfg.Path, i)) // retention: the oldest falls off
+		} else {
+			err = os.Rename(backupPath(l.cfg.Path, i), backupPath(l.cfg.Path, i+1))
+		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			_ = l.openFile()
 			return err

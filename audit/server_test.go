@@ -1,0 +1,184 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type daemon struct {
+	log    *Log
+	srv    *Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startDaemon(t testing.TB, cfg Config, socket string, opts ...ServerOption) *daemon {
+	t.Helper()
+	l := openLog(t, cfg)
+	srv, err := NewServer(l, append([]ServerOption{WithSocket(socket)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{log: l, srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { d.done <- srv.Serve(ctx) }()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *daemon) stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	<-d.done
+	d.cancel = nil
+	_ = d.log.Close()
+}
+
+func TestSocketDelivery(t *testing.T) {
+	dir := shortDir(t)
+	path, sock := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.sock")
+	startDaemon(t, Config{Path: path}, sock)
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("socket mode %v, want socket 0600", fi.Mode())
+	}
+	c, err := NewClient(WithClientSocket(sock), WithSpool(SpoolPathFor(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := blockedRecord(t, SourceHook, "api")
+	if err := c.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	// Sent twice (a retry after a lost reply): still one record.
+	if err := c.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(SpoolPathFor(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spool used although the daemon is up: %v", err)
+	}
+	if got := readAllUUIDs(t, path); got[r.UUID] != 1 || len(got) != 1 {
+		t.Fatalf("log = %v", got)
+	}
+	h, err := c.Health(context.Background())
+	if err != nil || !h.OK || h.Records != 1 || h.Path != path {
+		t.Fatalf("health over the socket: %+v %v", h, err)
+	}
+}
+
+func TestSocketRefusesOtherUIDs(t *testing.T) {
+	dir := shortDir(t)
+	path, sock := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.sock")
+	// We run as root; allow only uid 4242, so the real SO_PEERCRED check
+	// must refuse us.
+	startDaemon(t, Config{Path: path, AllowedUIDs: []uint32{4242}}, sock)
+	c, _ := NewClient(WithClientSocket(sock), WithSpool(filepath.Join(dir, "spool")))
+	var rep reply
+	if err := c.exchange(context.Background(), []byte("health\n"), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.Error != ErrPeer.Error() {
+		t.Fatalf("reply = %+v, want refusal", rep)
+	}
+	// Send falls back to the spool: the record is kept, not lost.
+	r := blockedRecord(t, SourceHook, "api")
+	if err := c.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "spool"))
+	if !strings.Contains(string(data), r.UUID) {
+		t.Fatal("refused record not spooled")
+	}
+	if got := readAllUUIDs(t, path); len(got) != 0 {
+		t.Fatalf("refused peer's record written: %v", got)
+	}
+}
+
+func TestSocketRejectsInvalidRecord(t *testing.T) {
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "audit.sock")
+	startDaemon(t, Config{Path: filepath.Join(dir, "audit.log")}, sock)
+	c, _ := NewClient(WithClientSocket(sock))
+	var rep reply
+	if err := c.exchange(context.Background(), []byte(`{"time":"2026-01-01T00:00:00Z"}`+"\n"), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || !strings.Contains(rep.Error, "invalid audit record") {
+		t.Fatalf("reply = %+v", rep)
+	}
+}
+
+func TestSpoolWhenDaemonDownThenIngested(t *testing.T) {
+	dir := shortDir(t)
+	path, sock := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.sock")
+	c, _ := NewClient(WithClientSocket(sock), WithSpool(SpoolPathFor(path)), WithTimeout(time.Second))
+	var sent []string
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				r := blockedRecord(t, SourceHook, "api")
+				if err := c.Send(context.Background(), r); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				sent = append(sent, r.UUID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	fi, err := os.Stat(SpoolPathFor(path))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spool: %v %v", fi, err)
+	}
+	d := startDaemon(t, Config{Path: path}, sock)
+	if h := d.log.Health(); h.SpoolIngested != 400 {
+		t.Fatalf("ingested %d, want 400", h.SpoolIngested)
+	}
+	got := readAllUUIDs(t, path)
+	for _, u := range sent {
+		if got[u] != 1 {
+			t.Fatalf("%s present %d times", u, got[u])
+		}
+	}
+	if _, err := os.Stat(SpoolPathFor(path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("spool still there after ingest")
+	}
+}
+
+func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
+	dir := shortDir(t)
+	sock := filepath.Join(dir, "audit.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, Config{Path: filepath.Join(dir, "audit.log")})
+	if _, err := NewServer(l, WithSocket(sock)); err == nil || !strings.Contains(err.Error(), "another process is listening") {
+		t.Fatalf("NewServer over a live socket: %v", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = ln.Close()
+	s, err := NewServer(l, WithSocket(sock))
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	_ = s.ln.Close()
+}

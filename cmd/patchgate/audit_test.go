@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+)
+
+// writeAuditFixture writes real records through audit.Log (with rotation):
+// blocked root+hostNetwork pods in "payments", flagged ones in "web", and an
+// old record; then appends a corrupt line to the current file.
+func writeAuditFixture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	l, err := audit.Open(audit.Config{Path: path, MaxSizeBytes: 3000, MaxBackups: 20, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	write := func(ns, name string, w *policy.Workload, when time.Time) {
+		w.Pod = policy.PodIdentity{Namespace: ns, Name: name + "-pod"}
+		w.Container = policy.ContainerIdentity{ID: "c-" + name, Name: name, Image: "busybox:1.36"}
+		d := policy.Evaluate(policy.Default(), w, nil, now)
+		r := audit.NewRecord(audit.SourceNRI, w, &d, nil, nil)
+		r.Time = audit.Time{Time: when}
+		if err := l.Write(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		write("payments", fmt.Sprintf("root%d", i), &policy.Workload{Seen: policy.FieldsAll, HostNamespaces: []string{"network"},
+			SeccompUnconfined: true, MaskedPaths: []string{"/proc/kcore"}}, now.Add(time.Duration(i)*time.Second))
+	}
+	for i := 0; i < 2; i++ {
+		write("web", fmt.Sprintf("web%d", i), &policy.Workload{Seen: policy.FieldUser | policy.FieldSeccomp, User: policy.User{UID: 1000},
+			SeccompUnconfined: true}, now.Add(time.Duration(10+i)*time.Second))
+	}
+	write("old", "ancient", &policy.Workload{Seen: policy.FieldUser}, now.Add(-48*time.Hour))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("{this is not a record}\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	return path
+}
+
+func TestAuditCommandTable(t *testing.T) {
+	path := writeAuditFixture(t)
+	if files, _ := audit.LogFiles(path); len(files) < 2 {
+		t.Fatalf("fixture did not rotate: %v", files)
+	}
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"audit", "--path", path}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"TIME", "payments/root0-pod", "web/web1-pod", "old/ancient-pod", "BY RULE", "BY NAMESPACE",
+		"; 1 corrupt lines skipped"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if !strings.Contains(errb.String(), path+":") || !strings.Contains(errb.String(), "corrupt line skipped") {
+		t.Errorf("corrupt line not reported with file:line: %q", errb.String())
+	}
+	// Time order: the old record comes first, root0 before web1.
+	if strings.Index(s, "ancient") > strings.Index(s, "root0") || strings.Index(s, "root0") > strings.Index(s, "web1") {
+		t.Errorf("not in time order:\n%s", s)
+	}
+}
+
+func TestAuditCommandFiltersJSON(t *testing.T) {
+	path := writeAuditFixture(t)
+	run := func(args ...string) auditOutput {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := dispatch(append([]string{"audit", "--path", path, "-o", "json"}, args...), &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		var res auditOutput
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+		return res
+	}
+	all := run()
+	if all.Summary.Total != 6 || len(all.Problems) != 1 || all.Problems[0].Line == 0 {
+		t.Fatalf("all: total %d problems %+v", all.Summary.Total, all.Problems)
+	}
+	if got := run("--namespace", "payments"); got.Summary.Total != 3 || got.Summary.ByNamespace["payments"] != 3 {
+		t.Fatalf("--namespace: %+v", got.Summary)
+	}
+	if got := run("--since", "1h"); got.Summary.Total != 5 {
+		t.Fatalf("--since 1h: %+v", got.Summary)
+	}
+	if got := run("--since", "3d"); got.Summary.Total != 6 {
+		t.Fatalf("--since 3d: %+v", got.Summary)
+	}
+	blocked := run("--action", "blocked")
+	for _, r := range blocked.Records {
+		if r.Action != "blocked" {
+			t.Fatalf("--action blocked returned %s", r.Action)
+		}
+	}
+	if blocked.Summary.Total == 0 {
+		t.Fatal("no blocked records")
+	}
+	rule := run("--rule", "hostNamespaces")
+	if rule.Summary.Total != 3 || rule.Summary.ByRule["hostNamespaces"] != 3 {
+		t.Fatalf("--rule: %+v", rule.Summary)
+	}
+}
+
+func TestAuditCommandBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"audit", "--action", "denied"}, {"audit", "-o", "yaml"}, {"audit", "--since", "yesterday"}, {"audit", "extra"},
+	} {
+		var out, errb bytes.Buffer
+		if code := dispatch(args, &out, &errb); code != exitInvalid {
+			t.Errorf("%v: exit %d, want %d", args, code, exitInvalid)
+		}
+	}
+}
+
+func TestAuditCommandMissingLog(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"audit", "--path", filepath.Join(t.TempDir(), "none.log")}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "0 records") {
+		t.Fatalf("output %q", out.String())
+	}
+}

@@ -1,0 +1,153 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+)
+
+func TestCollectors(t *testing.T) {
+	m := New()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	d := policy.Decision{Verdict: policy.Deny, Violations: []policy.Violation{
+		{Rule: "runAsRoot", Action: policy.ActionEnforce}, {Rule: "hostNamespaces", Action: policy.ActionEnforce},
+	}}
+	m.ObserveDecision("nri", &d, 30*time.Microsecond)
+	m.ObserveDecision("nri", &policy.Decision{Verdict: policy.Allow}, 10*time.Microsecond)
+	m.ObserveDecision("hook", &policy.Decision{Verdict: policy.Warn, Violations: []policy.Violation{{Rule: "seccomp"}}}, time.Millisecond)
+	m.SetKernelState(&policy.KernelState{ObservedAt: now.Add(-90 * time.Second)}, false)
+	m.ObserveRemediation("patched")
+	m.ObserveRemediation("failed")
+	m.ObserveRemediation("failed")
+	m.SetHookInjectionRefused(true)
+	m.WatchAudit(func() audit.Health {
+		return audit.Health{OK: false, Records: 7, Failures: 3, SpoolIngested: 2, SpoolDuplicates: 1}
+	})
+
+	want := `
+# HELP patchgate_decisions_total Admission decisions, by action (blocked, flagged, allowed) and source (nri, hook, eval).
+# TYPE patchgate_decisions_total counter
+patchgate_decisions_total{action="allowed",source="nri"} 1
+patchgate_decisions_total{action="blocked",source="nri"} 1
+patchgate_decisions_total{action="flagged",source="hook"} 1
+# HELP patchgate_decision_rules_total Rule violations in decisions, by decision action, rule ID and source.
+# TYPE patchgate_decision_rules_total counter
+patchgate_decision_rules_total{action="blocked",rule="hostNamespaces",source="nri"} 1
+patchgate_decision_rules_total{action="blocked",rule="runAsRoot",source="nri"} 1
+patchgate_decision_rules_total{action="flagged",rule="seccomp",source="hook"} 1
+# HELP patchgate_kernel_compliant 1 when the host kernel meets the policy's kernel rules, 0 when it is behind.
+# TYPE patchgate_kernel_compliant gauge
+patchgate_kernel_compliant 0
+# HELP patchgate_kernel_state_age_seconds Seconds since the kernel live-patch state was last read (-1 before the first read).
+# TYPE patchgate_kernel_state_age_seconds gauge
+patchgate_kernel_state_age_seconds 90
+# HELP patchgate_remediation_runs_total Live-patch remediation runs, by outcome (patched, running, failed, notNeeded).
+# TYPE patchgate_remediation_runs_total counter
+patchgate_remediation_runs_total{outcome="failed"} 2
+patchgate_remediation_runs_total{outcome="patched"} 1
+# HELP patchgate_hook_injection_refused 1 when the runtime refuses the OCI hook injection (checks NRI cannot see are lost), else 0.
+# TYPE patchgate_hook_injection_refused gauge
+patchgate_hook_injection_refused 1
+# HELP patchgate_audit_records_total Audit records written to the log (live and from the spool).
+# TYPE patchgate_audit_records_total counter
+patchgate_audit_records_total 7
+# HELP patchgate_audit_write_failures_total Audit records that could not be written to the log.
+# TYPE patchgate_audit_write_failures_total counter
+patchgate_audit_write_failures_total 3
+# HELP patchgate_audit_healthy 1 when the last audit write succeeded, else 0.
+# TYPE patchgate_audit_healthy gauge
+patchgate_audit_healthy 0
+# HELP patchgate_audit_spool_records_total Records found in the spool, by what happened to them (ingested, duplicate, rejected).
+# TYPE patchgate_audit_spool_records_total counter
+patchgate_audit_spool_records_total{result="duplicate"} 1
+patchgate_audit_spool_records_total{result="ingested"} 2
+patchgate_audit_spool_records_total{result="rejected"} 0
+`
+	names := []string{"patchgate_decisions_total", "patchgate_decision_rules_total", "patchgate_kernel_compliant",
+		"patchgate_kernel_state_age_seconds", "patchgate_remediation_runs_total", "patchgate_hook_injection_refused",
+		"patchgate_audit_records_total", "patchgate_audit_write_failures_total", "patchgate_audit_healthy",
+		"patchgate_audit_spool_records_total"}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.latency); n != 2 {
+		t.Fatalf("latency series = %d, want 2 (nri, hook)", n)
+	}
+}
+
+func TestStateAgeBeforeFirstRead(t *testing.T) {
+	m := New()
+	want := `
+# HELP patchgate_kernel_state_age_seconds Seconds since the kernel live-patch state was last read (-1 before the first read).
+# TYPE patchgate_kernel_state_age_seconds gauge
+patchgate_kernel_state_age_seconds -1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "patchgate_kernel_state_age_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:9464": true, "[::1]:9464": true, "localhost:1": true,
+		"0.0.0.0:9464": false, ":9464": false, "10.0.0.1:80": false, "nonsense": false,
+	} {
+		err := CheckAddr(addr)
+		if (err == nil) != ok {
+			t.Errorf("CheckAddr(%q) = %v", addr, err)
+		}
+		if !ok && err != nil && addr != "nonsense" && !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("CheckAddr(%q) = %v, want ErrNotLoopback", addr, err)
+		}
+	}
+}
+
+func TestServe(t *testing.T) {
+	m := New()
+	m.ObserveDecision("eval", &policy.Decision{Verdict: policy.Deny}, time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveListener(ctx, ln, m) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(string(body), `patchgate_decisions_total{action="blocked",source="eval"} 1`) {
+		t.Fatalf("scrape lacks the decision:\n%s", body)
+	}
+	if !strings.Contains(string(body), "go_goroutines") {
+		t.Fatal("Go collector missing")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after cancel: %v", err)
+	}
+}
+
+func TestServeBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := Serve(context.Background(), ln.Addr().String(), New()); err == nil {
+		t.Fatal("Serve on a busy port returned nil")
+	}
+}
