@@ -147,6 +147,8 @@ func fixtureCases(rootfs string) []fixtureCase {
 		{name: "hostNamespaces-pass-cri", about: "CRI container joining a sandbox with its own namespaces",
 			opts:    base(criContainer("default", "web", "app", "docker.io/library/nginx:1.27")),
 			sandbox: criSandbox("default", "web")},
+		{name: "hostNamespaces-deferred-cri", about: "CRI container whose namespace paths cannot be told without its sandbox spec: hostNamespaces and sysctls are deferred",
+			opts: base(criContainer("default", "web", "app", "docker.io/library/nginx:1.27"))},
 		{name: "hostPathMounts-fail", about: "bind mounts of /etc and the docker socket", opts: base(oci.WithMounts([]specs.Mount{
 			{Destination: "/host/etc", Type: "bind", Source: "/etc", Options: []string{"rbind", "rw"}},
 			{Destination: "/var/run/docker.sock", Type: "bind", Source: "/var/run/docker.sock", Options: []string{"rbind", "rw"}},

@@ -17,7 +17,8 @@ import (
 // Reads: mounts (destination, source, type, options) (Workload.Mounts).
 //
 // Allowed: mounts that are not bind mounts; bind mounts whose source neither
-// is, lies under, nor contains a path in rules.hostPathMounts.denied; with
+// is, lies under, nor contains a path in rules.hostPathMounts.denied ("/"
+// denies a mount of the root itself, which contains every other path); with
 // allowReadOnly, read-only ones; the runtime's own bind mounts (/etc/hosts,
 // /etc/hostname, /etc/resolv.conf, /dev/shm with a source under one of
 // runtimeDirs); the pod's own kubelet volumes (source under
@@ -100,7 +101,10 @@ func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
 		}
 		for _, d := range c.denied {
 			d = canonRun(d)
-			if underDir(src, d) || underDir(d, src) {
+			// The source is the denied path, lies inside it, or contains it
+			// (and so exposes it). "/" denies only a mount of the root
+			// itself, not everything.
+			if src == d || (d != "/" && underDir(src, d)) || underDir(d, src) {
 				bad = append(bad, fmt.Sprintf("%s (from %s)", m.Destination, m.Source))
 				break
 			}
