@@ -1,0 +1,270 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+)
+
+// Exit codes of `patchgate hook`: a createRuntime hook that exits non-zero
+// makes the runtime refuse the container.
+const (
+	ExitAdmit = 0
+	ExitBlock = 1
+)
+
+// How a decision was reached.
+const (
+	ByService = "service" // the node service answered
+	ByLocal   = "local"   // the service was unreachable; decided here
+	ByOnError = "onError" // could not decide; spec.hook.onError applied
+)
+
+// Config is what `patchgate hook` is given.
+type Config struct {
+	// PolicyPath and NodeName are used when deciding locally.
+	PolicyPath string
+	NodeName   string
+	// HostRoot is where the host's /proc is found for namespace checks
+	// (default "/").
+	HostRoot string
+	// Service asks the node service; nil decides locally only.
+	Service *service.Client
+	// Kernel reads the kernel state for a local decision under pol: the
+	// state file the service keeps fresh, else sysfs. It must honour ctx's
+	// deadline.
+	Kernel func(ctx context.Context, pol *policy.Policy) (*policy.KernelState, error)
+	// Audit delivers the audit record of a local decision (socket or
+	// spool) with the given UUID. nil: no audit.
+	Audit func(ctx context.Context, id string, pol *policy.Policy, w *policy.Workload, d *policy.Decision, k *policy.KernelState) error
+	// NewID returns a fresh audit record UUID.
+	NewID func() string
+	// Timeout is the whole hook's budget (default 2s).
+	Timeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Outcome is what the hook does: its exit code and its one stderr line.
+type Outcome struct {
+	Exit int
+	// Message is the single stderr line ("" when a container is admitted
+	// with nothing to say).
+	Message  string
+	By       string
+	Decision *policy.Decision
+	Workload *policy.Workload
+	// Err is why the hook could not decide (By == ByOnError).
+	Err error
+}
+
+// Run reads the state from stdin, loads the spec, and decides.
+func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HostRoot == "" {
+		cfg.HostRoot = "/"
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	st, err := ReadState(stdin)
+	if err != nil {
+		return cannotDecide(cfg, nil, err)
+	}
+	w, err := BuildWorkload(st, cfg.HostRoot)
+	if err != nil {
+		return cannotDecide(cfg, nil, err)
+	}
+	id := ""
+	if cfg.NewID != nil {
+		id = cfg.NewID()
+	}
+
+	if cfg.Service != nil {
+		resp, err := cfg.Service.Decide(ctx, &service.DecideRequest{ID: id, Workload: w})
+		switch {
+		case err == nil && resp.Error == "":
+			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
+		case err == nil:
+			// The service could not decide this one; its policy's
+			// onError applies.
+			return onError(resp.OnError, w, fmt.Errorf("node service: %s", resp.Error), "")
+		case !errors.Is(err, service.ErrUnreachable) && ctx.Err() != nil:
+			return cannotDecide(cfg, w, fmt.Errorf("node service did not answer in time: %w", err))
+		}
+		// Unreachable, or the answer was lost: decide here. The audit
+		// record keeps the same UUID, so it is written once.
+	}
+
+	pol, err := policy.Load(cfg.PolicyPath, cfg.NodeName)
+	if err != nil {
+		return onError("", w, fmt.Errorf("no policy: %w", err), "")
+	}
+	var k *policy.KernelState
+	if cfg.Kernel != nil {
+		k, err = cfg.Kernel(ctx, pol)
+		if err != nil || k == nil {
+			reason := "no kernel state"
+			if err != nil {
+				reason = err.Error()
+			}
+			k = &policy.KernelState{Unknown: []policy.UnknownPart{{Part: "all", Reason: reason}}}
+		}
+	}
+	d := policy.Evaluate(pol, w, k, cfg.Now())
+	if cfg.Audit != nil && service.ShouldRecord(pol, d) {
+		if err := cfg.Audit(ctx, id, pol, w, &d, k); err != nil && pol.Spec.Audit.FailClosed && d.Verdict != policy.Deny {
+			d = service.FailClosedDecision(d, "the audit record could not be delivered: "+err.Error())
+		}
+	}
+	return outcome(ByLocal, &d, w, pol.Name())
+}
+
+// BuildWorkload loads and judges-ready the container of state st.
+func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
+	if _, err := ClassifyBundle(st.Bundle, st.ID); err != nil {
+		return nil, err
+	}
+	spec, _, err := ReadSpec(st.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	ident := IdentityFrom(st.ID, spec.Annotations)
+	w, err := policy.FromSpec(spec, nil, policy.FromSpecOptions{
+		Source:        "hook",
+		Pod:           ident.Pod,
+		Container:     ident.Container,
+		HostNamespace: policy.HostNamespaceResolver(hostRoot),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w.Container.ID == "" {
+		w.Container.ID = st.ID
+	}
+	return w, nil
+}
+
+// cannotDecide applies spec.hook.onError when the input could not be read.
+// The policy is loaded only for its onError key; without one, deny.
+func cannotDecide(cfg Config, w *policy.Workload, why error) Outcome {
+	mode, name := "", ""
+	if pol, err := policy.Load(cfg.PolicyPath, cfg.NodeName); err == nil {
+		mode, name = pol.Spec.Hook.OnError, pol.Name()
+	}
+	return onError(mode, w, why, name)
+}
+
+func onError(mode string, w *policy.Workload, why error, policyName string) Outcome {
+	o := Outcome{By: ByOnError, Err: why, Workload: w}
+	pn := ""
+	if policyName != "" {
+		pn = fmt.Sprintf(" of policy %q", policyName)
+	}
+	if mode == policy.OnErrorAllow {
+		o.Exit = ExitAdmit
+		o.Message = oneLine(fmt.Sprintf("patchgate: warning: admitted %s without a decision because spec.hook.onError%s is allow: %v", who(w), pn, why))
+		return o
+	}
+	o.Exit = ExitBlock
+	if mode == "" {
+		pn = " (default deny; no policy could be read)"
+	} else {
+		pn += " is deny"
+	}
+	o.Message = oneLine(fmt.Sprintf("patchgate: blocked %s: cannot decide: %v; spec.hook.onError%s", who(w), why, pn))
+	return o
+}
+
+// outcome turns a decision into the exit code and the line for people.
+func outcome(by string, d *policy.Decision, w *policy.Workload, policyName string) Outcome {
+	o := Outcome{By: by, Decision: d, Workload: w}
+	if policyName == "" {
+		policyName = d.Policy.Name
+	}
+	switch d.Verdict {
+	case policy.Allow:
+		o.Exit = ExitAdmit
+	case policy.Warn:
+		o.Exit = ExitAdmit
+		o.Message = oneLine(fmt.Sprintf("patchgate: warning: %s admitted with warnings by policy %q: %s",
+			who(w), policyName, violations(d, policy.ActionWarn)))
+	default:
+		o.Exit = ExitBlock
+		o.Message = oneLine(fmt.Sprintf("patchgate: blocked %s by policy %q: %s",
+			who(w), policyName, violations(d, policy.ActionEnforce)))
+	}
+	return o
+}
+
+// Bounds on the stderr line: runtimes put it into one error string.
+const (
+	maxDetail  = 1000
+	maxMessage = 4000
+)
+
+// violations lists the violations with the given action as
+// "rules a, b: [a] detail; [b] detail", each detail cut at maxDetail.
+func violations(d *policy.Decision, action policy.Action) string {
+	var ids, parts []string
+	for _, v := range d.Violations {
+		if v.Action == action {
+			ids = append(ids, v.Rule)
+			detail := v.Detail
+			if len(detail) > maxDetail {
+				detail = detail[:maxDetail] + "…"
+			}
+			parts = append(parts, fmt.Sprintf("[%s] %s", v.Rule, detail))
+		}
+	}
+	if len(parts) == 0 {
+		return "no violation listed"
+	}
+	return "rules " + strings.Join(ids, ", ") + ": " + strings.Join(parts, "; ")
+}
+
+func who(w *policy.Workload) string {
+	if w == nil {
+		return "the container"
+	}
+	name := w.Container.Name
+	if name == "" {
+		name = w.Container.ID
+		if len(name) > 12 {
+			name = name[:12]
+		}
+	}
+	s := fmt.Sprintf("container %q", name)
+	if w.Pod.Name != "" {
+		s += fmt.Sprintf(" (pod %s/%s)", w.Pod.Namespace, w.Pod.Name)
+	}
+	return s
+}
+
+// oneLine keeps the message on one line (runtimes show stderr verbatim)
+// and at most maxMessage bytes.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\x00", "")), " ")
+	if len(s) > maxMessage {
+		s = strings.ToValidUTF8(s[:maxMessage], "") + "…"
+	}
+	return s
+}
+
+// Print writes the outcome's line to w.
+func (o Outcome) Print(w io.Writer) {
+	if o.Message != "" {
+		fmt.Fprintln(w, o.Message)
+	}
+}

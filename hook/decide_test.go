@@ -1,0 +1,165 @@
+package hook
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+const testPolicy = `apiVersion: patchgate.dev/v1alpha1
+kind: NodePolicy
+metadata: {name: hook-test}
+spec:
+  defaultAction: enforce
+  kernel: {onUnknown: warn}
+  hook: {onError: %s}
+  rules:
+    runAsRoot:           {action: %s}
+    privileged:          {action: enforce}
+    capabilities:        {action: enforce}
+    hostNamespaces:      {action: enforce}
+    hostPathMounts:
+      action: enforce
+      denied: [/etc, /proc, /sys, /dev, /boot, /root, /run/containerd, /var/lib/kubelet]
+    hostDevices:         {action: enforce}
+    procMount:           {action: enforce}
+    sysctls:             {action: enforce}
+    privilegeEscalation: {action: warn}
+    seccomp:             {action: warn}
+    apparmor:            {action: off}
+`
+
+// writePolicy writes a policy file the loader accepts (root-owned, 0644).
+func writePolicy(t *testing.T, onError, runAsRoot string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "policy.yaml")
+	body := strings.Replace(strings.Replace(testPolicy, "%s", onError, 1), "%s", runAsRoot, 1)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policy.Load(p, ""); err != nil {
+		t.Fatalf("test policy does not load: %v", err)
+	}
+	return p
+}
+
+func freshKernel(context.Context, *policy.Policy) (*policy.KernelState, error) {
+	return &policy.KernelState{Release: "6.1.0-18-amd64", Patches: []policy.Patch{}, FixedCVEs: []string{}, ObservedAt: time.Now()}, nil
+}
+
+// stateFor copies a recorded podman case into a bundle whose path follows
+// podman's convention and returns the state to feed on stdin.
+func stateFor(t *testing.T, fixture string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata/podman", fixture, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseState(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join("testdata/podman", fixture, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "vfs-containers", st.ID, "userdata")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(string(raw), st.Bundle, bundle, 1)
+}
+
+func TestRunLocalDecisions(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	for _, tc := range []struct {
+		fixture string
+		exit    int
+		rules   []string
+	}{
+		// This sandbox lacks CAP_SYS_RESOURCE, so podman's --privileged
+		// misses it and the privileged rule (all classic capabilities) does
+		// not fire; the unmasked /proc and the capabilities still block it.
+		{"privileged-pod", ExitBlock, []string{"[capabilities]", "[procMount]", "[hostDevices]", "CAP_SYS_ADMIN"}},
+		{"cap-sys-admin", ExitBlock, []string{"[capabilities]", "CAP_SYS_ADMIN"}},
+		{"pid-host", ExitBlock, []string{"[hostNamespaces]", "pid"}},
+		{"default", ExitBlock, []string{"[runAsRoot]"}},
+		{"user1000-capdrop", ExitAdmit, nil},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			cfg := Config{PolicyPath: pol, Kernel: freshKernel}
+			out := Run(context.Background(), cfg, strings.NewReader(stateFor(t, tc.fixture)))
+			if out.Exit != tc.exit {
+				t.Fatalf("exit = %d, want %d; message %q; err %v", out.Exit, tc.exit, out.Message, out.Err)
+			}
+			if out.By != ByLocal {
+				t.Errorf("by = %q, want local", out.By)
+			}
+			if tc.exit == ExitBlock {
+				if !strings.HasPrefix(out.Message, "patchgate: ") || strings.Contains(out.Message, "\n") {
+					t.Errorf("message is not one line starting with patchgate: %q", out.Message)
+				}
+				for _, want := range append(tc.rules, `policy "hook-test"`) {
+					if !strings.Contains(out.Message, want) {
+						t.Errorf("message %q lacks %q", out.Message, want)
+					}
+				}
+			} else if out.Message != "" && !strings.HasPrefix(out.Message, "patchgate: warning:") {
+				t.Errorf("admitted with message %q", out.Message)
+			}
+		})
+	}
+}
+
+func TestRunWarnPrintsOneLine(t *testing.T) {
+	pol := writePolicy(t, "deny", "warn")
+	out := Run(context.Background(), Config{PolicyPath: pol, Kernel: freshKernel}, strings.NewReader(stateFor(t, "default")))
+	if out.Exit != ExitAdmit {
+		t.Fatalf("exit %d: %s", out.Exit, out.Message)
+	}
+	if !strings.HasPrefix(out.Message, "patchgate: warning:") || !strings.Contains(out.Message, "[runAsRoot]") {
+		t.Fatalf("message %q", out.Message)
+	}
+}
+
+func TestRunCannotDecide(t *testing.T) {
+	deny := writePolicy(t, "deny", "enforce")
+	allow := writePolicy(t, "allow", "enforce")
+	missingBundle := `{"ociVersion":"1.0.2","id":"c1","status":"creating","bundle":"/nonexistent/c1"}`
+	for _, tc := range []struct {
+		name, policy, stdin string
+		exit                int
+		want                string
+	}{
+		{"garbage stdin, deny", deny, "{", ExitBlock, "spec.hook.onError of policy \"hook-test\" is deny"},
+		{"no bundle, allow", allow, missingBundle, ExitAdmit, "spec.hook.onError of policy \"hook-test\" is allow"},
+		{"no policy", "/nonexistent/policy.yaml", missingBundle, ExitBlock, "default deny"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := Run(context.Background(), Config{PolicyPath: tc.policy, Kernel: freshKernel}, strings.NewReader(tc.stdin))
+			if out.Exit != tc.exit || out.By != ByOnError {
+				t.Fatalf("exit %d by %s: %q", out.Exit, out.By, out.Message)
+			}
+			if !strings.HasPrefix(out.Message, "patchgate: ") || !strings.Contains(out.Message, tc.want) {
+				t.Fatalf("message %q lacks %q", out.Message, tc.want)
+			}
+		})
+	}
+	// A good container under a missing policy is not admitted by accident.
+	out := Run(context.Background(), Config{PolicyPath: "/nonexistent", Kernel: freshKernel}, strings.NewReader(stateFor(t, "user1000-capdrop")))
+	if out.Exit != ExitBlock || !strings.Contains(out.Message, "no policy") {
+		t.Fatalf("missing policy: exit %d %q", out.Exit, out.Message)
+	}
+}

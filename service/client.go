@@ -1,0 +1,92 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// Default paths under /run/patchgate.
+const (
+	DefaultRunDir     = "/run/patchgate"
+	DefaultSocket     = "/run/patchgate/decision.sock"
+	DefaultStatusFile = "/run/patchgate/status.json"
+)
+
+// ErrUnreachable wraps every error that means the service could not be
+// asked at all (no socket, refused, wrong owner); the caller then decides
+// locally. Any other Client error means the question may have reached the
+// service.
+var ErrUnreachable = errors.New("decision service unreachable")
+
+// Client asks the node service for decisions over its unix socket.
+type Client struct {
+	Socket string
+	// Timeout bounds one exchange (default 1s); the ctx deadline applies
+	// too.
+	Timeout time.Duration
+}
+
+// Decide sends one workload and returns the service's answer. It checks
+// that the socket's peer is root (or the caller's own user), so a socket
+// planted by someone else is never believed.
+func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideResponse, error) {
+	sock := c.Socket
+	if sock == "" {
+		sock = DefaultSocket
+	}
+	if !filepath.IsAbs(sock) {
+		return nil, fmt.Errorf("%w: socket path %q is not absolute", ErrUnreachable, sock)
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	defer conn.Close()
+	uc := conn.(*net.UnixConn)
+	cred, err := peerCred(uc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	if !uidAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
+		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	req.Version = ProtocolVersion
+	req.Seen = req.Workload.Seen
+	if err := writeMessage(conn, req); err != nil {
+		return nil, fmt.Errorf("%w: sending request: %v", ErrUnreachable, err)
+	}
+	var resp DecideResponse
+	if err := readMessage(bufio.NewReader(conn), &resp); err != nil {
+		return nil, fmt.Errorf("reading the service's answer: %w", err)
+	}
+	if resp.Version != ProtocolVersion {
+		return nil, fmt.Errorf("%w: service speaks version %d, want %d", ErrProtocol, resp.Version, ProtocolVersion)
+	}
+	if resp.Error == "" && resp.Decision == nil {
+		return nil, fmt.Errorf("%w: answer has neither decision nor error", ErrProtocol)
+	}
+	return &resp, nil
+}
+
+// Ask is a convenience for callers holding only a workload.
+func (c *Client) Ask(ctx context.Context, id string, w *policy.Workload) (*DecideResponse, error) {
+	return c.Decide(ctx, &DecideRequest{ID: id, Workload: w})
+}

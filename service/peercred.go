@@ -1,0 +1,45 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// peerCred returns the credentials of the process at the other end of a
+// unix socket (SO_PEERCRED), which the kernel fills in and the peer cannot
+// forge.
+func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *syscall.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("SO_PEERCRED: %w", serr)
+	}
+	if cred == nil {
+		return nil, errors.New("SO_PEERCRED: no credentials")
+	}
+	return cred, nil
+}
+
+// uidAllowed reports whether uid is root or one of allowed.
+func uidAllowed(uid uint32, allowed []uint32) bool {
+	if uid == 0 {
+		return true
+	}
+	for _, a := range allowed {
+		if a == uid {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,103 @@
+package service
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// ProtocolVersion is the decision socket's protocol version.
+const ProtocolVersion = 1
+
+// MaxMessageBytes bounds one request or response line on the decision
+// socket. A workload is a few KiB.
+const MaxMessageBytes = 4 << 20
+
+// ErrProtocol is wrapped by errors about malformed decision socket traffic.
+var ErrProtocol = errors.New("decision socket protocol error")
+
+// DecideRequest asks the service to judge one workload. It is one JSON
+// object on one line.
+type DecideRequest struct {
+	Version int `json:"v"`
+	// ID is the audit record's UUID. A caller that falls back to deciding
+	// locally after a lost reply sends its record with the same UUID, and
+	// the audit log keeps only one of the two.
+	ID string `json:"id"`
+	// Seen is Workload.Seen, which Workload does not marshal.
+	Seen     policy.Field     `json:"seen"`
+	Workload *policy.Workload `json:"workload"`
+}
+
+// DecideResponse is the service's answer.
+type DecideResponse struct {
+	Version  int              `json:"v"`
+	Decision *policy.Decision `json:"decision,omitempty"`
+	// Audited is set when the service wrote the audit record (or was told
+	// by policy not to write one for this decision).
+	Audited bool `json:"audited"`
+	// AuditError says why the record could not be written.
+	AuditError string `json:"auditError,omitempty"`
+	// Remediation is the remediation outcome when one was considered.
+	Remediation string `json:"remediation,omitempty"`
+	// OnError is the policy's spec.hook.onError, for a caller that cannot
+	// use the decision.
+	OnError string `json:"onError,omitempty"`
+	// Error is set when the service could not decide.
+	Error string `json:"error,omitempty"`
+}
+
+// writeMessage writes v as one JSON line.
+func writeMessage(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}
+
+// readMessage reads one JSON line of at most MaxMessageBytes into v,
+// refusing unknown keys and trailing data.
+func readMessage(r *bufio.Reader, v any) error {
+	line, err := readLine(r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data", ErrProtocol)
+	}
+	return nil
+}
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxMessageBytes {
+			return nil, fmt.Errorf("%w: message longer than %d bytes", ErrProtocol, MaxMessageBytes)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(buf) > 0:
+			return nil, fmt.Errorf("%w: message not terminated by a newline", ErrProtocol)
+		default:
+			return nil, err
+		}
+	}
+}

@@ -1,0 +1,586 @@
+// Package service is patchgate's node service: it keeps the policy (reloading
+// it when the files change, keeping the last good one when they break), the
+// kernel state (through a livepatch monitor), the audit log and its socket,
+// and answers decision requests on a root-only unix socket. `patchgate
+// serve` runs it on hosts without NRI, where the OCI hook asks it for
+// decisions; the NRI plugin runs the same Service in-process.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/metrics"
+	"github.com/patchgate/patchgate/policy"
+)
+
+// ErrConfig is wrapped by option and start-up errors.
+var ErrConfig = errors.New("invalid service configuration")
+
+// KernelMonitor is what the service needs from a livepatch monitor: a
+// snapshot without I/O, and a way to ask for a fresh reading.
+type KernelMonitor interface {
+	Snapshot() *policy.KernelState
+	Refresh()
+}
+
+// Remediator starts (or joins) a live-patch update and waits at most wait
+// for it. It returns the outcome status (patched, running, failed,
+// notNeeded) and a reason.
+type Remediator interface {
+	Remediate(ctx context.Context, wait time.Duration) (status, reason string)
+}
+
+// Service is the node service. Create it with New, then Start it.
+type Service struct {
+	policyPath   string
+	nodeName     string
+	pollInterval time.Duration
+	socketPath   string
+	statusPath   string
+	allowedUIDs  []uint32
+	auditCfg     *audit.Config
+	auditSocket  string
+	kernel       KernelMonitor
+	remediator   Remediator
+	logger       logrus.FieldLogger
+	now          func() time.Time
+	onDecision   func(source string, d policy.Decision, took time.Duration)
+	metrics      *metrics.Metrics
+	metricsAddr  string
+
+	pol       atomic.Pointer[policy.Policy]
+	polStatus atomic.Pointer[PolicyStatus]
+	hookInj   atomic.Pointer[HookInjection]
+	fprint    string
+
+	auditLog *audit.Log
+	auditSrv *audit.Server
+	recent   recentIDs
+	ln       *net.UnixListener
+	started  time.Time
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	conns   sync.WaitGroup
+	stopped chan struct{}
+	errMu   sync.Mutex
+	runErr  error
+}
+
+// Option configures a Service.
+type Option func(*Service) error
+
+// WithPolicy sets the policy file or directory (default /etc/patchgate) and
+// the node name for the nodes/<name>.yaml overlay.
+func WithPolicy(path, nodeName string) Option {
+	return func(s *Service) error {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("%w: policy path %q is not absolute", ErrConfig, path)
+		}
+		s.policyPath, s.nodeName = filepath.Clean(path), nodeName
+		return nil
+	}
+}
+
+// WithPollInterval sets how often the policy files are checked for changes
+// and the status file is rewritten (default 2s).
+func WithPollInterval(d time.Duration) Option {
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: poll interval %v", ErrConfig, d)
+		}
+		s.pollInterval = d
+		return nil
+	}
+}
+
+// WithSocket sets the decision socket (default DefaultSocket); "" runs no
+// decision socket (the NRI plugin decides in-process).
+func WithSocket(path string) Option {
+	return func(s *Service) error {
+		if path != "" && !filepath.IsAbs(path) {
+			return fmt.Errorf("%w: socket path %q is not absolute", ErrConfig, path)
+		}
+		s.socketPath = path
+		return nil
+	}
+}
+
+// WithStatusFile sets where the status JSON is written (default
+// DefaultStatusFile); "" writes none.
+func WithStatusFile(path string) Option {
+	return func(s *Service) error {
+		if path != "" && !filepath.IsAbs(path) {
+			return fmt.Errorf("%w: status path %q is not absolute", ErrConfig, path)
+		}
+		s.statusPath = path
+		return nil
+	}
+}
+
+// WithAllowedUIDs lets these uids besides root use the decision socket.
+func WithAllowedUIDs(uids ...uint32) Option {
+	return func(s *Service) error {
+		s.allowedUIDs = append(s.allowedUIDs, uids...)
+		return nil
+	}
+}
+
+// WithAudit overrides the audit log configuration that would otherwise come
+// from the policy's spec.audit, and the audit socket ("" for none; default
+// audit.DefaultSocket).
+func WithAudit(cfg audit.Config, socket string) Option {
+	return func(s *Service) error {
+		if socket != "" && !filepath.IsAbs(socket) {
+			return fmt.Errorf("%w: audit socket %q is not absolute", ErrConfig, socket)
+		}
+		c := cfg
+		s.auditCfg, s.auditSocket = &c, socket
+		return nil
+	}
+}
+
+// WithKernelMonitor sets the kernel state source. The caller runs it.
+func WithKernelMonitor(m KernelMonitor) Option {
+	return func(s *Service) error {
+		s.kernel = m
+		return nil
+	}
+}
+
+// WithRemediator enables remediation before admission (when the policy
+// enables it too).
+func WithRemediator(r Remediator) Option {
+	return func(s *Service) error {
+		s.remediator = r
+		return nil
+	}
+}
+
+// WithLogger sets the operational logger.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(s *Service) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrConfig)
+		}
+		s.logger = l
+		return nil
+	}
+}
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Service) error {
+		s.now = now
+		return nil
+	}
+}
+
+// WithDecisionObserver is called after every Admit, e.g. to count metrics.
+func WithDecisionObserver(f func(source string, d policy.Decision, took time.Duration)) Option {
+	return func(s *Service) error {
+		s.onDecision = f
+		return nil
+	}
+}
+
+// WithMetrics records decisions, kernel compliance, remediation and audit
+// health in m, and serves them on addr ("" serves nothing; the address must
+// be loopback unless the caller checked otherwise).
+func WithMetrics(m *metrics.Metrics, addr string) Option {
+	return func(s *Service) error {
+		if m == nil {
+			return fmt.Errorf("%w: nil metrics", ErrConfig)
+		}
+		if addr != "" {
+			if err := metrics.CheckAddr(addr); err != nil {
+				return fmt.Errorf("%w: %v", ErrConfig, err)
+			}
+		}
+		s.metrics, s.metricsAddr = m, addr
+		return nil
+	}
+}
+
+// New validates the options. Nothing is opened until Start.
+func New(opts ...Option) (*Service, error) {
+	s := &Service{
+		policyPath:   policy.DefaultDir,
+		pollInterval: 2 * time.Second,
+		socketPath:   DefaultSocket,
+		statusPath:   DefaultStatusFile,
+		auditSocket:  audit.DefaultSocket,
+		logger:       logrus.StandardLogger(),
+		now:          time.Now,
+		stopped:      make(chan struct{}),
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.socketPath != "" && s.socketPath == s.auditSocket {
+		return nil, fmt.Errorf("%w: decision and audit sockets are the same path", ErrConfig)
+	}
+	return s, nil
+}
+
+// Start loads the policy (a policy that does not load is an error here:
+// there is no last good one yet), opens the audit log, takes in its spool,
+// listens on the sockets, and starts the watcher. It returns once the
+// sockets accept connections. Stop it by cancelling ctx or calling Close.
+func (s *Service) Start(ctx context.Context) error {
+	pol, fp, err := s.loadPolicy()
+	if err != nil {
+		return fmt.Errorf("loading policy: %w", err)
+	}
+	s.setPolicy(pol, fp)
+	s.started = s.now()
+
+	cfg := s.auditConfig(pol)
+	lg, err := audit.Open(cfg)
+	if err != nil {
+		return fmt.Errorf("opening audit log: %w", err)
+	}
+	s.auditLog = lg
+	if st, err := lg.IngestSpool(ctx); err != nil {
+		s.logger.WithError(err).Error("audit spool not taken in at start")
+	} else {
+		s.logger.WithField("spool", fmt.Sprintf("%+v", st)).Debug("audit spool taken in")
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	if s.auditSocket != "" {
+		srv, err := audit.NewServer(lg, audit.WithSocket(s.auditSocket))
+		if err != nil {
+			cancel()
+			_ = lg.Close()
+			return fmt.Errorf("audit socket: %w", err)
+		}
+		s.auditSrv = srv
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.Serve(ctx); err != nil {
+				s.setErr(err)
+				s.logger.WithError(err).Error("audit socket stopped")
+			}
+		}()
+	}
+	if s.socketPath != "" {
+		ln, err := listenUnix(s.socketPath)
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			_ = lg.Close()
+			return fmt.Errorf("decision socket: %w", err)
+		}
+		s.ln = ln
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(ctx)
+		}()
+	}
+	if s.metrics != nil {
+		s.metrics.WatchAudit(lg.Health)
+		s.updateKernelMetrics()
+		if s.metricsAddr != "" {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := metrics.Serve(ctx, s.metricsAddr, s.metrics); err != nil {
+					s.setErr(err)
+					s.logger.WithError(err).Error("metrics endpoint stopped")
+				}
+			}()
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watch(ctx)
+	}()
+	s.writeStatus()
+	go func() {
+		<-ctx.Done()
+		s.shutdown()
+	}()
+	s.logger.WithFields(logrus.Fields{
+		"policy": pol.Name(), "digest": pol.Digest(), "socket": s.socketPath,
+		"audit_log": cfg.Path, "audit_socket": s.auditSocket,
+	}).Info("patchgate service started")
+	return nil
+}
+
+// Done is closed when the service has shut down.
+func (s *Service) Done() <-chan struct{} { return s.stopped }
+
+// Err returns the first error a background part stopped with.
+func (s *Service) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.runErr
+}
+
+func (s *Service) setErr(err error) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	if s.runErr == nil {
+		s.runErr = err
+	}
+}
+
+// Close stops the service and waits until it has: the sockets are closed
+// and removed, requests in flight are answered, the audit spool is taken in
+// a last time and the log is closed.
+func (s *Service) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.stopped
+	}
+	return s.Err()
+}
+
+func (s *Service) shutdown() {
+	if s.ln != nil {
+		_ = s.ln.Close() // unlinks the socket
+	}
+	s.wg.Wait()
+	s.conns.Wait()
+	if s.auditLog != nil {
+		if err := s.auditLog.Close(); err != nil {
+			s.logger.WithError(err).Error("closing audit log")
+		}
+	}
+	if s.statusPath != "" {
+		if err := os.Remove(s.statusPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.logger.WithError(err).Warn("removing status file")
+		}
+	}
+	s.logger.Info("patchgate service stopped")
+	close(s.stopped)
+}
+
+// Policy returns the policy in force (never nil once started).
+func (s *Service) Policy() *policy.Policy { return s.pol.Load() }
+
+// Kernel returns the latest kernel state snapshot without I/O. Without a
+// monitor the state is unknown.
+func (s *Service) Kernel() *policy.KernelState {
+	if s.kernel != nil {
+		if k := s.kernel.Snapshot(); k != nil {
+			return k
+		}
+	}
+	return &policy.KernelState{Unknown: []policy.UnknownPart{{Part: "all", Reason: "kernel state not read yet"}}}
+}
+
+// AuditLog returns the audit log the service owns (nil before Start).
+func (s *Service) AuditLog() *audit.Log { return s.auditLog }
+
+// Remediator returns the remediator given with WithRemediator, or nil.
+func (s *Service) Remediator() Remediator { return s.remediator }
+
+// Decide evaluates w against the current policy and kernel snapshot: pure,
+// no audit, no remediation.
+func (s *Service) Decide(w *policy.Workload) policy.Decision {
+	return policy.Evaluate(s.Policy(), w, s.Kernel(), s.now())
+}
+
+// Result is the outcome of Admit.
+type Result struct {
+	Decision    policy.Decision
+	Kernel      *policy.KernelState
+	Remediation *audit.Remediation
+	// Audited is set when the record was written, or when the policy does
+	// not ask for one for this decision.
+	Audited  bool
+	AuditErr error
+}
+
+// AdmitOptions carry what the front end knows about the request.
+type AdmitOptions struct {
+	// Source is the front end: audit.SourceHook or audit.SourceNRI.
+	Source string
+	// AuditID is the record's UUID ("" for a new one).
+	AuditID string
+}
+
+// Admit is the whole decision for one container: evaluate; when the kernel
+// is behind and the policy enables remediation, start it and wait at most
+// remediation.admitWait, then evaluate again on the fresh state; write the
+// audit record; and deny when the record cannot be written and the policy
+// says audit.failClosed.
+func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions) Result {
+	start := s.now()
+	pol := s.Policy()
+	k := s.Kernel()
+	d := policy.Evaluate(pol, w, k, s.now())
+	var rem *audit.Remediation
+	if d.KernelBehind && pol.Spec.Remediation.Enabled && s.remediator != nil {
+		status, reason := s.remediator.Remediate(ctx, pol.Spec.Remediation.AdmitWait.D())
+		rem = &audit.Remediation{Started: true, Outcome: status, Reason: reason}
+		if s.metrics != nil {
+			s.metrics.ObserveRemediation(status)
+		}
+		if status == "patched" {
+			if s.kernel != nil {
+				s.kernel.Refresh()
+			}
+			k = s.Kernel()
+			d = policy.Evaluate(pol, w, k, s.now())
+		}
+	}
+	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}
+	if ShouldRecord(pol, d) {
+		rec := audit.NewRecord(o.Source, w, &d, k, rem)
+		if o.AuditID != "" {
+			rec.UUID = o.AuditID
+		}
+		// A caller that resends a request after losing the answer gets the
+		// same answer and no second record.
+		if o.AuditID == "" || s.recent.add(o.AuditID) {
+			if err := s.auditLog.Write(ctx, rec); err != nil {
+				res.Audited, res.AuditErr = false, err
+				s.recent.remove(o.AuditID)
+			}
+		}
+	}
+	if pol.Spec.Audit.FailClosed && (res.AuditErr != nil || s.auditLog.Health().Blocks()) && d.Verdict != policy.Deny {
+		why := "the audit log cannot be written"
+		if res.AuditErr != nil {
+			why += ": " + res.AuditErr.Error()
+		}
+		res.Decision = FailClosedDecision(d, why)
+	}
+	took := s.now().Sub(start)
+	if s.metrics != nil {
+		s.metrics.ObserveDecision(o.Source, &res.Decision, took)
+	}
+	if s.onDecision != nil {
+		s.onDecision(o.Source, res.Decision, took)
+	}
+	return res
+}
+
+// ShouldRecord reports whether d gets an audit record under pol: every
+// blocked or flagged container, every decision with violations (rules in
+// audit mode), and with audit.recordAllowed every decision.
+func ShouldRecord(pol *policy.Policy, d policy.Decision) bool {
+	return d.Verdict != policy.Allow || len(d.Violations) > 0 || pol.Spec.Audit.RecordAllowed
+}
+
+// FailClosedDecision turns d into a denial because auditing is impossible
+// and the policy sets audit.failClosed.
+func FailClosedDecision(d policy.Decision, why string) policy.Decision {
+	d.Verdict = policy.Deny
+	d.Violations = append(append([]policy.Violation(nil), d.Violations...), policy.Violation{
+		Rule: "auditFailClosed", Action: policy.ActionEnforce, Reason: "audit unavailable",
+		Detail: why + " and spec.audit.failClosed is true",
+	})
+	return d
+}
+
+// auditConfig maps spec.audit onto audit.Config unless WithAudit overrode it.
+func (s *Service) auditConfig(pol *policy.Policy) audit.Config {
+	if s.auditCfg != nil {
+		return *s.auditCfg
+	}
+	a := pol.Spec.Audit
+	return audit.Config{
+		Path:          a.Path,
+		MaxSizeBytes:  int64(a.MaxSizeMB) << 20,
+		MaxBackups:    a.MaxBackups,
+		RecordAllowed: a.RecordAllowed,
+		Sync:          a.Sync,
+		FailClosed:    a.FailClosed,
+		Logger:        s.logger,
+	}
+}
+
+// HookInjection is the NRI plugin's report on injecting the OCI hook.
+type HookInjection struct {
+	// Status is "injected", "refused" (the runtime's validator rejects OCI
+	// hook adjustments) or "disabled".
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// SetHookInjection records the hook injection status for the status file
+// (`patchgate check` shows it).
+func (s *Service) SetHookInjection(h HookInjection) {
+	s.hookInj.Store(&h)
+	if s.metrics != nil {
+		s.metrics.SetHookInjectionRefused(h.Status == "refused")
+	}
+	s.writeStatus()
+}
+
+func trimErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.TrimSpace(err.Error())
+}
+
+// updateKernelMetrics publishes the kernel snapshot and whether it complies
+// with the policy's kernel rules.
+func (s *Service) updateKernelMetrics() {
+	if s.metrics == nil {
+		return
+	}
+	k := s.Kernel()
+	_, behind := policy.EvaluateKernel(s.Policy(), k, s.now())
+	s.metrics.SetKernelState(k, !behind)
+}
+
+// recentIDs remembers the last recentLimit audit IDs the service wrote.
+type recentIDs struct {
+	mu   sync.Mutex
+	set  map[string]bool
+	ring []string
+	next int
+}
+
+const recentLimit = 4096
+
+// add records id and reports whether it was new.
+func (r *recentIDs) add(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil {
+		r.set = make(map[string]bool, recentLimit)
+		r.ring = make([]string, recentLimit)
+	}
+	if r.set[id] {
+		return false
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % recentLimit
+	r.set[id] = true
+	return true
+}
+
+// remove forgets id (its record was not written after all).
+func (r *recentIDs) remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.set, id)
+}

@@ -1,0 +1,155 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+)
+
+// requestTimeout bounds reading one request and writing its answer.
+const requestTimeout = 10 * time.Second
+
+// ErrInUse is returned when another live process serves the socket path.
+var ErrInUse = errors.New("socket in use by a running service")
+
+// listenUnix listens on path, mode 0600. A socket left behind by a service
+// that died is removed first; a socket that still answers is left alone
+// and refused; anything that is not a socket is never removed.
+func listenUnix(path string) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket; not removing it", path)
+		}
+		c, derr := net.DialTimeout("unix", path, 200*time.Millisecond)
+		if derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrInUse, path)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	return ln, nil
+}
+
+// serve accepts decision requests until ctx is done.
+func (s *Service) serve(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		_ = s.ln.Close()
+	}()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.setErr(fmt.Errorf("decision socket accept: %w", err))
+				s.logger.WithError(err).Error("decision socket stopped")
+			}
+			return
+		}
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			s.handle(ctx, c)
+		}()
+	}
+}
+
+// handle answers the requests on one connection.
+func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
+	defer c.Close()
+	cred, err := peerCred(c)
+	if err != nil || !uidAllowed(cred.Uid, s.allowedUIDs) {
+		uid := int64(-1)
+		if cred != nil {
+			uid = int64(cred.Uid)
+		}
+		s.logger.WithField("peer_uid", uid).WithError(err).Warn("decision socket: peer refused")
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = writeMessage(c, DecideResponse{Version: ProtocolVersion, Error: "peer not allowed"})
+		return
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	for ctx.Err() == nil {
+		_ = c.SetDeadline(time.Now().Add(requestTimeout))
+		var req DecideRequest
+		if err := readMessage(br, &req); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) && !isEOF(err) {
+				s.logger.WithError(err).Warn("decision socket: bad request")
+				_ = writeMessage(c, DecideResponse{Version: ProtocolVersion, Error: err.Error(), OnError: s.Policy().Spec.Hook.OnError})
+			}
+			return
+		}
+		resp := s.answer(ctx, &req, cred)
+		if err := writeMessage(c, resp); err != nil {
+			return
+		}
+	}
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || err.Error() == "EOF"
+}
+
+func (s *Service) answer(ctx context.Context, req *DecideRequest, cred *syscall.Ucred) DecideResponse {
+	pol := s.Policy()
+	resp := DecideResponse{Version: ProtocolVersion, OnError: pol.Spec.Hook.OnError}
+	switch {
+	case req.Version != ProtocolVersion:
+		resp.Error = fmt.Sprintf("protocol version %d not supported (want %d)", req.Version, ProtocolVersion)
+		return resp
+	case req.Workload == nil:
+		resp.Error = "request has no workload"
+		return resp
+	}
+	w := req.Workload
+	w.Seen = req.Seen
+	if w.Source == "" {
+		w.Source = audit.SourceHook
+	}
+	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID})
+	resp.Decision = &res.Decision
+	resp.Audited = res.Audited
+	if res.AuditErr != nil {
+		resp.AuditError = res.AuditErr.Error()
+	}
+	if res.Remediation != nil {
+		resp.Remediation = res.Remediation.Outcome
+	}
+	s.logger.WithFields(logrus.Fields{
+		"peer_pid": cred.Pid, "pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name,
+		"container_id": w.Container.ID, "decision": res.Decision.Verdict, "rules": ruleIDs(res.Decision),
+	}).Debug("decision")
+	return resp
+}
+
+func ruleIDs(d policy.Decision) []string {
+	var ids []string
+	for _, v := range d.Violations {
+		ids = append(ids, v.Rule)
+	}
+	return ids
+}

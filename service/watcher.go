@@ -1,0 +1,125 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// PolicyStatus is the policy watcher's state, for the status file.
+type PolicyStatus struct {
+	Name     string    `json:"name"`
+	Digest   string    `json:"digest"`
+	Sources  []string  `json:"sources,omitempty"`
+	LoadedAt time.Time `json:"loadedAt"`
+	// Error is the last reload's error (file:line); the policy above stays
+	// in force while it is set.
+	Error     string    `json:"error,omitempty"`
+	ErrorAt   time.Time `json:"errorAt,omitzero"`
+	LastCheck time.Time `json:"lastCheck"`
+}
+
+// loadPolicy loads the policy and returns it with the fingerprint of the
+// files it was read from.
+func (s *Service) loadPolicy() (*policy.Policy, string, error) {
+	fp := fingerprint(s.policyPath, s.nodeName)
+	pol, err := policy.Load(s.policyPath, s.nodeName)
+	if err != nil {
+		return nil, fp, err
+	}
+	return pol, fp, nil
+}
+
+func (s *Service) setPolicy(pol *policy.Policy, fp string) {
+	s.pol.Store(pol)
+	s.fprint = fp
+	now := s.now()
+	s.polStatus.Store(&PolicyStatus{
+		Name: pol.Name(), Digest: pol.Digest(), Sources: pol.Sources, LoadedAt: now, LastCheck: now,
+	})
+}
+
+// watch polls the policy files every pollInterval. A change triggers a
+// reload; a reload that fails is logged with its file:line error and the
+// last good policy stays in force. It also rewrites the status file.
+func (s *Service) watch(ctx context.Context) {
+	t := time.NewTicker(s.pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.checkPolicy()
+		s.updateKernelMetrics()
+		s.writeStatus()
+	}
+}
+
+// checkPolicy reloads the policy when its files changed. It is called only
+// from the watcher goroutine (and tests).
+func (s *Service) checkPolicy() {
+	fp := fingerprint(s.policyPath, s.nodeName)
+	st := *s.polStatus.Load()
+	st.LastCheck = s.now()
+	if fp == s.fprint {
+		s.polStatus.Store(&st)
+		return
+	}
+	s.fprint = fp
+	pol, err := policy.Load(s.policyPath, s.nodeName)
+	if err != nil {
+		st.Error, st.ErrorAt = trimErr(err), s.now()
+		s.polStatus.Store(&st)
+		s.logger.WithFields(logrus.Fields{"policy_path": s.policyPath, "in_force": st.Name, "digest": st.Digest}).
+			WithError(err).Error("policy reload failed; the last good policy stays in force")
+		return
+	}
+	old := s.pol.Load()
+	s.setPolicy(pol, fp)
+	if old == nil || old.Digest() != pol.Digest() {
+		s.logger.WithFields(logrus.Fields{"policy": pol.Name(), "digest": pol.Digest(), "sources": pol.Sources}).
+			Info("policy reloaded")
+	}
+}
+
+// fingerprint summarises every file and directory the policy at path could
+// be read from: name, inode, size, mtime, mode and owner. A ConfigMap
+// update (an atomic symlink swap) or a chmod changes it.
+func fingerprint(path, nodeName string) string {
+	var names []string
+	names = append(names, path)
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		names = append(names,
+			filepath.Join(path, policy.MainFile),
+			filepath.Join(path, policy.DropInDir))
+		if m, err := filepath.Glob(filepath.Join(path, policy.DropInDir, "*")); err == nil {
+			sort.Strings(m)
+			names = append(names, m...)
+		}
+		if nodeName != "" {
+			names = append(names, filepath.Join(path, policy.NodesDir), filepath.Join(path, policy.NodesDir, nodeName+".yaml"))
+		}
+	}
+	h := sha256.New()
+	for _, n := range names {
+		var st syscall.Stat_t
+		if err := syscall.Stat(n, &st); err != nil {
+			fmt.Fprintf(h, "%s\x00missing\x00", n)
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d.%d\x00%o\x00%d\x00%d\x00", n, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Mode, st.Uid, st.Gid)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
