@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
-	"github.com/patchgate/patchgate/service"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 // Exit codes of `patchgate hook`: a createRuntime hook that exits non-zero
@@ -35,7 +36,7 @@ type Config struct {
 	// (default "/").
 	HostRoot string
 	// Service asks the node service; nil decides locally only.
-	Service *service.Client
+	Service *decision.Client
 	// Kernel reads the kernel state for a local decision under pol: the
 	// state file the service keeps fresh, else sysfs. It must honour ctx's
 	// deadline.
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	}
 
 	if cfg.Service != nil {
-		resp, err := cfg.Service.Decide(ctx, &service.DecideRequest{ID: id, Workload: w})
+		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w})
 		switch {
 		case err == nil && resp.Error == "":
 			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
@@ -100,7 +101,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 			// The service could not decide this one; its policy's
 			// onError applies.
 			return onError(resp.OnError, w, fmt.Errorf("node service: %s", resp.Error), "")
-		case !errors.Is(err, service.ErrUnreachable) && ctx.Err() != nil:
+		case !errors.Is(err, decision.ErrUnreachable) && ctx.Err() != nil:
 			return cannotDecide(cfg, w, fmt.Errorf("node service did not answer in time: %w", err))
 		}
 		// Unreachable, or the answer was lost: decide here. The audit
@@ -123,9 +124,9 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		}
 	}
 	d := policy.Evaluate(pol, w, k, cfg.Now())
-	if cfg.Audit != nil && service.ShouldRecord(pol, d) {
+	if cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		if err := cfg.Audit(ctx, id, pol, w, &d, k); err != nil && pol.Spec.Audit.FailClosed && d.Verdict != policy.Deny {
-			d = service.FailClosedDecision(d, "the audit record could not be delivered: "+err.Error())
+			d = decision.FailClosed(d, "the audit record could not be delivered: "+err.Error())
 		}
 	}
 	return outcome(ByLocal, &d, w, pol.Name())

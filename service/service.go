@@ -23,6 +23,7 @@ import (
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 // ErrConfig is wrapped by option and start-up errors.
@@ -446,7 +447,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		}
 	}
 	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}
-	if ShouldRecord(pol, d) {
+	if audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		rec := audit.NewRecord(o.Source, w, &d, k, rem)
 		if o.AuditID != "" {
 			rec.UUID = o.AuditID
@@ -465,7 +466,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		if res.AuditErr != nil {
 			why += ": " + res.AuditErr.Error()
 		}
-		res.Decision = FailClosedDecision(d, why)
+		res.Decision = decision.FailClosed(d, why)
 	}
 	took := s.now().Sub(start)
 	if s.metrics != nil {
@@ -475,24 +476,6 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		s.onDecision(o.Source, res.Decision, took)
 	}
 	return res
-}
-
-// ShouldRecord reports whether d gets an audit record under pol: every
-// blocked or flagged container, every decision with violations (rules in
-// audit mode), and with audit.recordAllowed every decision.
-func ShouldRecord(pol *policy.Policy, d policy.Decision) bool {
-	return d.Verdict != policy.Allow || len(d.Violations) > 0 || pol.Spec.Audit.RecordAllowed
-}
-
-// FailClosedDecision turns d into a denial because auditing is impossible
-// and the policy sets audit.failClosed.
-func FailClosedDecision(d policy.Decision, why string) policy.Decision {
-	d.Verdict = policy.Deny
-	d.Violations = append(append([]policy.Violation(nil), d.Violations...), policy.Violation{
-		Rule: "auditFailClosed", Action: policy.ActionEnforce, Reason: "audit unavailable",
-		Detail: why + " and spec.audit.failClosed is true",
-	})
-	return d
 }
 
 // auditConfig maps spec.audit onto audit.Config unless WithAudit overrode it.
@@ -584,3 +567,10 @@ func (r *recentIDs) remove(id string) {
 	defer r.mu.Unlock()
 	delete(r.set, id)
 }
+
+// Default paths under /run/patchgate.
+const (
+	DefaultRunDir     = "/run/patchgate"
+	DefaultSocket     = decision.DefaultSocket
+	DefaultStatusFile = "/run/patchgate/status.json"
+)

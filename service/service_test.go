@@ -19,6 +19,7 @@ import (
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 const basePolicy = `apiVersion: patchgate.dev/v1alpha1
@@ -153,7 +154,7 @@ func TestDecideOverSocketAuditsOnce(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket mode %v, want socket 0600", fi.Mode())
 	}
-	c := &Client{Socket: e.socket}
+	c := &decision.Client{Socket: e.socket}
 	id := audit.NewUUID()
 	resp, err := c.Ask(context.Background(), id, rootWorkload("c1"))
 	if err != nil {
@@ -224,7 +225,7 @@ func TestBadRequestsAnswered(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: no answer: %v", tc.in, err)
 		}
-		var resp DecideResponse
+		var resp decision.DecideResponse
 		if err := json.Unmarshal([]byte(line), &resp); err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +251,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 		t.Fatalf("stale socket not left behind: %v", err)
 	}
 	e.start(t)
-	if _, err := (&Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1")); err != nil {
+	if _, err := (&decision.Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1")); err != nil {
 		t.Fatalf("service on a stale socket path: %v", err)
 	}
 }
@@ -267,7 +268,7 @@ func TestLiveSocketIsNotStolen(t *testing.T) {
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second service on a live socket: %v, want ErrInUse", err)
 	}
-	if _, err := (&Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1")); err != nil {
+	if _, err := (&decision.Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1")); err != nil {
 		t.Fatalf("first service lost its socket: %v", err)
 	}
 }
@@ -316,7 +317,7 @@ func TestPolicyReload(t *testing.T) {
 		t.Fatal("broken policy not logged")
 	}
 	// Decisions still use the last good policy.
-	resp, err := (&Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1"))
+	resp, err := (&decision.Client{Socket: e.socket}).Ask(context.Background(), "", rootWorkload("c1"))
 	if err != nil || resp.Decision.Policy.Name != "first" {
 		t.Fatalf("decision under broken edit: %+v %v", resp, err)
 	}
@@ -433,10 +434,10 @@ func TestPeerHelper(t *testing.T) {
 		t.Fatalf("dial as uid %d: %v", os.Getuid(), err)
 	}
 	defer conn.Close()
-	b, _ := json.Marshal(DecideRequest{Version: ProtocolVersion, Workload: rootWorkload("evil")})
+	b, _ := json.Marshal(decision.DecideRequest{Version: decision.ProtocolVersion, Workload: rootWorkload("evil")})
 	_, _ = conn.Write(append(b, '\n'))
-	var resp DecideResponse
-	if err := readMessage(bufio.NewReader(conn), &resp); err != nil {
+	var resp decision.DecideResponse
+	if err := decision.ReadMessage(bufio.NewReader(conn), &resp); err != nil {
 		t.Fatal(err)
 	}
 	if resp.Decision != nil {
@@ -447,15 +448,15 @@ func TestPeerHelper(t *testing.T) {
 
 func TestClientRefusesNonRootServer(t *testing.T) {
 	// uidAllowed is the check the client applies to the server's peer uid.
-	if uidAllowed(1234, []uint32{0}) || !uidAllowed(0, nil) || !uidAllowed(7, []uint32{7}) {
+	if decision.UIDAllowed(1234, []uint32{0}) || !decision.UIDAllowed(0, nil) || !decision.UIDAllowed(7, []uint32{7}) {
 		t.Fatal("uidAllowed")
 	}
-	_, err := (&Client{Socket: filepath.Join(t.TempDir(), "none.sock")}).Ask(context.Background(), "", rootWorkload("x"))
-	if !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("missing socket: %v, want ErrUnreachable", err)
+	_, err := (&decision.Client{Socket: filepath.Join(t.TempDir(), "none.sock")}).Ask(context.Background(), "", rootWorkload("x"))
+	if !errors.Is(err, decision.ErrUnreachable) {
+		t.Fatalf("missing socket: %v, want decision.ErrUnreachable", err)
 	}
-	_, err = (&Client{Socket: "relative.sock"}).Ask(context.Background(), "", rootWorkload("x"))
-	if !errors.Is(err, ErrUnreachable) {
+	_, err = (&decision.Client{Socket: "relative.sock"}).Ask(context.Background(), "", rootWorkload("x"))
+	if !errors.Is(err, decision.ErrUnreachable) {
 		t.Fatalf("relative socket: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 // requestTimeout bounds reading one request and writing its answer.
@@ -81,30 +82,30 @@ func (s *Service) serve(ctx context.Context) {
 // handle answers the requests on one connection.
 func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
-	cred, err := peerCred(c)
-	if err != nil || !uidAllowed(cred.Uid, s.allowedUIDs) {
+	cred, err := decision.PeerCred(c)
+	if err != nil || !decision.UIDAllowed(cred.Uid, s.allowedUIDs) {
 		uid := int64(-1)
 		if cred != nil {
 			uid = int64(cred.Uid)
 		}
 		s.logger.WithField("peer_uid", uid).WithError(err).Warn("decision socket: peer refused")
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_ = writeMessage(c, DecideResponse{Version: ProtocolVersion, Error: "peer not allowed"})
+		_ = decision.WriteMessage(c, decision.DecideResponse{Version: decision.ProtocolVersion, Error: "peer not allowed"})
 		return
 	}
 	br := bufio.NewReaderSize(c, 64<<10)
 	for ctx.Err() == nil {
 		_ = c.SetDeadline(time.Now().Add(requestTimeout))
-		var req DecideRequest
-		if err := readMessage(br, &req); err != nil {
+		var req decision.DecideRequest
+		if err := decision.ReadMessage(br, &req); err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) && !isEOF(err) {
 				s.logger.WithError(err).Warn("decision socket: bad request")
-				_ = writeMessage(c, DecideResponse{Version: ProtocolVersion, Error: err.Error(), OnError: s.Policy().Spec.Hook.OnError})
+				_ = decision.WriteMessage(c, decision.DecideResponse{Version: decision.ProtocolVersion, Error: err.Error(), OnError: s.Policy().Spec.Hook.OnError})
 			}
 			return
 		}
 		resp := s.answer(ctx, &req, cred)
-		if err := writeMessage(c, resp); err != nil {
+		if err := decision.WriteMessage(c, resp); err != nil {
 			return
 		}
 	}
@@ -114,12 +115,12 @@ func isEOF(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || err.Error() == "EOF"
 }
 
-func (s *Service) answer(ctx context.Context, req *DecideRequest, cred *syscall.Ucred) DecideResponse {
+func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred *syscall.Ucred) decision.DecideResponse {
 	pol := s.Policy()
-	resp := DecideResponse{Version: ProtocolVersion, OnError: pol.Spec.Hook.OnError}
+	resp := decision.DecideResponse{Version: decision.ProtocolVersion, OnError: pol.Spec.Hook.OnError}
 	switch {
-	case req.Version != ProtocolVersion:
-		resp.Error = fmt.Sprintf("protocol version %d not supported (want %d)", req.Version, ProtocolVersion)
+	case req.Version != decision.ProtocolVersion:
+		resp.Error = fmt.Sprintf("protocol version %d not supported (want %d)", req.Version, decision.ProtocolVersion)
 		return resp
 	case req.Workload == nil:
 		resp.Error = "request has no workload"

@@ -1,4 +1,7 @@
-package service
+// Package decision is the node service's decision socket protocol and its
+// client, kept free of the service's heavier dependencies (metrics, the
+// audit log owner) so that the per-container hook process starts fast.
+package decision
 
 import (
 	"bufio"
@@ -52,8 +55,8 @@ type DecideResponse struct {
 	Error string `json:"error,omitempty"`
 }
 
-// writeMessage writes v as one JSON line.
-func writeMessage(w io.Writer, v any) error {
+// WriteMessage writes v as one JSON line.
+func WriteMessage(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -63,9 +66,9 @@ func writeMessage(w io.Writer, v any) error {
 	return err
 }
 
-// readMessage reads one JSON line of at most MaxMessageBytes into v,
+// ReadMessage reads one JSON line of at most MaxMessageBytes into v,
 // refusing unknown keys and trailing data.
-func readMessage(r *bufio.Reader, v any) error {
+func ReadMessage(r *bufio.Reader, v any) error {
 	line, err := readLine(r)
 	if err != nil {
 		return err
@@ -100,4 +103,15 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// FailClosed turns d into a denial because auditing is impossible and the
+// policy sets audit.failClosed.
+func FailClosed(d policy.Decision, why string) policy.Decision {
+	d.Verdict = policy.Deny
+	d.Violations = append(append([]policy.Violation(nil), d.Violations...), policy.Violation{
+		Rule: "auditFailClosed", Action: policy.ActionEnforce, Reason: "audit unavailable",
+		Detail: why + " and spec.audit.failClosed is true",
+	})
+	return d
 }

@@ -1,4 +1,4 @@
-package service
+package decision
 
 import (
 	"bufio"
@@ -13,12 +13,8 @@ import (
 	"github.com/patchgate/patchgate/policy"
 )
 
-// Default paths under /run/patchgate.
-const (
-	DefaultRunDir     = "/run/patchgate"
-	DefaultSocket     = "/run/patchgate/decision.sock"
-	DefaultStatusFile = "/run/patchgate/status.json"
-)
+// DefaultSocket is the node service's decision socket.
+const DefaultSocket = "/run/patchgate/decision.sock"
 
 // ErrUnreachable wraps every error that means the service could not be
 // asked at all (no socket, refused, wrong owner); the caller then decides
@@ -58,11 +54,11 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	}
 	defer conn.Close()
 	uc := conn.(*net.UnixConn)
-	cred, err := peerCred(uc)
+	cred, err := PeerCred(uc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
-	if !uidAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
+	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
 		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -70,11 +66,11 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	}
 	req.Version = ProtocolVersion
 	req.Seen = req.Workload.Seen
-	if err := writeMessage(conn, req); err != nil {
+	if err := WriteMessage(conn, req); err != nil {
 		return nil, fmt.Errorf("%w: sending request: %v", ErrUnreachable, err)
 	}
 	var resp DecideResponse
-	if err := readMessage(bufio.NewReader(conn), &resp); err != nil {
+	if err := ReadMessage(bufio.NewReader(conn), &resp); err != nil {
 		return nil, fmt.Errorf("reading the service's answer: %w", err)
 	}
 	if resp.Version != ProtocolVersion {

@@ -1,4 +1,4 @@
-package service
+package decision
 
 import (
 	"errors"
@@ -7,10 +7,10 @@ import (
 	"syscall"
 )
 
-// peerCred returns the credentials of the process at the other end of a
+// PeerCred returns the credentials of the process at the other end of a
 // unix socket (SO_PEERCRED), which the kernel fills in and the peer cannot
 // forge.
-func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
+func PeerCred(c *net.UnixConn) (*syscall.Ucred, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -31,8 +31,8 @@ func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
 	return cred, nil
 }
 
-// uidAllowed reports whether uid is root or one of allowed.
-func uidAllowed(uid uint32, allowed []uint32) bool {
+// UIDAllowed reports whether uid is root or one of allowed.
+func UIDAllowed(uid uint32, allowed []uint32) bool {
 	if uid == 0 {
 		return true
 	}

@@ -1,0 +1,82 @@
+package decision
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+func TestReadMessageLimits(t *testing.T) {
+	var req DecideRequest
+	good := `{"v":1,"id":"x","seen":3,"workload":{"source":"hook","pod":{},"container":{"id":"c"},"user":{"uid":0,"gid":0},"capabilities":{},"noNewPrivileges":false,"seccompUnconfined":false}}` + "\n"
+	if err := ReadMessage(bufio.NewReader(strings.NewReader(good)), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Seen != 3 || req.Workload.Container.ID != "c" {
+		t.Fatalf("req = %+v", req)
+	}
+	for name, in := range map[string]string{
+		"unknown key":   `{"v":1,"zzz":1}` + "\n",
+		"trailing":      `{"v":1} {}` + "\n",
+		"no newline":    `{"v":1}`,
+		"not json":      "nope\n",
+		"huge":          `{"v":1,"id":"` + strings.Repeat("a", MaxMessageBytes) + `"}` + "\n",
+		"wrong type":    `{"v":"1"}` + "\n",
+		"workload type": `{"v":1,"workload":[]}` + "\n",
+	} {
+		err := ReadMessage(bufio.NewReader(strings.NewReader(in)), &req)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		} else if name != "not json" && !errors.Is(err, ErrProtocol) {
+			t.Errorf("%s: %v does not wrap ErrProtocol", name, err)
+		}
+	}
+}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	d := policy.Decision{Verdict: policy.Deny, Violations: []policy.Violation{{Rule: "runAsRoot", Action: policy.ActionEnforce}}}
+	if err := WriteMessage(&buf, DecideResponse{Version: ProtocolVersion, Decision: &d, Audited: true}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Fatalf("not one line: %q", buf.String())
+	}
+	var resp DecideResponse
+	if err := ReadMessage(bufio.NewReader(&buf), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Decision.Verdict != policy.Deny || !resp.Audited {
+		t.Fatalf("resp = %+v", resp)
+	}
+}
+
+func TestFailClosed(t *testing.T) {
+	in := policy.Decision{Verdict: policy.Warn, Violations: []policy.Violation{{Rule: "seccomp", Action: policy.ActionWarn}}}
+	out := FailClosed(in, "disk full")
+	if out.Verdict != policy.Deny || len(out.Violations) != 2 || len(in.Violations) != 1 {
+		t.Fatalf("out = %+v, in = %+v", out, in)
+	}
+	if !strings.Contains(out.Violations[1].Detail, "disk full") {
+		t.Fatal(out.Violations[1].Detail)
+	}
+}
+
+// FuzzReadMessage: whatever a peer sends, ReadMessage returns an error or a
+// request, never panics, and never reads past MaxMessageBytes.
+func FuzzReadMessage(f *testing.F) {
+	f.Add([]byte(`{"v":1,"id":"x","seen":2047,"workload":{"source":"hook","user":{"uid":0,"gid":0}}}` + "\n"))
+	f.Add([]byte("{}\n"))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req DecideRequest
+		err := ReadMessage(bufio.NewReader(bytes.NewReader(data)), &req)
+		if err == nil && bytes.IndexByte(data, '\n') < 0 {
+			t.Fatal("accepted a message without a newline")
+		}
+	})
+}
