@@ -229,7 +229,7 @@ func failure(tool string, args []string, r ToolResult) error {
 	if msg == "" {
 		msg = "no message"
 	}
-	return fmt.Errorf("%w: %s %s exited %d: %s", ErrToolFailed, tool, strings.Join(args, " "), r.ExitCode, msg)
+	return fmt.Errorf("%w: %s exited %d: %s", ErrToolFailed, strings.Join(append([]string{tool}, args...), " "), r.ExitCode, msg)
 }
 
 type limitedBuffer struct {

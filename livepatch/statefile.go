@@ -1,0 +1,98 @@
+package livepatch
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// DefaultStateFile is where the node service writes the kernel state for the
+// OCI hook to read.
+const DefaultStateFile = "/run/patchgate/kernel-state.json"
+
+// maxStateFile bounds what ReadStateFile reads.
+const maxStateFile = 4 << 20
+
+// WriteStateFile writes k to path atomically: a temporary file in the same
+// directory, synced, renamed over path, and the directory synced. A reader
+// sees the old file or the new one, never a part. The file is 0644 (the
+// state holds no secret); the directory is created 0755 if missing.
+func WriteStateFile(path string, k *policy.KernelState) error {
+	if k == nil {
+		return fmt.Errorf("%w: nil kernel state", ErrOption)
+	}
+	data, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".kernel-state-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// ReadStateFile reads a state file written by WriteStateFile (or any
+// KernelState JSON) with policy.ParseKernelState's validation.
+func ReadStateFile(path string) (*policy.KernelState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", policy.ErrInvalidKernelState, path)
+	}
+	if fi.Size() > maxStateFile {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", policy.ErrInvalidKernelState, path, maxStateFile)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, err
+	}
+	k, err := policy.ParseKernelState(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
