@@ -349,16 +349,31 @@ func (p *Policy) finalize() {
 	for i, c := range s.Kernel.RequiredCVEs {
 		s.Kernel.RequiredCVEs[i] = strings.ToUpper(c)
 	}
-	if s.Kernel.Tools == nil {
-		s.Kernel.Tools = map[string]string{}
-	}
-	for _, l := range []*[]string{&s.Kernel.RequiredPatches, &s.Kernel.RequiredCVEs, &s.Remediation.Command} {
-		if *l == nil {
-			*l = []string{}
+	fillEmpty(reflect.ValueOf(s).Elem())
+}
+
+// fillEmpty replaces nil slices and maps with empty ones, so that a key left
+// out and a key written as [] or {} give the same effective policy, the same
+// `policy show` output and the same digest.
+func fillEmpty(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				fillEmpty(v.Field(i))
+			}
 		}
-	}
-	if s.Exemptions == nil {
-		s.Exemptions = []Exemption{}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		}
+		for i := 0; i < v.Len(); i++ {
+			fillEmpty(v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
 	}
 }
 

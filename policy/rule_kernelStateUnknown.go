@@ -65,7 +65,7 @@ func stateUnknown(c *compiled, k *KernelState, now time.Time) (unknownParts, str
 	}
 	if age := now.Sub(k.ObservedAt); age > c.kernel.MaxStateAge.D() {
 		return unknownParts{all: true}, fmt.Sprintf("kernel live-patch state is %s old, more than spec.kernel.maxStateAge %s (observedAt %s)",
-			age.Round(time.Second), c.kernel.MaxStateAge.D(), k.ObservedAt.UTC().Format(time.RFC3339))
+			Duration(age.Round(time.Second)), c.kernel.MaxStateAge, k.ObservedAt.UTC().Format(time.RFC3339))
 	}
 	var u unknownParts
 	var reasons []string

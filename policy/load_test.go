@@ -1,0 +1,324 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// writeTree writes files (relative path -> content) under a new directory with
+// the modes Load accepts.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const header = "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\n"
+
+func TestLoadMergesDropInsAndNodeOverlay(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"policy.yaml": header + `metadata: {name: fleet}
+spec:
+  defaultAction: warn
+  kernel:
+    tools: {kcarectl: /usr/bin/kcarectl, kpatch: /usr/sbin/kpatch}
+    requiredPatches: [a, b]
+  rules:
+    runAsRoot: {action: enforce}
+    capabilities: {allowed: [CHOWN, KILL]}
+  exemptions:
+    - {name: first, namespaces: [kube-system]}
+`,
+		"policy.d/20-later.yaml": header + `spec:
+  kernel:
+    requiredPatches: [c]
+  exemptions:
+    - {name: third, containers: [debug]}
+`,
+		"policy.d/10-earlier.yaml": header + `spec:
+  kernel:
+    tools: {kpatch: /opt/kpatch}
+    maxStateAge: 5m
+  rules:
+    runAsRoot: {whenKernelBehind: enforce, action: audit}
+  exemptions:
+    - {name: second, images: ["registry.k8s.io/*"]}
+`,
+		"policy.d/30-ignored.yml":  "this is not read: only *.yaml",
+		"policy.d/.hidden.yaml":    "nor this",
+		"nodes/node-1.yaml":        header + "metadata: {name: fleet-node-1}\nspec:\n  rules:\n    seccomp: {action: off}\n",
+		"nodes/node-2.yaml":        header + "spec: {defaultAction: off}\n",
+		"nodes/node-1.yaml.rpmnew": "not read",
+	})
+	p, err := Load(dir, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Spec
+	if p.Name() != "fleet-node-1" {
+		t.Errorf("name = %q, want the node overlay's", p.Name())
+	}
+	if got := s.Kernel.Tools; len(got) != 2 || got["kcarectl"] != "/usr/bin/kcarectl" || got["kpatch"] != "/opt/kpatch" {
+		t.Errorf("tools = %v: maps merge by key, later files win", got)
+	}
+	if !slices.Equal(s.Kernel.RequiredPatches, []string{"c"}) {
+		t.Errorf("requiredPatches = %v: lists are replaced", s.Kernel.RequiredPatches)
+	}
+	if s.Kernel.MaxStateAge.String() != "5m" {
+		t.Errorf("maxStateAge = %s", s.Kernel.MaxStateAge)
+	}
+	if s.Rules.RunAsRoot.Action != ActionAudit || s.Rules.RunAsRoot.WhenKernelBehind != ActionEnforce {
+		t.Errorf("runAsRoot = %+v", s.Rules.RunAsRoot)
+	}
+	if !slices.Equal(s.Rules.Capabilities.Allowed, []string{"CHOWN", "KILL"}) {
+		t.Errorf("capabilities.allowed = %v", s.Rules.Capabilities.Allowed)
+	}
+	if s.Rules.Privileged.Action != ActionWarn || s.Rules.Privileged.WhenKernelBehind != ActionWarn {
+		t.Errorf("privileged = %+v, want defaultAction warn", s.Rules.Privileged)
+	}
+	if s.Rules.Seccomp.Action != ActionOff {
+		t.Errorf("seccomp = %+v, want the node overlay's off", s.Rules.Seccomp)
+	}
+	var names []string
+	for _, e := range s.Exemptions {
+		names = append(names, e.Name)
+	}
+	if !slices.Equal(names, []string{"first", "second", "third"}) {
+		t.Errorf("exemptions = %v: appended in file order", names)
+	}
+	wantSources := []string{"policy.yaml", "policy.d/10-earlier.yaml", "policy.d/20-later.yaml", "nodes/node-1.yaml"}
+	for i := range wantSources {
+		wantSources[i] = filepath.Join(dir, wantSources[i])
+	}
+	if !slices.Equal(p.Sources, wantSources) {
+		t.Errorf("sources = %v, want %v", p.Sources, wantSources)
+	}
+
+	other, err := Load(dir, "node-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Name() != "fleet" || other.Digest() == p.Digest() {
+		t.Errorf("node-3 got %q %s: no overlay applies", other.Name(), other.Digest())
+	}
+	none, err := Load(dir, "")
+	if err != nil || none.Digest() != other.Digest() {
+		t.Errorf("empty node name: %v, digest %s want %s", err, none.Digest(), other.Digest())
+	}
+	if _, err := Load(dir, "../policy"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("node name with a slash: %v", err)
+	}
+}
+
+func TestLoadReportsEveryErrorWithFileAndLine(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"policy.yaml": header + `metadata: {name: x}
+spec:
+  defaultAction: block
+  kernel:
+    maxStateAge: soon
+  rules:
+    runAsRoot: {action: enforce, whenKernelBehind: always}
+    privileged: {acton: enforce}
+    hostPathMounts: {allowReadOnly: "yes"}
+  exemptions:
+    - namespaces: [kube-system]
+      rules: [nonsense]
+`,
+		"policy.d/10-fix.yaml": header + "spec:\n  kernel:\n    maxStateAge: 5m\n    tools: {kpatch: kpatch}\n",
+	})
+	_, err := Load(dir, "")
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want a *ValidationError", err)
+	}
+	main := filepath.Join(dir, "policy.yaml")
+	drop := filepath.Join(dir, "policy.d/10-fix.yaml")
+	want := []string{
+		main + `:5: spec.defaultAction: unknown action "block" (want enforce, warn, audit or off)`,
+		main + `:7: spec.kernel.maxStateAge: invalid duration "soon" (want a Go duration such as 30s, 10m, 1h)`,
+		main + `:9: spec.rules.runAsRoot.whenKernelBehind: unknown action "always" (want enforce, warn, audit or off)`,
+		main + `:10: spec.rules.privileged.acton: unknown key (known keys: action, whenKernelBehind)`,
+		main + `:11: spec.rules.hostPathMounts.allowReadOnly: expected true or false, got string "yes"`,
+		main + `:13: spec.exemptions[0].name: missing (every exemption needs a name for the audit log)`,
+		main + `:14: spec.exemptions[0].rules[0]: unknown rule "nonsense" (known rules: ` + strings.Join(RuleIDs(), ", ") + `)`,
+		drop + `:6: spec.kernel.tools.kpatch: "kpatch" must be an absolute path`,
+	}
+	var got []string
+	for _, e := range ve.Errors {
+		got = append(got, e.Error())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestLoadBytesRejects(t *testing.T) {
+	for _, tc := range []struct{ name, doc, want string }{
+		{"empty", "", "x.yaml: empty policy file"},
+		{"not a mapping", "- a\n- b\n", "x.yaml:1: a policy file must be a mapping"},
+		{"syntax", header + "spec:\n  kernel: [\n", "x.yaml:4: did not find expected node content"},
+		{"two documents", header + "---\n" + header, "x.yaml:3: more than one YAML document"},
+		{"missing apiVersion", "kind: NodePolicy\n", "x.yaml:1: apiVersion: missing"},
+		{"wrong kind", "apiVersion: patchgate.dev/v1alpha1\nkind: Pod\n", `x.yaml:2: kind: "Pod" is not supported`},
+		{"duplicate key", header + "spec:\n  defaultAction: warn\n  defaultAction: off\n", "x.yaml:5: spec.defaultAction: duplicate key"},
+		{"alias", header + "spec:\n  kernel:\n    requiredPatches: &p [a]\n    requiredCVEs: *p\n", "x.yaml:5: spec.kernel.requiredPatches: YAML anchors and aliases are not supported"},
+		{"merge key", header + "spec:\n  rules:\n    <<: {}\n", "x.yaml:5: spec.rules: keys must be plain strings"},
+		{"list for string", header + "metadata: {name: [a]}\n", "x.yaml:3: metadata.name: expected a string, got a list"},
+		{"int for bool", header + "spec: {audit: {sync: 1}}\n", "x.yaml:3: spec.audit.sync: expected true or false, got integer 1"},
+		{"string for int", header + "spec: {audit: {maxBackups: ten}}\n", `x.yaml:3: spec.audit.maxBackups: expected an integer, got string "ten"`},
+		{"negative", header + "spec: {audit: {maxSizeMB: -1}}\n", "x.yaml:3: spec.audit.maxSizeMB: must not be negative"},
+		{"int overflow", header + "spec: {audit: {maxSizeMB: 18446744073709551615}}\n", "x.yaml:3: spec.audit.maxSizeMB: integer 18446744073709551615 out of range"},
+		{"float for int", header + "spec: {audit: {maxSizeMB: 1.5}}\n", "x.yaml:3: spec.audit.maxSizeMB: expected an integer, got number 1.5"},
+		{"bad capability", header + "spec: {rules: {capabilities: {allowed: [CAP_SYS_ADMN]}}}\n", `unknown capability "CAP_SYS_ADMN"`},
+		{"bad namespace", header + "spec: {rules: {hostNamespaces: {namespaces: [net]}}}\n", `unknown namespace type "net"`},
+		{"relative denied", header + "spec: {rules: {hostPathMounts: {denied: [etc]}}}\n", `"etc" must be an absolute path`},
+		{"bad device", header + "spec: {rules: {hostDevices: {allowed: [/tmp/x]}}}\n", `must be a path under /dev/`},
+		{"bad provider", header + "spec: {kernel: {provider: livepatchd}}\n", `unknown provider "livepatchd"`},
+		{"bad CVE", header + "spec: {kernel: {requiredCVEs: [CVE-24-1]}}\n", `"CVE-24-1" is not a CVE ID`},
+		{"zero maxStateAge", header + "spec: {kernel: {maxStateAge: 0s}}\n", "maxStateAge: must be greater than zero"},
+		{"relative command", header + "spec: {remediation: {enabled: true, command: [kcarectl, --update]}}\n", `"kcarectl" must be an absolute path`},
+		{"admitWait over timeout", header + "spec: {remediation: {timeout: 1s, admitWait: 2s}}\n", "admitWait: 2s must not exceed timeout 1s"},
+		{"onError", header + "spec: {hook: {onError: ignore}}\n", `onError: "ignore" is not deny or allow`},
+		{"exemption without matcher", header + "spec: {exemptions: [{name: all}]}\n", "an exemption must set at least one of"},
+		{"annotation without namespaces", header + "spec: {exemptions: [{name: a, images: [x], annotation: patchgate.dev/exempt}]}\n", "must list the namespaces allowed to use it"},
+		{"duplicate exemption", header + "spec: {exemptions: [{name: a, namespaces: [x]}, {name: a, namespaces: [y]}]}\n", `duplicate exemption name "a"`},
+		{"kernel rule in rules", header + "spec: {rules: {kernelPatches: {action: warn}}}\n", "spec.rules.kernelPatches: unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadBytes("x.yaml", []byte(tc.doc))
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNullKeepsDefault(t *testing.T) {
+	p, err := LoadBytes("x.yaml", []byte(header+"metadata: {name: n}\nspec:\n  kernel:\n    maxStateAge:\n  audit: ~\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.Kernel.MaxStateAge.String() != "10m" || p.Spec.Audit.MaxSizeMB != 100 {
+		t.Errorf("empty values did not keep the defaults: %+v %+v", p.Spec.Kernel, p.Spec.Audit)
+	}
+}
+
+func TestLoadRefusesInsecureFiles(t *testing.T) {
+	good := header + "metadata: {name: n}\n"
+	t.Run("group-writable file", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"policy.yaml": good})
+		f := filepath.Join(dir, "policy.yaml")
+		if err := os.Chmod(f, 0o664); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(f, ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("file: err = %v, want ErrInsecure", err)
+		}
+		if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("dir: err = %v, want ErrInsecure", err)
+		}
+	})
+	t.Run("other-writable drop-in directory", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"policy.yaml": good, "policy.d/10.yaml": good})
+		if err := os.Chmod(filepath.Join(dir, "policy.d"), 0o757); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("err = %v, want ErrInsecure", err)
+		}
+	})
+	t.Run("group-writable policy directory", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"policy.yaml": good})
+		if err := os.Chmod(dir, 0o775); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("err = %v, want ErrInsecure", err)
+		}
+	})
+	t.Run("insecure node overlay", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"policy.yaml": good, "nodes/n1.yaml": good})
+		if err := os.Chmod(filepath.Join(dir, "nodes/n1.yaml"), 0o646); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir, "n1"); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("err = %v, want ErrInsecure", err)
+		}
+		if _, err := Load(dir, "n2"); err != nil {
+			t.Fatalf("another node's overlay is not read: %v", err)
+		}
+	})
+	t.Run("not owned by root", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give a file to another user")
+		}
+		dir := writeTree(t, map[string]string{"policy.yaml": good})
+		f := filepath.Join(dir, "policy.yaml")
+		if err := os.Chown(f, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(f, ""); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("err = %v, want ErrInsecure", err)
+		}
+	})
+	t.Run("missing policy.yaml", func(t *testing.T) {
+		dir := writeTree(t, map[string]string{"policy.d/10.yaml": good})
+		if _, err := Load(dir, ""); err == nil || !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("err = %v, want not exist", err)
+		}
+	})
+}
+
+func TestDigestIsOfTheEffectivePolicy(t *testing.T) {
+	a, err := LoadBytes("a.yaml", []byte(header+"metadata: {name: n}\nspec: {rules: {seccomp: {action: warn}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadBytes("b.yaml", []byte(header+"# same policy, other layout\nmetadata:\n  name: n\nspec:\n  defaultAction: enforce\n  rules:\n    seccomp:\n      action: warn\n      whenKernelBehind: warn\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadBytes("c.yaml", []byte(header+"metadata: {name: n}\nspec: {rules: {seccomp: {action: audit}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest() != b.Digest() {
+		t.Errorf("same effective policy, digests %s and %s", a.Digest(), b.Digest())
+	}
+	if a.Digest() == c.Digest() || !strings.HasPrefix(a.Digest(), "sha256:") || len(a.Digest()) != 71 {
+		t.Errorf("digests %s %s", a.Digest(), c.Digest())
+	}
+}
+
+func TestShowRoundTrips(t *testing.T) {
+	for _, p := range append(examplePolicies(t), Default()) {
+		out, err := p.MarshalYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadBytes("show.yaml", out)
+		if err != nil {
+			t.Fatalf("%s: policy show output does not load: %v\n%s", p.Name(), err, out)
+		}
+		if back.Digest() != p.Digest() {
+			t.Errorf("%s: digest %s after show, %s before", p.Name(), back.Digest(), p.Digest())
+		}
+	}
+}
