@@ -1,0 +1,167 @@
+// Package kubernetes holds the DaemonSet manifests; this test decodes every
+// shipped manifest strictly into the Kubernetes API types, so a typo fails
+// here rather than in a rollout.
+package kubernetes
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// documents splits a multi-document YAML file.
+func documents(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs [][]byte
+	for _, d := range bytes.Split(b, []byte("\n---\n")) {
+		if len(bytes.TrimSpace(stripComments(d))) > 0 {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+func stripComments(b []byte) []byte {
+	var out [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if !bytes.HasPrefix(bytes.TrimSpace(l), []byte("#")) {
+			out = append(out, l)
+		}
+	}
+	return bytes.Join(out, []byte("\n"))
+}
+
+// decodeStrict decodes into the typed object, refusing unknown or
+// duplicate fields.
+func decodeStrict(t *testing.T, doc []byte) any {
+	t.Helper()
+	var meta struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := yaml.Unmarshal(doc, &meta); err != nil {
+		t.Fatal(err)
+	}
+	var obj any
+	switch meta.APIVersion + "/" + meta.Kind {
+	case "v1/Namespace":
+		obj = &corev1.Namespace{}
+	case "v1/ServiceAccount":
+		obj = &corev1.ServiceAccount{}
+	case "v1/ConfigMap":
+		obj = &corev1.ConfigMap{}
+	case "apps/v1/DaemonSet":
+		obj = &appsv1.DaemonSet{}
+	default:
+		t.Fatalf("unexpected kind %s %s", meta.APIVersion, meta.Kind)
+	}
+	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		t.Fatalf("%s: %v", meta.Kind, err)
+	}
+	return obj
+}
+
+func TestManifestsDecodeStrictly(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests: %v", err)
+	}
+	for _, f := range files {
+		for _, doc := range documents(t, f) {
+			decodeStrict(t, doc)
+		}
+	}
+}
+
+func TestStrictDecodingCatchesTypos(t *testing.T) {
+	docs := documents(t, "patchgate.yaml")
+	for _, doc := range docs {
+		if !bytes.Contains(doc, []byte("kind: DaemonSet")) {
+			continue
+		}
+		bad := bytes.Replace(doc, []byte("priorityClassName:"), []byte("priorityClass:"), 1)
+		var ds appsv1.DaemonSet
+		if err := yaml.UnmarshalStrict(bad, &ds); err == nil {
+			t.Fatal("a misspelt field decoded without error")
+		}
+		return
+	}
+	t.Fatal("no DaemonSet")
+}
+
+// TestDaemonSetShape checks what the README promises about the DaemonSet.
+func TestDaemonSetShape(t *testing.T) {
+	var ds *appsv1.DaemonSet
+	var cm *corev1.ConfigMap
+	for _, doc := range documents(t, "patchgate.yaml") {
+		switch o := decodeStrict(t, doc).(type) {
+		case *appsv1.DaemonSet:
+			ds = o
+		case *corev1.ConfigMap:
+			cm = o
+		}
+	}
+	if ds == nil || cm == nil {
+		t.Fatal("DaemonSet or ConfigMap missing")
+	}
+	spec := ds.Spec.Template.Spec
+	if spec.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName = %q", spec.PriorityClassName)
+	}
+	if ds.Spec.Template.Annotations["tolerate-missing-nri-plugins.noderesource.dev"] != "true" {
+		t.Error("pod lacks the tolerate-missing-nri-plugins annotation: it could never start under required_plugins")
+	}
+	if len(spec.InitContainers) != 1 || !slices.Contains(spec.InitContainers[0].Command, "/host/opt/patchgate/bin/patchgate") {
+		t.Error("no init container copying the binary to the host for the hook")
+	}
+	c := spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hook-path=/opt/patchgate/bin/patchgate", "--socket=/var/run/nri/nri.sock", "--policy=/etc/patchgate"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %s: %s", want, args)
+		}
+	}
+	if len(c.Env) == 0 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Error("NODE_NAME does not come from the downward API")
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.Privileged == nil || *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) != 0 ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("container is not minimal-privilege: %+v", sc)
+	}
+	if spec.HostPID || spec.HostNetwork || spec.HostIPC {
+		t.Error("host namespaces are not needed")
+	}
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m
+	}
+	for _, p := range []string{"/var/run/nri", "/sys/kernel/livepatch", "/etc/patchgate", "/var/log/patchgate", "/run/patchgate"} {
+		if _, ok := mounts[p]; !ok {
+			t.Errorf("no mount at %s", p)
+		}
+	}
+	if !mounts["/sys/kernel/livepatch"].ReadOnly || !mounts["/etc/patchgate"].ReadOnly {
+		t.Error("livepatch sysfs and the policy must be mounted read-only")
+	}
+	// Every policy in the ConfigMap is a valid policy.
+	for key, body := range cm.Data {
+		if _, err := policy.LoadBytes(key, []byte(body)); err != nil {
+			t.Errorf("ConfigMap %s: %v", key, err)
+		}
+	}
+}
