@@ -338,6 +338,11 @@ func (l *Log) writeLine(line []byte, uuid string, sync, dedup bool) (bool, error
 		return false, nil
 	}
 	if l.f == nil {
+		if l.lockF == nil { // Open could not take ownership (e.g. read-only directory then)
+			if err := l.lock(); err != nil {
+				return false, l.failLocked(err)
+			}
+		}
 		if err := l.openFile(); err != nil {
 			return false, l.failLocked(err)
 		}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -36,15 +37,23 @@ func kernelState(now time.Time) *policy.KernelState {
 // blockedRecord is a record built from a real Evaluate of the default policy.
 func blockedRecord(t testing.TB, source, name string) Record {
 	t.Helper()
+	r, err := makeBlockedRecord(source, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func makeBlockedRecord(source, name string) (Record, error) {
 	now := time.Now()
 	w := rootHostNet(name)
 	w.Source = source
 	k := kernelState(now)
 	d := policy.Evaluate(policy.Default(), w, k, now)
 	if d.Verdict != policy.Deny {
-		t.Fatalf("default policy did not deny uid 0 + host network: %+v", d)
+		return Record{}, fmt.Errorf("default policy did not deny uid 0 + host network: %+v", d)
 	}
-	return NewRecord(source, w, &d, k, nil)
+	return NewRecord(source, w, &d, k, nil), nil
 }
 
 func TestNewRecordFromEvaluate(t *testing.T) {
