@@ -436,11 +436,12 @@ func syncDir(dir string) {
 	}
 }
 
-// fail records a failure without l.mu held.
-func (l *Log) fail(err error) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failLocked(err)
+// fail marks the log unhealthy at Open (no record was lost, so nothing is
+// counted) and logs the reason.
+func (l *Log) fail(err error) {
+	l.healthy.Store(false)
+	l.lastErr.Store(&errInfo{msg: err.Error(), at: time.Now()})
+	l.log.WithError(err).Error("audit log cannot be written")
 }
 
 // failLocked counts a failure, marks the log unhealthy and logs at most once

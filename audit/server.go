@@ -225,7 +225,7 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 		respond(reply{Error: ErrPeer.Error()})
 		return
 	}
-	br := bufio.NewReaderSize(c, 64<<10)
+	br := bufio.NewReaderSize(c, 8<<10)
 	for ctx.Err() == nil {
 		_ = c.SetReadDeadline(time.Now().Add(s.timeout))
 		line, rerr := readLine(br)

@@ -78,7 +78,7 @@ func appendSpoolOnce(ctx context.Context, path string, line []byte) (bool, error
 
 // flock takes a lock, polling without blocking so that ctx bounds the wait.
 func flock(ctx context.Context, fd, how int) error {
-	delay := 100 * time.Microsecond
+	delay := 50 * time.Microsecond
 	for {
 		err := syscall.Flock(fd, how|syscall.LOCK_NB)
 		if err == nil {
@@ -94,7 +94,7 @@ func flock(ctx context.Context, fd, how int) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		delay = min(delay*2, 10*time.Millisecond)
+		delay = min(delay*2, time.Millisecond)
 	}
 }
 
@@ -117,25 +117,29 @@ func (l *Log) IngestSpool(ctx context.Context) (IngestStats, error) {
 	defer l.ingestMu.Unlock()
 	var total IngestStats
 	ing := l.ingestPath()
-	for round := 0; round < 2; round++ {
-		if _, err := os.Lstat(ing); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				return total, fmt.Errorf("spool: %w", err)
-			}
-			if round > 0 {
-				break
-			}
-			if err := os.Rename(l.cfg.SpoolPath, ing); err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					break
-				}
-				return total, fmt.Errorf("spool: %w", err)
-			}
-		}
-		st, err := l.ingestFile(ctx, ing)
+	add := func(st IngestStats) {
 		total.Ingested += st.Ingested
 		total.Duplicates += st.Duplicates
 		total.Rejected += st.Rejected
+	}
+	// First what a previous ingest left (a crash, or a write error), then the
+	// current spool. The rename never replaces an existing ingest file.
+	if _, err := os.Lstat(ing); err == nil {
+		st, err := l.ingestFile(ctx, ing)
+		add(st)
+		if err != nil {
+			return total, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return total, fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Rename(l.cfg.SpoolPath, ing); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			return total, fmt.Errorf("spool: %w", err)
+		}
+	} else {
+		st, err := l.ingestFile(ctx, ing)
+		add(st)
 		if err != nil {
 			return total, err
 		}
