@@ -76,6 +76,8 @@ if [ ! -f "$root/.complete" ]; then
   log "extracting samples/livepatch from $(basename "$tarball")"
   tar -xf "$tarball" -C "$root.tmp/usr/src" "linux-source-${series}/samples/livepatch"
   rm -f "$tarball"
+  # The guest loads only our own modules; drop the image's 400 MB of them.
+  rm -rf "$root.tmp/lib/modules/${kver}/kernel"
   touch "$root.tmp/.complete"
   rm -rf "$root"
   mv "$root.tmp" "$root"

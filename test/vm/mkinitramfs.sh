@@ -28,6 +28,8 @@ install -m 0755 "$here/guest/init" "$stage/init"
 install -m 0755 "$bin" "$stage/usr/bin/patchgate"
 install -m 0644 "$mods"/*.ko "$stage/lib/patches/"
 install -m 0644 "$here"/guest/policies/*.yaml "$stage/etc/patchgate/"
+# The shipped example itself, so that vmtest proves what users copy.
+install -m 0644 "$repo/examples/policies/kernel-aware.yaml" "$stage/etc/patchgate/kernel-aware.yaml"
 if [ -d "$here/guest/specs" ]; then
   cp -r "$here/guest/specs/." "$stage/specs/"
 fi

@@ -246,6 +246,8 @@ func testNoPatches(t *testing.T, r *Run) {
 	if out.Kernel.Release != step(t, r, "0-kernel").Text("stdout") {
 		t.Errorf("%s: release %q is not uname -r", describe(s), out.Kernel.Release)
 	}
+	testEval(t, r, "1-eval", policy.Deny)
+
 	s = step(t, r, "1-check-text")
 	wantRC(t, s, 1)
 	if !strings.Contains(s.Text("stdout"), "livepatch_sample") {
@@ -288,6 +290,8 @@ func testLoadSample(t *testing.T, r *Run) {
 	if !out.Compliant || !p.Enabled || p.Transition || len(out.Violations) != 0 {
 		t.Fatalf("%s: want compliant with livepatch_sample enabled and transitioned", describe(s))
 	}
+	testEval(t, r, "2-eval", policy.Warn)
+
 	ts := step(t, r, "2-tainted")
 	taint, err := strconv.ParseUint(ts.Text("stdout"), 10, 64)
 	if err != nil || taint&(1<<15) == 0 {
@@ -299,6 +303,42 @@ func testLoadSample(t *testing.T, r *Run) {
 	cs := step(t, r, "2-cmdline")
 	if cs.Text("stdout") != "this has been live patched" {
 		t.Fatalf("%s: the sample is not really in force", describe(cs))
+	}
+}
+
+// testEval: `patchgate eval` of runc's default (root) spec under
+// examples/policies/kernel-aware.yaml, with the kernel state the check before
+// it printed. Root is blocked while the required patch is missing and
+// admitted with a warning once it is in force.
+func testEval(t *testing.T, r *Run, id string, want policy.Verdict) {
+	t.Helper()
+	s := step(t, r, id)
+	var d policy.Decision
+	dec := json.NewDecoder(strings.NewReader(s.Text("stdout")))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("%s: stdout is not a decision: %v", describe(s), err)
+	}
+	var root *policy.Violation
+	for i := range d.Violations {
+		if d.Violations[i].Rule == "runAsRoot" {
+			root = &d.Violations[i]
+		}
+	}
+	if d.Verdict != want || root == nil || d.Policy.Name != "kernel-aware" {
+		t.Fatalf("%s: want %s with a runAsRoot violation under kernel-aware", describe(s), want)
+	}
+	switch want {
+	case policy.Deny:
+		wantRC(t, s, 1)
+		if !d.KernelBehind || root.Action != policy.ActionEnforce || !hasRule(d.Violations, "kernelPatches") {
+			t.Fatalf("%s: want the kernel behind (kernelPatches) and root enforced", describe(s))
+		}
+	case policy.Warn:
+		wantRC(t, s, 0)
+		if d.KernelBehind || root.Action != policy.ActionWarn || hasRule(d.Violations, "kernelPatches") {
+			t.Fatalf("%s: want the kernel up to date and root only warned", describe(s))
+		}
 	}
 }
 
