@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/livepatch"
+	"github.com/patchgate/patchgate/policy"
+)
+
+func init() {
+	register(command{name: "check", summary: "read the host kernel's live-patch state and judge it (exit 0 compliant, 1 behind, 2 unreadable)", run: runCheck})
+}
+
+// checkReport is the JSON that `patchgate check -o json` prints. "kernel" is
+// the KernelState that `patchgate eval --kernel-state` reads.
+type checkReport struct {
+	Kernel     *policy.KernelState `json:"kernel"`
+	Compliant  bool                `json:"compliant"`
+	Violations []policy.Violation  `json:"violations"`
+	Policy     policy.PolicyRef    `json:"policy"`
+	// Before and Remediation are set with --apply when an update ran.
+	Before      *checkVerdict      `json:"before,omitempty"`
+	Remediation *livepatch.Outcome `json:"remediation,omitempty"`
+}
+
+type checkVerdict struct {
+	Kernel     *policy.KernelState `json:"kernel"`
+	Compliant  bool                `json:"compliant"`
+	Violations []policy.Violation  `json:"violations"`
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("patchgate check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		policyPath  = fs.String("policy", "", "policy file or directory; empty: the built-in default policy (no kernel requirements)")
+		hostRoot    = fs.String("host-root", "/", "the host's root directory (a DaemonSet mounts the node's / somewhere else)")
+		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+		output      = fs.String("o", "text", "output format: text or json")
+		quiet       = fs.Bool("q", false, "print only a one-line summary (for Node Problem Detector)")
+		apply       = fs.Bool("apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), wait for it, and report before and after")
+		nfdFeatures = fs.String("nfd-features", "", "also write a Node Feature Discovery feature file (patchgate.livepatch.compliant, patchgate.livepatch.effective-version)")
+		toolsChroot = fs.Bool("tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
+		toolTimeout = fs.Duration("tool-timeout", 30*time.Second, "timeout of each provider tool run")
+		nowFlag     = fs.String("now", "", "judge the state as of this RFC 3339 time (tests)")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "patchgate check: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "patchgate check: -o %q: want text or json\n", *output)
+		return exitInvalid
+	}
+	now := time.Now
+	if *nowFlag != "" {
+		t, err := time.Parse(time.RFC3339, *nowFlag)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate check: --now: %v\n", err)
+			return exitInvalid
+		}
+		now = func() time.Time { return t }
+	}
+	p, err := loadPolicy(*policyPath, *nodeName)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
+		return exitInvalid
+	}
+	reader, err := newKernelReader(p, *hostRoot, *toolsChroot, *toolTimeout, now)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
+		return exitInvalid
+	}
+	mon, err := livepatch.NewMonitor(reader, livepatch.WithLogger(discardLogger()))
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
+		return exitInvalid
+	}
+	ctx := context.Background()
+	k := mon.Refresh(ctx)
+	rep := checkReport{Policy: policy.PolicyRef{Name: p.Name(), Digest: p.Digest()}}
+	rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
+	rep.Compliant = len(rep.Violations) == 0
+
+	if *apply && !rep.Compliant {
+		rem, err := livepatch.NewRemediator(reader, mon,
+			livepatch.WithCommand(p.Spec.Remediation.Command),
+			livepatch.WithModules(p.Spec.Kernel.RequiredPatches),
+			livepatch.WithRemediationTimeout(remediationTimeout(p)),
+			livepatch.WithBackoff(0),
+			livepatch.WithRemediationLogger(discardLogger()),
+			livepatch.WithBehind(func(k *policy.KernelState) bool { return len(kernelViolations(p, k, now())) > 0 }),
+		)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate check: %v\n", err)
+			return exitInvalid
+		}
+		rep.Before = &checkVerdict{Kernel: rep.Kernel, Compliant: rep.Compliant, Violations: rep.Violations}
+		o := rem.Ensure(ctx, remediationTimeout(p)+time.Minute)
+		rep.Remediation = &o
+		k = mon.Snapshot()
+		rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
+		rep.Compliant = len(rep.Violations) == 0
+	}
+
+	code := checkExitCode(rep.Violations)
+	if *nfdFeatures != "" {
+		if err := writeNFDFeatures(*nfdFeatures, rep.Compliant, k); err != nil {
+			fmt.Fprintf(stderr, "patchgate check: --nfd-features: %v\n", err)
+			return exitInvalid
+		}
+	}
+	switch {
+	case *quiet:
+		fmt.Fprintln(stdout, checkSummary(&rep, code))
+	case *output == "json":
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate check: %v\n", err)
+			return exitInvalid
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	default:
+		writeCheckText(stdout, &rep, code)
+	}
+	return code
+}
+
+// newKernelReader builds a livepatch.Reader from the policy's spec.kernel
+// (provider, tools) and a host root.
+func newKernelReader(p *policy.Policy, hostRoot string, chroot bool, toolTimeout time.Duration, now func() time.Time) (*livepatch.Reader, error) {
+	if hostRoot == "" {
+		hostRoot = "/"
+	}
+	abs, err := filepath.Abs(hostRoot)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("--host-root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("--host-root: %s is not a directory", abs)
+	}
+	return livepatch.NewReader(
+		livepatch.WithHostRoot(abs),
+		livepatch.WithProvider(p.Spec.Kernel.Provider),
+		livepatch.WithTools(p.Spec.Kernel.Tools),
+		livepatch.WithChroot(chroot),
+		livepatch.WithToolTimeout(toolTimeout),
+		livepatch.WithClock(now),
+	)
+}
+
+func remediationTimeout(p *policy.Policy) time.Duration {
+	if d := p.Spec.Remediation.Timeout.D(); d > 0 {
+		return d
+	}
+	return 10 * time.Minute
+}
+
+// kernelViolations are the kernel rules' violations (never nil).
+func kernelViolations(p *policy.Policy, k *policy.KernelState, now time.Time) []policy.Violation {
+	v, _ := policy.EvaluateKernel(p, k, now)
+	if v == nil {
+		v = []policy.Violation{}
+	}
+	return v
+}
+
+// checkExitCode: 1 when a kernel rule says the kernel is behind, else 2 when
+// the state the policy needs could not be read, else 0.
+func checkExitCode(violations []policy.Violation) int {
+	unknown := false
+	for _, v := range violations {
+		if v.Rule != policy.RuleKernelStateUnknown {
+			return exitDenied
+		}
+		unknown = true
+	}
+	if unknown {
+		return exitInvalid
+	}
+	return exitOK
+}
+
+func checkSummary(rep *checkReport, code int) string {
+	k := rep.Kernel
+	version := k.Release
+	if k.EffectiveVersion != "" {
+		version = k.EffectiveVersion + " (running " + k.Release + ")"
+	}
+	if version == "" {
+		version = "unknown release"
+	}
+	inForce := 0
+	for _, p := range k.Patches {
+		if p.InForce() {
+			inForce++
+		}
+	}
+	head := fmt.Sprintf("kernel %s, %d live patch(es) in force", version, inForce)
+	switch code {
+	case exitOK:
+		return head + ": compliant"
+	case exitDenied:
+		return head + ": behind: " + violationReasons(rep.Violations)
+	default:
+		return head + ": state unknown: " + violationReasons(rep.Violations)
+	}
+}
+
+func violationReasons(vs []policy.Violation) string {
+	var parts []string
+	for _, v := range vs {
+		parts = append(parts, v.Rule+" ("+v.Detail+")")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// writeCheckText prints the state as a short table for people.
+func writeCheckText(w io.Writer, rep *checkReport, code int) {
+	if rep.Before != nil {
+		fmt.Fprintln(w, "== before")
+		writeKernelTable(w, rep.Before.Kernel)
+		writeVerdict(w, rep.Policy, rep.Before.Violations, checkExitCode(rep.Before.Violations))
+		o := rep.Remediation
+		fmt.Fprintf(w, "\n== remediation: %s", o.Status)
+		if o.Reason != "" {
+			fmt.Fprintf(w, ": %s", o.Reason)
+		}
+		fmt.Fprintln(w)
+		for _, c := range o.Commands {
+			fmt.Fprintf(w, "   ran: %s\n", strings.Join(c, " "))
+		}
+		fmt.Fprintln(w, "\n== after")
+	}
+	writeKernelTable(w, rep.Kernel)
+	writeVerdict(w, rep.Policy, rep.Violations, code)
+}
+
+func writeKernelTable(w io.Writer, k *policy.KernelState) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	pending := "unknown"
+	if k.UpdatesPending != nil {
+		pending = yesNo(*k.UpdatesPending)
+	}
+	fmt.Fprintf(tw, "release\t%s\n", dash(k.Release))
+	fmt.Fprintf(tw, "effective version\t%s\n", dash(k.EffectiveVersion))
+	fmt.Fprintf(tw, "distro ordering\t%s\n", dash(k.Distro))
+	fmt.Fprintf(tw, "providers\t%s\n", dash(strings.Join(k.Providers, ", ")))
+	fmt.Fprintf(tw, "livepatch taint\t%s\n", yesNo(k.LivepatchTainted))
+	fmt.Fprintf(tw, "updates pending\t%s\n", pending)
+	fmt.Fprintf(tw, "fixed CVEs\t%d %s\n", len(k.FixedCVEs), strings.Join(k.FixedCVEs, " "))
+	fmt.Fprintf(tw, "observed at\t%s\n", k.ObservedAt.UTC().Format(time.RFC3339))
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	if len(k.Patches) == 0 {
+		fmt.Fprintln(w, "no live patches")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATCH\tPROVIDER\tENABLED\tTRANSITION\tIN FORCE")
+		for _, p := range k.Patches {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Provider, yesNo(p.Enabled), yesNo(p.Transition), yesNo(p.InForce()))
+		}
+		_ = tw.Flush()
+	}
+	for _, u := range k.Unknown {
+		who := ""
+		if u.Provider != "" {
+			who = " (" + u.Provider + ")"
+		}
+		fmt.Fprintf(w, "unknown: %s%s: %s\n", u.Part, who, u.Reason)
+	}
+	for _, c := range k.Conflicts {
+		fmt.Fprintf(w, "conflict: %s\n", c)
+	}
+}
+
+func writeVerdict(w io.Writer, ref policy.PolicyRef, vs []policy.Violation, code int) {
+	verdict := map[int]string{exitOK: "compliant", exitDenied: "NOT compliant (behind)", exitInvalid: "NOT compliant (state unknown)"}[code]
+	fmt.Fprintf(w, "\npolicy %s (%s): %s\n", ref.Name, ref.Digest, verdict)
+	for _, v := range vs {
+		fmt.Fprintf(w, "  %s [%s] %s: %s\n", v.Rule, v.Action, v.Reason, v.Detail)
+	}
+}
+
+// writeNFDFeatures writes a Node Feature Discovery local feature file
+// (nfd-worker reads /etc/kubernetes/node-feature-discovery/features.d/*;
+// each line is <name>[=<value>], labelled feature.node.kubernetes.io/<name>).
+// Values are label values: at most 63 of [A-Za-z0-9._-], alphanumeric at
+// both ends; other characters of the version become '_'. The file is
+// replaced atomically so nfd-worker never reads half of it.
+func writeNFDFeatures(path string, compliant bool, k *policy.KernelState) error {
+	version := k.EffectiveVersion
+	if version == "" {
+		version = k.Release
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "patchgate.livepatch.compliant=%t\n", compliant)
+	if v := labelValue(version); v != "" {
+		fmt.Fprintf(&b, "patchgate.livepatch.effective-version=%s\n", v)
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".patchgate-nfd-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.WriteString(b.String()); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func labelValue(s string) string {
+	out := []byte(s)
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			out[i] = '_'
+		}
+	}
+	v := string(out)
+	if len(v) > 63 {
+		v = v[:63]
+	}
+	return strings.TrimFunc(v, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	})
+}
+
+func discardLogger() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}
