@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -44,6 +45,8 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		specPath    = fs.String("spec", "", "the container's OCI runtime spec (config.json); required")
 		sandboxPath = fs.String("sandbox-spec", "", "the pod sandbox's OCI runtime spec (pod sysctls, host namespaces under containerd CRI)")
 		statePath   = fs.String("kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
+		hostRoot    = fs.String("host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does)")
+		toolsChroot = fs.Bool("tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
 		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 		output      = fs.String("o", "text", "output format: text or json")
 		nowFlag     = fs.String("now", "", "judge the kernel state's age as of this RFC 3339 time (default: now)")
@@ -101,6 +104,19 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	var ks *policy.KernelState
+	if *statePath != "" && *hostRoot != "" {
+		fmt.Fprintln(stderr, "patchgate eval: --kernel-state and --host-root exclude each other")
+		return exitInvalid
+	}
+	if *hostRoot != "" {
+		r, err := newKernelReader(p, *hostRoot, *toolsChroot, 30*time.Second, func() time.Time { return now })
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
+			return exitInvalid
+		}
+		k := r.Read(context.Background())
+		ks = &k
+	}
 	if *statePath != "" {
 		data, err := readFile(*statePath)
 		if err != nil {
