@@ -6,7 +6,7 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean vmtest
+.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
 
 # The test command CI runs (.ci/run) and the README names.
-test: deps fmt-check vet unit
+test: deps fmt-check vet unit e2e
 
 deps:
 	./scripts/install-deps.sh
@@ -32,6 +32,11 @@ unit:
 # Real live patches on a real kernel in a throwaway qemu guest (scripts/vmtest.sh).
 vmtest: deps
 	./scripts/vmtest.sh
+
+# End-to-end tests against a real containerd v2.4.2 with NRI, runc and crictl (test/harness).
+# Builds the tools into .cache/e2e first. Needs root; under CI=true nothing may skip.
+e2e: deps
+	./scripts/e2e.sh
 
 lint: fmt-check vet
 	./scripts/lint.sh

@@ -11,6 +11,8 @@ pkgs=(
   qemu-system-x86 # real-kernel live patching in a VM (make vmtest)
   libseccomp-dev
   rpm             # oracle for livepatch/kver rpm ordering tests (rpm.vercmp)
+  containernetworking-plugins # CNI bridge + host-local for e2e pods without host network
+  iproute2        # e2e cleanup deletes the harness's CNI bridge with `ip link delete`
 )
 missing=()
 for p in "${pkgs[@]}"; do

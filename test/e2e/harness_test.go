@@ -1,0 +1,245 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+
+	"github.com/patchgate/patchgate/test/harness"
+)
+
+// These tests prove the harness itself: containerd starts on private paths, pods and
+// containers run and are inspected, privileged pods work, a restart keeps containers, an
+// external NRI plugin connects to the private socket, and cleanup leaves nothing behind.
+
+func TestHarnessPodsAndContainers(t *testing.T) {
+	h := harness.StartT(t, harness.Options{Tools: requireTools(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t.Logf("containerd ready in %s, images imported in %s", h.Timings.Ready, h.Timings.Import)
+
+	// A host-network pod with a busybox container that runs to completion.
+	hostPod := harness.PodConfig{Name: "hostnet", Namespace: "e2e", HostNetwork: true,
+		Labels: map[string]string{"app": "hostnet"}, Annotations: map[string]string{"e2e.patchgate.dev/pod": "yes"}}
+	podID, r := h.RunPod(ctx, hostPod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runp (host network): %s", r.Duration)
+	ps, r := h.InspectPod(ctx, podID)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if ps.Status.State != "SANDBOX_READY" || ps.Status.Labels["app"] != "hostnet" || ps.Status.Annotations["e2e.patchgate.dev/pod"] != "yes" {
+		t.Fatalf("pod status = %s labels %v annotations %v", ps.Status.State, ps.Status.Labels, ps.Status.Annotations)
+	}
+	podSpec, err := ps.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range podSpec.Linux.Namespaces {
+		if ns.Type == "network" {
+			t.Errorf("host-network sandbox spec has a network namespace: %+v", podSpec.Linux.Namespaces)
+		}
+	}
+
+	id, r := h.CreateContainer(ctx, podID, hostPod, harness.ContainerConfig{
+		Name:    "hello",
+		Command: []string{"/bin/sh", "-c", "echo hello from busybox; id -u"},
+		Labels:  map[string]string{"c": "hello"},
+	})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("create: %s", r.Duration)
+	if r := h.StartContainer(ctx, id); r.Err() != nil {
+		t.Fatal(r.Err())
+	} else {
+		t.Logf("start: %s", r.Duration)
+	}
+	st, err := h.WaitExited(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status.ExitCode != 0 || st.Status.Metadata.Name != "hello" || st.Status.Labels["c"] != "hello" {
+		t.Fatalf("container status: exit %d name %q labels %v", st.Status.ExitCode, st.Status.Metadata.Name, st.Status.Labels)
+	}
+	if logs := h.Logs(ctx, id); !strings.Contains(logs.Stdout, "hello from busybox\n0\n") {
+		t.Fatalf("logs = %q (stderr %q)", logs.Stdout, logs.Stderr)
+	}
+	if spec, err := st.Spec(); err != nil || len(spec.Process.Args) != 3 || spec.Process.Args[0] != "/bin/sh" {
+		t.Fatalf("runtime spec from inspect: %+v %v", spec, err)
+	}
+	// A failing command gives its exit status.
+	failID, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "fails", Command: []string{"/bin/sh", "-c", "exit 7"}})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := h.WaitExited(ctx, failID, 30*time.Second); err != nil || st.Status.ExitCode != 7 {
+		t.Fatalf("exit status = %v, %v; want 7", st, err)
+	}
+	// A missing image is a crictl error with stderr, not a hang.
+	if _, r := h.CreateContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "noimage", Image: "example.invalid/none:1"}); r.ExitCode == 0 || r.Stderr == "" {
+		t.Fatalf("create with a missing image: exit %d stderr %q", r.ExitCode, r.Stderr)
+	}
+
+	// A pod on the private bridge gets its own network namespace and an address.
+	netPod := harness.PodConfig{Name: "privnet", Namespace: "e2e"}
+	netID, r := h.RunPod(ctx, netPod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runp (private network): %s", r.Duration)
+	nps, r := h.InspectPod(ctx, netID)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, subnet, _ := net.ParseCIDR(h.Subnet)
+	if ip := net.ParseIP(nps.Status.Network.IP); ip == nil || !subnet.Contains(ip) {
+		t.Fatalf("private-network pod IP %q not in %s", nps.Status.Network.IP, h.Subnet)
+	}
+
+	// A privileged pod with a privileged container: all capabilities.
+	privPod := harness.PodConfig{Name: "priv", Namespace: "e2e", HostNetwork: true, HostPID: true, Privileged: true}
+	privPodID, r := h.RunPod(ctx, privPod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	privID, r := h.RunContainer(ctx, privPodID, privPod, harness.ContainerConfig{
+		Name: "priv", Privileged: true, Command: []string{"/bin/sh", "-c", "grep CapEff /proc/self/status"},
+	})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WaitExited(ctx, privID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if logs := h.Logs(ctx, privID); !strings.Contains(logs.Stdout, "CapEff:\t000001ff") {
+		t.Fatalf("privileged container capabilities: %q", logs.Stdout)
+	}
+	// containerd refuses a privileged container in an unprivileged pod.
+	if _, r := h.CreateContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "notallowed", Privileged: true}); r.ExitCode == 0 {
+		t.Fatal("privileged container in an unprivileged pod was created")
+	}
+
+	// A long-running container survives a containerd restart, and the pod still works after.
+	sleeperID, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "sleeper", Command: []string{"sleep", "3600"}})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Restart(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("containerd restart: ready in %s", h.Timings.Ready)
+	if st, r := h.Inspect(ctx, sleeperID); r.Err() != nil || st.Status.State != "CONTAINER_RUNNING" {
+		t.Fatalf("after restart: %v %v", st, r.Err())
+	}
+	if id, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "after-restart", Command: []string{"true"}}); r.Err() != nil {
+		t.Fatal(r.Err())
+	} else if st, err := h.WaitExited(ctx, id, 30*time.Second); err != nil || st.Status.ExitCode != 0 {
+		t.Fatalf("after restart: %v %v", st, err)
+	}
+
+	// Cleanup removes the running pods, containerd, mounts, cgroups and the directory.
+	if pids, r := h.Pods(ctx); r.Err() != nil || len(pids) != 3 {
+		t.Fatalf("pods before cleanup: %v %v", pids, r.Err())
+	}
+	if err := h.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := h.Leftovers(); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// smokePlugin is a minimal external NRI plugin: it marks every container it sees with an
+// annotation, so the test can tell that it ran in the create path.
+type smokePlugin struct{ seen chan string }
+
+func (p *smokePlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	select {
+	case p.seen <- c.GetName():
+	default:
+	}
+	adj := &api.ContainerAdjustment{}
+	adj.AddAnnotation("e2e.patchgate.dev/seen-by", "harness-smoke")
+	return adj, nil, nil
+}
+
+var _ stub.CreateContainerInterface = (*smokePlugin)(nil)
+
+func TestHarnessNRIPluginAndRequiredPlugins(t *testing.T) {
+	h := harness.StartT(t, harness.Options{
+		Tools: requireTools(t),
+		NRI: harness.NRIConfig{
+			RequestTimeout: 2 * time.Second,
+			Validator: harness.ValidatorConfig{Enable: true, RequiredPlugins: []string{"harness-smoke"},
+				TolerateMissingPluginsAnnotation: harness.TolerateMissingPluginsKey},
+		},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	pod := harness.PodConfig{Name: "nri", Namespace: "e2e", HostNetwork: true}
+	podID, r := h.RunPod(ctx, pod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Without the required plugin, the default validator refuses every create.
+	_, r = h.CreateContainer(ctx, podID, pod, harness.ContainerConfig{Name: "before", Command: []string{"true"}})
+	const missing = `validator "00-default-validator" rejected container adjustment, reason: validation error: required plugin "harness-smoke" not present`
+	if r.ExitCode == 0 || !strings.Contains(r.ErrorMessage(), "failed to get NRI adjustment for container: "+missing) {
+		t.Fatalf("create without the required plugin: exit %d, stderr:\n%s", r.ExitCode, r.Stderr)
+	}
+	// The tolerate annotation on the pod lets its containers start without the plugin.
+	tolerant := harness.PodConfig{Name: "tolerant", Namespace: "e2e", HostNetwork: true,
+		Annotations: map[string]string{harness.TolerateMissingPluginsKey: "true"}}
+	tolID, r := h.RunPod(ctx, tolerant)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := h.CreateContainer(ctx, tolID, tolerant, harness.ContainerConfig{Name: "tolerated", Command: []string{"true"}}); r.Err() != nil {
+		t.Fatalf("tolerated pod: %v", r.Err())
+	}
+
+	// An external plugin connects to the private NRI socket and runs in the create path.
+	p := &smokePlugin{seen: make(chan string, 16)}
+	s, err := stub.New(p, stub.WithPluginName("harness-smoke"), stub.WithPluginIdx("10"), stub.WithSocketPath(h.NRISocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatalf("plugin could not connect to %s: %v", h.NRISocket, err)
+	}
+	defer s.Stop()
+	id, r := h.CreateContainer(ctx, podID, pod, harness.ContainerConfig{Name: "after", Command: []string{"true"}})
+	if err := r.Err(); err != nil {
+		t.Fatalf("create with the plugin connected: %v", err)
+	}
+	select {
+	case name := <-p.seen:
+		if name != "after" {
+			t.Fatalf("plugin saw %q", name)
+		}
+	default:
+		t.Fatal("plugin did not see the container")
+	}
+	st, r := h.Inspect(ctx, id)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := st.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Annotations["e2e.patchgate.dev/seen-by"]; got != "harness-smoke" {
+		t.Fatalf("plugin's annotation = %q; spec annotations %v", got, spec.Annotations)
+	}
+}

@@ -1,0 +1,218 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Paths is the private layout of one harness instance; every path is under Dir.
+type Paths struct {
+	Dir           string // the private directory; removed by Cleanup
+	Root          string // containerd root (content, snapshots, metadata)
+	State         string // containerd state (task bundles live in <State>/io.containerd.runtime.v2.task/<ns>/<id>)
+	Temp          string // containerd's temp dir for mounts
+	Address       string // containerd gRPC socket (CRI and ctr)
+	TTRPCAddress  string
+	ShimSocketDir string // shim sockets (plugins."io.containerd.shim.v1.manager".socket_dir)
+	RuncRoot      string // runc --root
+	NRISocket     string // NRI socket external plugins connect to
+	NRIPluginDir  string // NRI plugin_path (pre-registered plugins)
+	NRIConfDir    string // NRI plugin_config_path (drop-in configs)
+	CNIConfDir    string
+	CNIDataDir    string // host-local IPAM state
+	CDIDir        string
+	OptDir        string
+	PodLogDir     string // pods' log_directory parent
+	ConfigFile    string // the rendered containerd config
+	CrictlConfig  string // crictl --config
+	ContainerdLog string // containerd's stdout and stderr
+	ImageDir      string // the OCI image-layout tarballs
+}
+
+func newPaths(dir string) Paths {
+	return Paths{
+		Dir:           dir,
+		Root:          dir + "/root",
+		State:         dir + "/state",
+		Temp:          dir + "/tmp",
+		Address:       dir + "/containerd.sock",
+		TTRPCAddress:  dir + "/containerd.sock.ttrpc",
+		ShimSocketDir: dir + "/s",
+		RuncRoot:      dir + "/runc",
+		NRISocket:     dir + "/nri/nri.sock",
+		NRIPluginDir:  dir + "/nri/plugins",
+		NRIConfDir:    dir + "/nri/conf.d",
+		CNIConfDir:    dir + "/cni/net.d",
+		CNIDataDir:    dir + "/cni/data",
+		CDIDir:        dir + "/cdi",
+		OptDir:        dir + "/opt",
+		PodLogDir:     dir + "/pods",
+		ConfigFile:    dir + "/containerd.toml",
+		CrictlConfig:  dir + "/crictl.yaml",
+		ContainerdLog: dir + "/containerd.log",
+		ImageDir:      dir + "/images",
+	}
+}
+
+// NRIConfig is the NRI part of the containerd config.
+type NRIConfig struct {
+	Disable bool
+	// RequestTimeout is plugin_request_timeout; zero keeps containerd's default (2s).
+	RequestTimeout time.Duration
+	// RegistrationTimeout is plugin_registration_timeout; zero keeps the default (5s).
+	RegistrationTimeout time.Duration
+	// Validator configures NRI's built-in default validator.
+	Validator ValidatorConfig
+}
+
+// ValidatorConfig is plugins."io.containerd.nri.v1.nri".default_validator.
+type ValidatorConfig struct {
+	Enable                  bool
+	RequiredPlugins         []string // refuse every create while one of these is not registered
+	RejectOCIHookAdjustment bool     // refuse plugins' OCI hook injection
+	// TolerateMissingPluginsAnnotation is the pod annotation key that, set to "true", exempts a
+	// pod from RequiredPlugins (also "<key>/pod" and "<key>/container.<name>"; NRI
+	// pkg/plugin.GetEffectiveAnnotation). NRI has no default: while this is empty, no annotation
+	// tolerates a missing plugin. TolerateMissingPluginsKey is the conventional key.
+	TolerateMissingPluginsAnnotation string
+}
+
+// TolerateMissingPluginsKey is the conventional toleration annotation key (NRI's annotation
+// domain, noderesource.dev). It only works when the validator config names it.
+const TolerateMissingPluginsKey = "tolerate-missing-nri-plugins.noderesource.dev"
+
+// Config is what the harness renders into containerd's config file.
+type Config struct {
+	Paths
+	Runc         string // runc binary (runtimes.runc.options.BinaryName)
+	CNIBinDirs   []string
+	BridgeName   string // the CNI bridge for pods without host network
+	Subnet       string // their IPAM range; the bridge has no address, no gateway and no NAT
+	LogLevel     string // containerd --log-level
+	NRI          NRIConfig
+	SandboxImage string // pinned_images.sandbox
+}
+
+// TOML renders the config as a containerd version 4 config (native to containerd 2.4).
+func (c *Config) TOML() (string, error) {
+	var b strings.Builder
+	var errs []string
+	q := func(s string) string {
+		for _, r := range s {
+			if r < 0x20 || r == 0x7f {
+				errs = append(errs, fmt.Sprintf("control character in %q", s))
+			}
+		}
+		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	}
+	ql := func(ss []string) string {
+		parts := make([]string, len(ss))
+		for i, s := range ss {
+			parts[i] = q(s)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	dur := func(d time.Duration) string { return q(d.String()) }
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+
+	w(`# Rendered by patchgate test/harness: a private containerd; nothing below points at the host's`)
+	w(`# /etc, /var/lib/containerd or /run/containerd.`)
+	w(`version = 4`)
+	w(`root = %s`, q(c.Root))
+	w(`state = %s`, q(c.State))
+	w(`temp = %s`, q(c.Temp))
+	w(`imports = []`)
+	w(``)
+	w(`[plugins."io.containerd.server.v1.grpc"]`)
+	w(`  address = %s`, q(c.Address))
+	w(`[plugins."io.containerd.server.v1.ttrpc"]`)
+	w(`  address = %s`, q(c.TTRPCAddress))
+	w(`[plugins."io.containerd.server.v1.debug"]`)
+	w(`  address = ""`)
+	w(`[plugins."io.containerd.server.v1.metrics"]`)
+	w(`  address = ""`)
+	w(`[plugins."io.containerd.shim.v1.manager"]`)
+	w(`  socket_dir = %s`, q(c.ShimSocketDir))
+	w(`[plugins."io.containerd.internal.v1.opt"]`)
+	w(`  path = %s`, q(c.OptDir))
+	w(`[plugins."io.containerd.image-verifier.v1.bindir"]`)
+	w(`  bin_dir = %s`, q(c.OptDir+"/image-verifier/bin"))
+	w(``)
+	w(`[plugins."io.containerd.cri.v1.images"]`)
+	w(`  snapshotter = "overlayfs"`)
+	w(`  [plugins."io.containerd.cri.v1.images".pinned_images]`)
+	w(`    sandbox = %s`, q(c.SandboxImage))
+	w(`[plugins."io.containerd.cri.v1.runtime"]`)
+	w(`  # The sandbox lacks CAP_SYS_RESOURCE; without this runc fails with`)
+	w(`  # "can't get final child's PID from pipe: EOF".`)
+	w(`  restrict_oom_score_adj = true`)
+	w(`  netns_mounts_under_state_dir = true`)
+	w(`  cdi_spec_dirs = %s`, ql([]string{c.CDIDir}))
+	w(`  [plugins."io.containerd.cri.v1.runtime".containerd]`)
+	w(`    default_runtime_name = "runc"`)
+	w(`    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]`)
+	w(`      runtime_type = "io.containerd.runc.v2"`)
+	w(`      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]`)
+	w(`        BinaryName = %s`, q(c.Runc))
+	w(`        Root = %s`, q(c.RuncRoot))
+	w(`        SystemdCgroup = false`)
+	w(`  [plugins."io.containerd.cri.v1.runtime".cni]`)
+	w(`    bin_dirs = %s`, ql(c.CNIBinDirs))
+	w(`    conf_dir = %s`, q(c.CNIConfDir))
+	w(`    max_conf_num = 1`)
+	w(`[plugins."io.containerd.grpc.v1.cri"]`)
+	w(`  stream_server_address = "127.0.0.1"`)
+	w(`  stream_server_port = "0"`)
+	w(``)
+	w(`[plugins."io.containerd.nri.v1.nri"]`)
+	w(`  disable = %t`, c.NRI.Disable)
+	w(`  socket_path = %s`, q(c.NRISocket))
+	w(`  plugin_path = %s`, q(c.NRIPluginDir))
+	w(`  plugin_config_path = %s`, q(c.NRIConfDir))
+	if c.NRI.RequestTimeout > 0 {
+		w(`  plugin_request_timeout = %s`, dur(c.NRI.RequestTimeout))
+	}
+	if c.NRI.RegistrationTimeout > 0 {
+		w(`  plugin_registration_timeout = %s`, dur(c.NRI.RegistrationTimeout))
+	}
+	v := c.NRI.Validator
+	w(`  [plugins."io.containerd.nri.v1.nri".default_validator]`)
+	w(`    enable = %t`, v.Enable)
+	w(`    reject_oci_hook_adjustment = %t`, v.RejectOCIHookAdjustment)
+	w(`    required_plugins = %s`, ql(v.RequiredPlugins))
+	if v.TolerateMissingPluginsAnnotation != "" {
+		w(`    tolerate_missing_plugins_annotation = %s`, q(v.TolerateMissingPluginsAnnotation))
+	}
+	if len(errs) > 0 {
+		return "", fmt.Errorf("harness: config: %s", strings.Join(errs, "; "))
+	}
+	return b.String(), nil
+}
+
+// CNIConfList is the private network for pods without host network: a bridge with no address
+// on the host (isGateway false), so no host route, no gateway and no NAT, and host-local IPAM
+// whose state stays in the private directory.
+func (c *Config) CNIConfList() ([]byte, error) {
+	return json.MarshalIndent(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       c.BridgeName,
+		"plugins": []map[string]any{{
+			"type":      "bridge",
+			"bridge":    c.BridgeName,
+			"isGateway": false,
+			"ipMasq":    false,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"dataDir": c.CNIDataDir,
+				"ranges":  [][]map[string]string{{{"subnet": c.Subnet}}},
+			},
+		}},
+	}, "", "  ")
+}
+
+// crictlConfig is crictl's --config file: endpoints, no pulls, a generous timeout.
+func (c *Config) crictlConfig() string {
+	return fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\ndebug: false\npull-image-on-create: false\n", c.Address, c.Address)
+}

@@ -1,0 +1,301 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Versions of the parts the harness runs. They must match the tool pins in test/tools/go.mod.
+const (
+	ContainerdVersion = "v2.4.2"
+	CrictlVersion     = "v1.37.0"
+)
+
+// NRI variants of the containerd build. Stock containerd v2.4.2 links NRI v0.12.3, which
+// ignores a plugin's failure policy (a timeout or crash fails open); the validator plus the
+// default validator's required_plugins is what fails closed there. The v0.12.5 variant links
+// NRI v0.12.5, which honours stub.WithFailurePolicy.
+const (
+	NRIStock   = "stock"       // test/tools: containerd as released (NRI v0.12.3)
+	NRIv0_12_5 = "nri-v0.12.5" // test/tools/nri-v0.12.5: the same pins plus NRI v0.12.5
+)
+
+// buildRecipe changes whenever the way the tools are built changes, so cached binaries from an
+// older recipe are rebuilt.
+const buildRecipe = "patchgate-e2e-tools/1"
+
+// ErrMissingPrerequisite reports something the harness needs that this machine lacks (runc,
+// busybox-static, the go command). Tests skip on it, or fail under CI=true.
+var ErrMissingPrerequisite = errors.New("missing prerequisite")
+
+// Tools holds the absolute paths of the binaries the harness runs.
+type Tools struct {
+	BinDir     string // containerd, ctr, containerd-shim-runc-v2, crictl
+	Containerd string
+	Ctr        string
+	Shim       string
+	Crictl     string
+	Runc       string // Debian's runc, or $PATCHGATE_E2E_RUNC
+	Pause      string // the static pause binary for the sandbox image
+	Busybox    string // Debian's busybox-static, or $PATCHGATE_E2E_BUSYBOX
+	Variant    string // NRIStock or NRIv0_12_5
+	Rebuilt    bool   // true when EnsureTools had to build containerd and crictl
+}
+
+// ToolsOptions controls EnsureTools. The zero value finds the repository from the working
+// directory, caches under <repo>/.cache/e2e and builds the stock variant.
+type ToolsOptions struct {
+	RepoRoot string    // the patchgate checkout; found from the working directory when empty
+	CacheDir string    // default <RepoRoot>/.cache/e2e
+	Variant  string    // NRIStock (default) or NRIv0_12_5; $PATCHGATE_E2E_NRI overrides the default
+	Log      io.Writer // build progress; nil discards
+}
+
+var toolPackages = []string{
+	"github.com/containerd/containerd/v2/cmd/containerd",
+	"github.com/containerd/containerd/v2/cmd/ctr",
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+	"sigs.k8s.io/cri-tools/cmd/crictl",
+}
+
+var toolLDFlags = strings.Join([]string{
+	"-X", "github.com/containerd/containerd/v2/version.Version=" + ContainerdVersion,
+	"-X", "sigs.k8s.io/cri-tools/pkg/version.Version=" + CrictlVersion,
+}, " ")
+
+// EnsureTools returns the harness's binaries, building containerd, ctr, the runc shim and
+// crictl into the cache when they are missing or out of date (a cold build takes minutes; a
+// warm check takes milliseconds). Concurrent callers serialise on a lock file in the cache.
+func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.RepoRoot == "" {
+		root, err := FindRepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		o.RepoRoot = root
+	}
+	if o.CacheDir == "" {
+		o.CacheDir = filepath.Join(o.RepoRoot, ".cache", "e2e")
+	}
+	if o.Variant == "" {
+		o.Variant = os.Getenv("PATCHGATE_E2E_NRI")
+	}
+	if o.Variant == "" {
+		o.Variant = NRIStock
+	}
+	var modDir string
+	switch o.Variant {
+	case NRIStock:
+		modDir = filepath.Join(o.RepoRoot, "test", "tools")
+	case NRIv0_12_5:
+		modDir = filepath.Join(o.RepoRoot, "test", "tools", NRIv0_12_5)
+	default:
+		return nil, fmt.Errorf("harness: unknown NRI variant %q (want %q or %q)", o.Variant, NRIStock, NRIv0_12_5)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("harness: the go command: %w", ErrMissingPrerequisite)
+	}
+	t := &Tools{Variant: o.Variant}
+	if t.Runc, err = lookTool("PATCHGATE_E2E_RUNC", "runc", "apt-get install runc"); err != nil {
+		return nil, err
+	}
+	if t.Busybox, err = lookTool("PATCHGATE_E2E_BUSYBOX", "busybox", "apt-get install busybox-static"); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("harness: cache: %w", err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(o.CacheDir, "build.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	t.BinDir = filepath.Join(o.CacheDir, "bin-"+o.Variant)
+	t.Containerd = filepath.Join(t.BinDir, "containerd")
+	t.Ctr = filepath.Join(t.BinDir, "ctr")
+	t.Shim = filepath.Join(t.BinDir, "containerd-shim-runc-v2")
+	t.Crictl = filepath.Join(t.BinDir, "crictl")
+
+	stamp, err := toolsStamp(ctx, goBin, modDir)
+	if err != nil {
+		return nil, err
+	}
+	if !upToDate(t, stamp) {
+		start := time.Now()
+		fmt.Fprintf(o.Log, "harness: building containerd %s and crictl %s (NRI %s) into %s; a cold build takes a few minutes\n",
+			ContainerdVersion, CrictlVersion, o.Variant, t.BinDir)
+		if err := buildTools(ctx, goBin, modDir, t.BinDir, stamp, o.Log); err != nil {
+			return nil, err
+		}
+		t.Rebuilt = true
+		fmt.Fprintf(o.Log, "harness: tools built in %s\n", time.Since(start).Round(100*time.Millisecond))
+	}
+	t.Pause = filepath.Join(o.CacheDir, "pause")
+	// The go command's own cache makes this a no-op link check when nothing changed.
+	if err := goBuild(ctx, goBin, o.RepoRoot, t.Pause, o.Log, "./test/harness/pause"); err != nil {
+		return nil, fmt.Errorf("harness: building the pause binary: %w", err)
+	}
+	return t, nil
+}
+
+// FindRepoRoot walks up from the working directory to the patchgate module's go.mod.
+func FindRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.HasPrefix(data, []byte("module github.com/patchgate/patchgate\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("harness: not inside the patchgate repository (no go.mod for github.com/patchgate/patchgate above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+func lookTool(env, name, hint string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("harness: $%s: %w", env, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		// Debian installs runc to /usr/sbin, which a non-login PATH may lack.
+		for _, dir := range []string{"/usr/sbin", "/usr/bin", "/bin", "/sbin"} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				return filepath.Join(dir, name), nil
+			}
+		}
+		return "", fmt.Errorf("harness: %s not found (%s): %w", name, hint, ErrMissingPrerequisite)
+	}
+	return filepath.Abs(p)
+}
+
+// toolsStamp identifies a build: the recipe, the go version, the module's pins and the flags.
+func toolsStamp(ctx context.Context, goBin, modDir string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s\n", buildRecipe, toolLDFlags, strings.Join(toolPackages, " "))
+	out, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION", "GOOS", "GOARCH").Output()
+	if err != nil {
+		return "", fmt.Errorf("harness: go env: %w", err)
+	}
+	h.Write(out)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(modDir, f))
+		if err != nil {
+			return "", fmt.Errorf("harness: tools module: %w", err)
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func upToDate(t *Tools, stamp string) bool {
+	data, err := os.ReadFile(filepath.Join(t.BinDir, ".stamp"))
+	if err != nil || strings.TrimSpace(string(data)) != stamp {
+		return false
+	}
+	for _, p := range []string{t.Containerd, t.Ctr, t.Shim, t.Crictl} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// buildTools builds into a fresh directory next to binDir and swaps it in, so an interrupted
+// build never leaves a half-written set behind a valid stamp.
+func buildTools(ctx context.Context, goBin, modDir, binDir, stamp string, log io.Writer) error {
+	tmp, err := os.MkdirTemp(filepath.Dir(binDir), filepath.Base(binDir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	args := append([]string{"build", "-trimpath", "-ldflags", toolLDFlags, "-o", tmp + string(os.PathSeparator)}, toolPackages...)
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = modDir
+	// Static binaries: the shim and containerd need no libc, as in containerd's own releases of
+	// the shim; cgo-only plugins (btrfs) are left out, the overlayfs snapshotter is used.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
+	var stderr bytes.Buffer
+	cmd.Stdout = log
+	cmd.Stderr = io.MultiWriter(log, &stderr)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("harness: go build in %s: %w: %s", modDir, err, lastLines(stderr.String(), 20))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".stamp"), []byte(stamp+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(binDir); err != nil {
+		return err
+	}
+	return os.Rename(tmp, binDir)
+}
+
+func goBuild(ctx context.Context, goBin, dir, out string, log io.Writer, pkg string) error {
+	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stdout = log
+	cmd.Stderr = io.MultiWriter(log, &stderr)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 20))
+	}
+	return nil
+}
+
+// lockFile takes an exclusive flock, polling so that ctx can cancel the wait.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("harness: lock: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("harness: lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
