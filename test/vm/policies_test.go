@@ -30,7 +30,7 @@ func TestGuestPoliciesLoad(t *testing.T) {
 		}
 		if filepath.Base(f) == "remediate.yaml" {
 			r := p.Spec.Remediation
-			if !r.Enabled || !slices.Equal(r.Command, []string{"/bin/insmod", "/lib/patches/livepatch-sample.ko"}) {
+			if !r.Enabled || !slices.Equal(r.Command, []string{"/sbin/insmod", "/lib/patches/livepatch-sample.ko"}) {
 				t.Errorf("%s: remediation %+v", f, r)
 			}
 		}

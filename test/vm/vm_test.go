@@ -154,19 +154,39 @@ func wantRC(t *testing.T, s *Step, rc int) {
 	}
 }
 
-// checkOutput is `patchgate check -o json`.
+// checkOutput is `patchgate check -o json`: kernel, compliant and
+// violations, and with --apply the state before and the remediation outcome.
 type checkOutput struct {
 	Kernel     policy.KernelState `json:"kernel"`
 	Compliant  bool               `json:"compliant"`
 	Violations []policy.Violation `json:"violations"`
+	Before     *struct {
+		Kernel     policy.KernelState `json:"kernel"`
+		Compliant  bool               `json:"compliant"`
+		Violations []policy.Violation `json:"violations"`
+	} `json:"before"`
+	Remediation *struct {
+		Status   string     `json:"status"`
+		Reason   string     `json:"reason"`
+		Commands [][]string `json:"commands"`
+		Output   string     `json:"output"`
+	} `json:"remediation"`
 }
 
 func decodeCheck(t *testing.T, s *Step) checkOutput {
 	t.Helper()
 	var out checkOutput
-	dec := json.NewDecoder(strings.NewReader(s.Text("stdout")))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&out); err != nil {
+	var keys map[string]json.RawMessage
+	stdout := []byte(s.Text("stdout"))
+	if err := json.Unmarshal(stdout, &keys); err != nil {
+		t.Fatalf("%s: stdout is not check JSON: %v", describe(s), err)
+	}
+	for _, k := range []string{"kernel", "compliant", "violations"} {
+		if _, ok := keys[k]; !ok {
+			t.Fatalf("%s: check JSON has no %q", describe(s), k)
+		}
+	}
+	if err := json.Unmarshal(stdout, &out); err != nil {
 		t.Fatalf("%s: stdout is not check JSON: %v", describe(s), err)
 	}
 	return out
@@ -439,6 +459,16 @@ func testRemediation(t *testing.T, r *Run) {
 	}
 	s = step(t, r, "5-apply")
 	wantRC(t, s, 0)
+	out := decodeCheck(t, s)
+	if out.Before == nil || out.Before.Compliant || out.Remediation == nil || out.Remediation.Status != "patched" {
+		t.Fatalf("%s: want before not compliant and remediation patched", describe(s))
+	}
+	if len(out.Remediation.Commands) == 0 || strings.Join(out.Remediation.Commands[0], " ") != "/sbin/insmod /lib/patches/livepatch-sample.ko" {
+		t.Fatalf("%s: want the policy's remediation.command to have run", describe(s))
+	}
+	if p := patchMap(t, s, out.Kernel)["livepatch_sample"]; !out.Compliant || !p.Enabled || p.Transition {
+		t.Fatalf("%s: want compliant after, with livepatch_sample in force", describe(s))
+	}
 	// After --apply returned, sysfs must already show the transition done:
 	// patchgate waited for it, not only for insmod.
 	if st, ok := s.Sysfs("sysfs-after"); !ok || st["livepatch_sample"] != (PatchState{Enabled: true}) {
@@ -446,7 +476,7 @@ func testRemediation(t *testing.T, r *Run) {
 	}
 	s = step(t, r, "5-after")
 	wantRC(t, s, 0)
-	out := decodeCheck(t, s)
+	out = decodeCheck(t, s)
 	if !out.Compliant || !mirrors(t, s, out) {
 		t.Fatalf("%s: want compliant after remediation", describe(s))
 	}
@@ -465,8 +495,13 @@ func testRefused(t *testing.T, r *Run) {
 	wantRC(t, s, 1)
 	s = step(t, r, "6-apply")
 	wantRC(t, s, 1)
-	if !strings.Contains(s.Text("stdout")+s.Text("stderr"), refusal) {
-		t.Fatalf("%s: the kernel's refusal is not reported", describe(s))
+	out := decodeCheck(t, s)
+	if out.Remediation == nil || out.Remediation.Status != "failed" ||
+		!strings.Contains(out.Remediation.Reason+"\n"+out.Remediation.Output, refusal) {
+		t.Fatalf("%s: want a failed remediation reporting the kernel's %q", describe(s), refusal)
+	}
+	if out.Before == nil || out.Before.Compliant || out.Compliant {
+		t.Fatalf("%s: want not compliant before and after", describe(s))
 	}
 	if st, _ := s.Sysfs("sysfs-after"); len(st) != 0 {
 		t.Fatalf("%s: no patch can be loaded here", describe(s))
