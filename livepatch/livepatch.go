@@ -12,6 +12,7 @@
 //   - Canonical Livepatch (canonical.go): `canonical-livepatch status --verbose
 //     --format json`, and the older YAML form.
 //   - Ksplice (ksplice.go): `uptrack-show`, `uptrack-show --available`.
+//   - SUSE klp (klp.go): `klp status`, cross-checked with sysfs.
 //
 // Reader merges what they report into one policy.KernelState (reader.go).
 // A provider that fails makes its part of the state unknown, never empty.
@@ -113,6 +114,8 @@ type Report struct {
 	// Canonical only: Livepatch.State and Supported as the client says.
 	CanonicalState     string
 	CanonicalSupported string
+	// klp only: `klp status` ("ready" or "in_progress").
+	KlpStatus string
 	// kpatch only: patch modules installed for the running kernel.
 	KpatchInstalled []string
 }

@@ -452,3 +452,26 @@ func FuzzSysfsFlagAndProcVersion(f *testing.F) {
 		}
 	})
 }
+
+func TestParseKlpStatus(t *testing.T) {
+	for in, want := range map[string]string{"ready\n": "ready", "in_progress\n": "in_progress"} {
+		if got, err := ParseKlpStatus([]byte(in)); err != nil || got != want {
+			t.Errorf("ParseKlpStatus(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "READY\n", "ready in_progress\n", "klp: command not found\n"} {
+		if _, err := ParseKlpStatus([]byte(bad)); !errors.Is(err, ErrParse) {
+			t.Errorf("ParseKlpStatus(%q) error = %v", bad, err)
+		}
+	}
+}
+
+func FuzzParseKlpStatus(f *testing.F) {
+	f.Add([]byte("ready\n"))
+	f.Add([]byte("in_progress\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := ParseKlpStatus(b); err == nil && s != "ready" && s != "in_progress" {
+			t.Fatalf("status %q", s)
+		}
+	})
+}

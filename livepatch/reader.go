@@ -47,7 +47,7 @@ func WithTools(tools map[string]string) ReaderOption {
 }
 
 // WithProvider selects the provider: auto (default), sysfs, kpatch,
-// kernelcare, canonical or ksplice (spec.kernel.provider). Every choice reads
+// kernelcare, canonical, ksplice or klp (spec.kernel.provider). Every choice reads
 // sysfs as well; auto adds every installed tool.
 func WithProvider(name string) ReaderOption {
 	return func(r *Reader) error {
@@ -55,7 +55,7 @@ func WithProvider(name string) ReaderOption {
 			name = ProviderAuto
 		}
 		if name != ProviderAuto && providerByName(name) == nil {
-			return fmt.Errorf("%w: unknown provider %q (want auto, sysfs, kpatch, kernelcare, canonical or ksplice)", ErrOption, name)
+			return fmt.Errorf("%w: unknown provider %q (want auto, sysfs, kpatch, kernelcare, canonical, ksplice or klp)", ErrOption, name)
 		}
 		r.provider = name
 		return nil
@@ -113,12 +113,14 @@ func providerByName(name string) Provider {
 		return Canonical{}
 	case ProviderKsplice:
 		return Ksplice{}
+	case ProviderKLP:
+		return KLP{}
 	}
 	return nil
 }
 
 // toolProviders are tried by auto, in this order.
-var toolProviders = []Provider{Kpatch{}, KernelCare{}, Canonical{}, Ksplice{}}
+var toolProviders = []Provider{Kpatch{}, KernelCare{}, Canonical{}, Ksplice{}, KLP{}}
 
 // ActiveProviders lists the tool providers Read would run.
 func (r *Reader) ActiveProviders() []Provider {
@@ -166,6 +168,8 @@ func toolOf(provider string) string {
 		return "canonical-livepatch"
 	case ProviderKsplice:
 		return "uptrack-show"
+	case ProviderKLP:
+		return "klp"
 	}
 	return provider
 }
@@ -240,6 +244,8 @@ func Merge(sys Report, tools []Report, now time.Time) policy.KernelState {
 			mergeKpatch(&k, byName, t, sysReadable, sys.LivepatchSupported)
 		case ProviderCanonical:
 			mergeCanonical(&k, t, sysReadable)
+		case ProviderKLP:
+			mergeKLP(&k, t, sysReadable)
 		default:
 			for _, p := range t.Patches {
 				if i, ok := byName[p.Name]; ok {
@@ -315,5 +321,23 @@ func mergeCanonical(k *policy.KernelState, t Report, sysReadable bool) {
 		k.Conflicts = append(k.Conflicts, "canonical-livepatch says applied but no lkp_ patch is in force in /sys/kernel/livepatch")
 	case t.CanonicalState != "applied" && t.CanonicalState != "applying" && inForce > 0:
 		k.Conflicts = append(k.Conflicts, fmt.Sprintf("canonical-livepatch says %q but %d lkp_ patch(es) are in force in /sys/kernel/livepatch", t.CanonicalState, inForce))
+	}
+}
+
+func mergeKLP(k *policy.KernelState, t Report, sysReadable bool) {
+	if t.KlpStatus == "" || !sysReadable {
+		return
+	}
+	inTransition := 0
+	for _, p := range k.Patches {
+		if p.Transition {
+			inTransition++
+		}
+	}
+	switch {
+	case t.KlpStatus == "in_progress" && inTransition == 0:
+		k.Conflicts = append(k.Conflicts, "klp status says in_progress but no patch in /sys/kernel/livepatch is in transition")
+	case t.KlpStatus == "ready" && inTransition > 0:
+		k.Conflicts = append(k.Conflicts, fmt.Sprintf("klp status says ready but %d patch(es) in /sys/kernel/livepatch are in transition", inTransition))
 	}
 }

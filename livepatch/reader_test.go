@@ -112,6 +112,11 @@ var hostCases = map[string]wantState{
 		patches:      []policy.Patch{},
 		unknownParts: []string{"cves/canonical", "updates/canonical"},
 	},
+	"sles15-klp": {
+		release: "5.14.21-150500.55.39-default", distro: "rpm", tainted: true, providers: []string{"sysfs", "klp"},
+		patches:      []policy.Patch{p("livepatch_sample", true, false, "sysfs")},
+		unknownParts: []string{"cves/klp"},
+	},
 	"ol6-ksplice": {
 		release: "4.1.12-124.24.3.el6uek.x86_64", effective: "4.1.12-124.26.5.el6uek", distro: "rpm", providers: []string{"sysfs", "ksplice"},
 		patches: []policy.Patch{
@@ -263,5 +268,50 @@ func TestToolsOverride(t *testing.T) {
 	k = readHost(t, "rhel8-kpatch", WithTools(map[string]string{"kpatch": "/usr/sbin/kpatch"}))
 	if !reflect.DeepEqual(k.Providers, []string{"sysfs", "kpatch"}) {
 		t.Errorf("providers = %v", k.Providers)
+	}
+}
+
+func TestMergeKLPConflict(t *testing.T) {
+	sys := Report{Provider: ProviderSysfs, Patches: []policy.Patch{p("livepatch_sample", true, false, "sysfs")}, LivepatchSupported: true}
+	k := Merge(sys, []Report{{Provider: ProviderKLP, KlpStatus: "in_progress"}}, fixedNow)
+	if len(k.Conflicts) != 1 || !strings.Contains(k.Conflicts[0], "in_progress") {
+		t.Errorf("conflicts = %q", k.Conflicts)
+	}
+	sys.Patches[0].Transition = true
+	if k := Merge(sys, []Report{{Provider: ProviderKLP, KlpStatus: "in_progress"}}, fixedNow); len(k.Conflicts) != 0 {
+		t.Errorf("agreeing sources: conflicts = %q", k.Conflicts)
+	}
+	if k := Merge(sys, []Report{{Provider: ProviderKLP, KlpStatus: "ready"}}, fixedNow); len(k.Conflicts) != 1 {
+		t.Errorf("ready with a patch in transition: conflicts = %q", k.Conflicts)
+	}
+}
+
+func TestMergeKpatchConflict(t *testing.T) {
+	// kpatch and sysfs disagree: sysfs is kept, the disagreement reported.
+	sys := Report{Provider: ProviderSysfs, Patches: []policy.Patch{p("kpatch_fix", true, true, "sysfs")}, LivepatchSupported: true}
+	kp := Report{Provider: ProviderKpatch, Patches: []policy.Patch{p("kpatch_fix", true, false, "kpatch"), p("kpatch_gone", true, false, "kpatch")}}
+	k := Merge(sys, []Report{kp}, fixedNow)
+	if len(k.Conflicts) != 2 || !k.Patches[0].Transition || k.Patches[0].Provider != "kpatch" {
+		t.Errorf("conflicts %q patches %+v", k.Conflicts, k.Patches)
+	}
+	// Two effective versions: reported, and the older one kept.
+	a := Report{Provider: ProviderKernelCare, EffectiveVersion: "5.4.0-1028.32"}
+	b := Report{Provider: ProviderKsplice, EffectiveVersion: "5.4.0-1028.31"}
+	k = Merge(Report{Provider: ProviderSysfs, Distro: "dpkg"}, []Report{a, b}, fixedNow)
+	if k.EffectiveVersion != "5.4.0-1028.31" || len(k.Conflicts) != 1 {
+		t.Errorf("effective %q conflicts %q", k.EffectiveVersion, k.Conflicts)
+	}
+	// Canonical applied but no lkp_ patch in force.
+	k = Merge(Report{Provider: ProviderSysfs, LivepatchSupported: true}, []Report{{Provider: ProviderCanonical, CanonicalState: "applied"}}, fixedNow)
+	if len(k.Conflicts) != 1 || !strings.Contains(k.Conflicts[0], "lkp_") {
+		t.Errorf("canonical: conflicts %q", k.Conflicts)
+	}
+	// Updates pending: true wins, nil when nobody can tell.
+	k = Merge(Report{Provider: ProviderSysfs}, []Report{{Provider: "a", UpdatesPending: boolPtr(false)}, {Provider: "b", UpdatesPending: boolPtr(true)}}, fixedNow)
+	if k.UpdatesPending == nil || !*k.UpdatesPending {
+		t.Errorf("pending = %v", fmtBool(k.UpdatesPending))
+	}
+	if k := Merge(Report{Provider: ProviderSysfs}, nil, fixedNow); k.UpdatesPending != nil {
+		t.Errorf("pending with no provider = %v", fmtBool(k.UpdatesPending))
 	}
 }
