@@ -5,6 +5,8 @@
 //
 //	rec := audit.NewRecord(source, workload, decision, kernel, remediation)
 //	audit.ShouldRecord(decision, cfg.RecordAllowed)
+//	audit.FailClosed(&decision, err)  // failClosed: Write/Send failed or Health().Blocks()
+//	logger.WithFields(rec.Fields())   // operational log line (pod, container, rule, decision)
 //
 //	// daemon (patchgate serve, the NRI plugin)
 //	log, err := audit.Open(audit.Config{Path: ..., Sync: ..., FailClosed: ...})

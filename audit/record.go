@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -204,23 +206,27 @@ func NewRecord(source string, w *policy.Workload, d *policy.Decision, k *policy.
 		c := *rem
 		r.Remediation = &c
 	}
-	r.Action, r.Result, r.Severity, r.Priority = classify(verdict, len(r.Violations))
+	r.Action, r.Result, r.Severity, r.Priority = classify(verdict, len(r.Violations), len(r.Exemptions))
 	r.Output = output(&r)
 	return r
 }
 
 // classify maps a verdict to the record's action, PolicyReport result and
 // severity, and Falco priority. An allowed container that still has
-// violations (rules in audit mode) is a "warn" of low severity.
-func classify(v policy.Verdict, violations int) (action, result, severity, priority string) {
+// violations (rules in audit mode) is a "warn" of low severity; one admitted
+// only because an exemption lifted rules passes, with low severity.
+func classify(v policy.Verdict, violations, exemptions int) (action, result, severity, priority string) {
 	switch v {
 	case policy.Deny:
 		return ActionBlocked, ResultFail, SeverityHigh, "Error"
 	case policy.Warn:
 		return ActionFlagged, ResultWarn, SeverityMedium, "Warning"
 	default:
-		if violations > 0 {
+		switch {
+		case violations > 0:
 			return ActionAllowed, ResultWarn, SeverityLow, "Notice"
+		case exemptions > 0:
+			return ActionAllowed, ResultPass, SeverityLow, "Notice"
 		}
 		return ActionAllowed, ResultPass, SeverityInfo, "Informational"
 	}
@@ -250,6 +256,9 @@ func output(r *Record) string {
 		sort.Strings(reasons)
 		fmt.Fprintf(&b, ": %s", strings.Join(reasons, ", "))
 	}
+	if len(r.Exemptions) > 0 {
+		fmt.Fprintf(&b, " (exemptions: %s)", strings.Join(r.Exemptions, ", "))
+	}
 	if r.Kernel.Behind {
 		b.WriteString(" [kernel behind]")
 	}
@@ -258,12 +267,30 @@ func output(r *Record) string {
 
 // ShouldRecord reports whether a decision is written to the audit log: every
 // blocked or flagged decision, every decision with violations (rules in audit
-// mode), and allowed ones too when recordAllowed is set.
+// mode) or with exemptions that lifted rules, and allowed ones too when
+// recordAllowed is set.
 func ShouldRecord(d *policy.Decision, recordAllowed bool) bool {
 	if recordAllowed || d == nil {
 		return recordAllowed
 	}
-	return d.Verdict != policy.Allow || len(d.Violations) > 0
+	return d.Verdict != policy.Allow || len(d.Violations) > 0 || len(d.Exemptions) > 0
+}
+
+// FailClosedRule is the rule ID of the violation FailClosed adds.
+const FailClosedRule = "auditUnavailable"
+
+// FailClosed turns d into a denial because its audit record cannot be stored
+// and the policy sets audit.failClosed. Front ends call it when Write or Send
+// failed, or before deciding when Health().Blocks().
+func FailClosed(d *policy.Decision, why error) {
+	d.Verdict = policy.Deny
+	detail := "the audit log cannot be written and spec.audit.failClosed is true"
+	if why != nil {
+		detail += ": " + why.Error()
+	}
+	d.Violations = append(d.Violations, policy.Violation{
+		Rule: FailClosedRule, Action: policy.ActionEnforce, Reason: "audit unavailable", Detail: detail,
+	})
 }
 
 // Marshal returns the record as one JSON line ending in '\n'. JSON string
@@ -338,4 +365,29 @@ func ParseRecord(line []byte) (Record, error) {
 		return Record{}, err
 	}
 	return r, nil
+}
+
+// Fields returns the fields for an operational log line about this decision
+// (logrus; never the audit log itself): pod, container, image, decision and
+// the violated rules.
+func (r *Record) Fields() logrus.Fields {
+	f := logrus.Fields{"decision": r.Action, "source": r.Source, "audit_uuid": r.UUID}
+	if r.Pod.Name != "" {
+		f["pod"] = r.Pod.Namespace + "/" + r.Pod.Name
+	}
+	if r.Container.Name != "" || r.Container.ID != "" {
+		f["container"] = r.Container.Name
+		f["container_id"] = r.Container.ID
+	}
+	if r.Container.Image != "" {
+		f["image"] = r.Container.Image
+	}
+	if len(r.Violations) > 0 {
+		rules := make([]string, 0, len(r.Violations))
+		for _, v := range r.Violations {
+			rules = append(rules, v.Rule)
+		}
+		f["rule"] = strings.Join(rules, ",")
+	}
+	return f
 }

@@ -125,6 +125,7 @@ func TestClassify(t *testing.T) {
 		{policy.Decision{Verdict: policy.Deny}, ActionBlocked, ResultFail, SeverityHigh, "Error", true, true},
 		{policy.Decision{Verdict: policy.Warn}, ActionFlagged, ResultWarn, SeverityMedium, "Warning", true, true},
 		{policy.Decision{Verdict: policy.Allow, Violations: v}, ActionAllowed, ResultWarn, SeverityLow, "Notice", true, true},
+		{policy.Decision{Verdict: policy.Allow, Exemptions: []string{"kube-system"}}, ActionAllowed, ResultPass, SeverityLow, "Notice", true, true},
 		{policy.Decision{Verdict: policy.Allow}, ActionAllowed, ResultPass, SeverityInfo, "Informational", false, true},
 	} {
 		r := NewRecord(SourceEval, nil, &tc.d, nil, nil)
@@ -173,5 +174,35 @@ func TestParseRecordRejects(t *testing.T) {
 	}
 	if _, err := ParseRecord(good); err != nil {
 		t.Fatalf("good line rejected: %v", err)
+	}
+}
+
+func TestFailClosed(t *testing.T) {
+	d := policy.Decision{Verdict: policy.Allow}
+	FailClosed(&d, ErrUnavailable)
+	if d.Verdict != policy.Deny || len(d.Violations) != 1 || d.Violations[0].Rule != FailClosedRule ||
+		!strings.Contains(d.Violations[0].Detail, "audit log unavailable") {
+		t.Fatalf("FailClosed: %+v", d)
+	}
+	r := NewRecord(SourceHook, nil, &d, nil, nil)
+	if r.Action != ActionBlocked {
+		t.Fatalf("action %s", r.Action)
+	}
+}
+
+func TestExemptionNamedInOutput(t *testing.T) {
+	d := policy.Decision{Verdict: policy.Allow, Exemptions: []string{"system-pods"}}
+	r := NewRecord(SourceNRI, rootHostNet("api"), &d, nil, nil)
+	if !strings.Contains(r.Output, "(exemptions: system-pods)") {
+		t.Fatalf("output %q", r.Output)
+	}
+}
+
+func TestFieldsForOperationalLogs(t *testing.T) {
+	r := blockedRecord(t, SourceNRI, "api")
+	f := r.Fields()
+	if f["pod"] != "payments/api-7d4b9c" || f["container"] != "api" || f["decision"] != ActionBlocked ||
+		f["rule"] != "hostNamespaces,runAsRoot" || f["audit_uuid"] != r.UUID {
+		t.Fatalf("fields %v", f)
 	}
 }
