@@ -129,6 +129,28 @@ func WithBehind(f BehindFunc) RemediatorOption {
 	return func(r *Remediator) error { r.behind = f; return nil }
 }
 
+// WithPolicy takes "behind" and the kpatch modules from the node policy:
+// behind is policy.EvaluateKernel's verdict at the time of the check, the
+// modules are spec.kernel.requiredPatches. It is what the node service
+// wants; WithBehind and WithModules override the parts.
+func WithPolicy(p *policy.Policy) RemediatorOption {
+	return func(r *Remediator) error {
+		if p == nil {
+			return fmt.Errorf("%w: nil policy", ErrOption)
+		}
+		if r.modules == nil {
+			r.modules = append([]string(nil), p.Spec.Kernel.RequiredPatches...)
+		}
+		if r.behind == nil {
+			r.behind = func(k *policy.KernelState) bool {
+				_, behind := policy.EvaluateKernel(p, k, r.now())
+				return behind
+			}
+		}
+		return nil
+	}
+}
+
 // WithRemediationClock sets the clock (tests).
 func WithRemediationClock(now func() time.Time) RemediatorOption {
 	return func(r *Remediator) error { r.now = now; return nil }
@@ -161,7 +183,7 @@ func NewRemediator(reader *Reader, state Refresher, opts ...RemediatorOption) (*
 		}
 	}
 	if r.behind == nil {
-		return nil, fmt.Errorf("%w: remediator needs WithBehind", ErrOption)
+		return nil, fmt.Errorf("%w: remediator needs WithPolicy or WithBehind to tell whether the kernel is behind", ErrOption)
 	}
 	if r.provider == ProviderAuto {
 		// auto: the first installed tool decides the default command.

@@ -309,3 +309,26 @@ func TestRemediateDefaults(t *testing.T) {
 		t.Error("nil reader accepted")
 	}
 }
+
+func TestRemediateWithPolicy(t *testing.T) {
+	// The node service's wiring: behind and modules from the policy.
+	const mod = "kpatch_4_18_0_513_9_1_2_1"
+	p, err := policy.LoadBytes("policy.yaml", []byte("apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nmetadata: {name: t}\nspec:\n  kernel:\n    requiredPatches: ["+mod+"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m, rem := setup(t, "rhel8-kpatch", nil, WithPolicy(p))
+	if cmds, err := rem.Commands(m.Snapshot()); err != nil || !reflect.DeepEqual(cmds, [][]string{{"kpatch", "load", mod}}) {
+		t.Fatalf("Commands = %v, %v", cmds, err)
+	}
+	if o := rem.Ensure(context.Background(), time.Minute); o.Status != StatusPatched {
+		t.Fatalf("%+v", o)
+	}
+	if o := rem.Ensure(context.Background(), time.Minute); o.Status != StatusNotNeeded {
+		t.Errorf("after: %+v", o)
+	}
+	r, _ := NewReader(WithHostRoot(hostDir(t, "rhel8-kpatch")))
+	if _, err := NewRemediator(r, m); err == nil || !strings.Contains(err.Error(), "WithPolicy") {
+		t.Errorf("no judge: %v", err)
+	}
+}
