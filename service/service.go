@@ -29,11 +29,12 @@ import (
 // ErrConfig is wrapped by option and start-up errors.
 var ErrConfig = errors.New("invalid service configuration")
 
-// KernelMonitor is what the service needs from a livepatch monitor: a
-// snapshot without I/O, and a way to ask for a fresh reading.
+// KernelMonitor is what the service needs from a livepatch monitor
+// (*livepatch.Monitor is one): a snapshot without I/O, and a fresh reading
+// on demand.
 type KernelMonitor interface {
 	Snapshot() *policy.KernelState
-	Refresh()
+	Refresh(ctx context.Context) *policy.KernelState
 }
 
 // Remediator starts (or joins) a live-patch update and waits at most wait
@@ -439,9 +440,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			s.metrics.ObserveRemediation(status)
 		}
 		if status == "patched" {
-			if s.kernel != nil {
-				s.kernel.Refresh()
-			}
+			// The remediator refreshed the monitor after patching.
 			k = s.Kernel()
 			d = policy.Evaluate(pol, w, k, s.now())
 		}

@@ -38,8 +38,8 @@ spec:
 // fixedKernel is a kernel state source holding one fixture state.
 type fixedKernel struct{ k *policy.KernelState }
 
-func (f fixedKernel) Snapshot() *policy.KernelState { return f.k }
-func (f fixedKernel) Refresh()                      {}
+func (f fixedKernel) Snapshot() *policy.KernelState               { return f.k }
+func (f fixedKernel) Refresh(context.Context) *policy.KernelState { return f.k }
 
 type testEnv struct {
 	dir, policyDir, socket, auditSock, auditLog, status string

@@ -1,0 +1,96 @@
+//go:build e2e
+
+package hooke2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestConcurrentHooks runs 20 `patchgate hook` processes at once, each with
+// its own bundle (working directory = bundle, state on stdin, as runc does):
+// every decision is right and every refusal is audited exactly once.
+func TestConcurrentHooks(t *testing.T) {
+	needTools(t, "runc")
+	for _, mode := range []string{"service-down", "service-up"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			if mode == "service-up" {
+				e.startService()
+			}
+			rfs := rootfs(t)
+			const n = 20
+			type job struct {
+				id, bundle string
+				deny       bool
+			}
+			jobs := make([]job, n)
+			for i := range jobs {
+				deny := i%2 == 0
+				uid := 1000
+				if deny {
+					uid = 0
+				}
+				jobs[i] = job{id: fmt.Sprintf("pg-conc-%02d", i), bundle: e.runcBundle(t, rfs, setUser(uid)), deny: deny}
+			}
+			var wg sync.WaitGroup
+			errs := make([]string, n)
+			start := make(chan struct{})
+			for i := range jobs {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					j := jobs[i]
+					st, _ := json.Marshal(map[string]any{
+						"ociVersion": "1.0.2-dev", "id": j.id, "status": "creating", "pid": os.Getpid(), "bundle": j.bundle,
+					})
+					cmd := exec.Command(patchgateBin, append([]string{"hook"}, e.hookArgs()...)...)
+					cmd.Dir = j.bundle
+					cmd.Stdin = bytes.NewReader(st)
+					var stderr bytes.Buffer
+					cmd.Stderr = &stderr
+					<-start
+					err := cmd.Run()
+					code := 0
+					if ee, ok := err.(*exec.ExitError); ok {
+						code = ee.ExitCode()
+					} else if err != nil {
+						errs[i] = err.Error()
+						return
+					}
+					switch {
+					case j.deny && (code != 1 || !strings.Contains(stderr.String(), "[runAsRoot]")):
+						errs[i] = fmt.Sprintf("%s: exit %d, stderr %q; want a runAsRoot refusal", j.id, code, stderr.String())
+					case !j.deny && code != 0:
+						errs[i] = fmt.Sprintf("%s: exit %d, stderr %q; want admitted", j.id, code, stderr.String())
+					}
+				}(i)
+			}
+			close(start)
+			wg.Wait()
+			for _, e := range errs {
+				if e != "" {
+					t.Error(e)
+				}
+			}
+			if mode == "service-up" {
+				e.stopService()
+			} else {
+				e.drainSpool()
+			}
+			want := map[string]string{}
+			for _, j := range jobs {
+				if j.deny {
+					want[j.id] = "root"
+				}
+			}
+			e.expectAudited(want)
+		})
+	}
+}

@@ -1,0 +1,229 @@
+//go:build e2e
+
+package hooke2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// allCaps is every capability up to CAP_CHECKPOINT_RESTORE: what a
+// privileged container gets.
+var allCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+	"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+	"CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+}
+
+// runcCase tweaks the spec that `runc spec` writes.
+type runcCase struct {
+	name  string
+	tweak func(spec map[string]any)
+	// want is "" for a container that must run, else text runc's error
+	// must contain.
+	want []string
+}
+
+func setUser(uid int) func(map[string]any) {
+	return func(s map[string]any) {
+		s["process"].(map[string]any)["user"] = map[string]any{"uid": uid, "gid": uid}
+	}
+}
+
+func addCaps(caps ...string) func(map[string]any) {
+	return func(s map[string]any) {
+		c := s["process"].(map[string]any)["capabilities"].(map[string]any)
+		for _, set := range []string{"bounding", "effective", "permitted"} {
+			list, _ := c[set].([]any)
+			for _, cp := range caps {
+				list = append(list, cp)
+			}
+			c[set] = list
+		}
+	}
+}
+
+func privileged(s map[string]any) {
+	setUser(1000)(s)
+	c := s["process"].(map[string]any)["capabilities"].(map[string]any)
+	for _, set := range []string{"bounding", "effective", "permitted"} {
+		c[set] = allCaps
+	}
+	lx := s["linux"].(map[string]any)
+	lx["maskedPaths"] = []string{}
+	lx["readonlyPaths"] = []string{}
+	for _, m := range s["mounts"].([]any) {
+		mm := m.(map[string]any)
+		if mm["destination"] == "/sys" {
+			var opts []any
+			for _, o := range mm["options"].([]any) {
+				if o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			mm["options"] = append(opts, "rw")
+		}
+	}
+}
+
+// runcBundle writes a bundle whose createRuntime hook is `patchgate hook`.
+func (e *env) runcBundle(t *testing.T, rootfsDir string, tweak func(map[string]any)) string {
+	t.Helper()
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(context.Background(), "runc", "spec", "--bundle", bundle); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"/bin/true"}
+	delete(proc, "rlimits") // the sandbox lacks CAP_SYS_RESOURCE (E2E-FACTS)
+	spec["root"] = map[string]any{"path": rootfsDir, "readonly": true}
+	spec["hooks"] = map[string]any{"createRuntime": []any{map[string]any{
+		"path": patchgateBin,
+		"args": append([]string{"patchgate", "hook"}, e.hookArgs()...),
+	}}}
+	if tweak != nil {
+		tweak(spec)
+	}
+	out, err := json.MarshalIndent(spec, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
+}
+
+// runcRun runs the bundle to completion and returns runc's output.
+func (e *env) runcRun(t *testing.T, bundle, id string) (string, error) {
+	t.Helper()
+	root := filepath.Join(e.dir, "runc-root")
+	out, err := run(context.Background(), "runc", "--root", root, "run", "--bundle", bundle, id)
+	// A refused container may be left in "stopped" state; remove it.
+	_, _ = run(context.Background(), "runc", "--root", root, "delete", "--force", id)
+	return out, err
+}
+
+func TestRunc(t *testing.T) {
+	needTools(t, "runc")
+	for _, mode := range []string{"service-down", "service-up"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			if mode == "service-up" {
+				e.startService()
+			}
+			rfs := rootfs(t)
+			cases := []runcCase{
+				{name: "compliant", tweak: setUser(1000)},
+				{name: "privileged", tweak: privileged, want: []string{"[privileged]"}},
+				{name: "cap-sys-admin", tweak: func(s map[string]any) { setUser(1000)(s); addCaps("CAP_SYS_ADMIN")(s) }, want: []string{"[capabilities]", "CAP_SYS_ADMIN"}},
+				{name: "root", tweak: setUser(0), want: []string{"[runAsRoot]", "uid 0"}},
+			}
+			audited := map[string]string{}
+			for i, tc := range cases {
+				id := fmt.Sprintf("pg-%s-%d-%d", tc.name, i, time.Now().UnixNano())
+				out, err := e.runcRun(t, e.runcBundle(t, rfs, tc.tweak), id)
+				checkRefusal(t, tc.name, out, err, tc.want)
+				if tc.want != nil {
+					audited[id] = tc.name
+				}
+			}
+
+			// Kernel-aware: the required live patch is still in transition,
+			// so even the compliant container is refused.
+			e.setKernel(false)
+			if mode == "service-up" {
+				e.waitKernelState(false)
+			}
+			id := fmt.Sprintf("pg-kernel-behind-%d", time.Now().UnixNano())
+			out, err := e.runcRun(t, e.runcBundle(t, rfs, setUser(1000)), id)
+			checkRefusal(t, "kernel behind", out, err, []string{"[kernelPatches]", "kpatch_cve_2024_1086"})
+			audited[id] = "kernel behind"
+			e.setKernel(true)
+			if mode == "service-up" {
+				e.waitKernelState(true)
+			}
+			id = fmt.Sprintf("pg-kernel-ok-%d", time.Now().UnixNano())
+			out, err = e.runcRun(t, e.runcBundle(t, rfs, setUser(1000)), id)
+			checkRefusal(t, "kernel patched", out, err, nil)
+
+			if mode == "service-up" {
+				e.stopService()
+			} else {
+				e.drainSpool()
+			}
+			e.expectAudited(audited)
+		})
+	}
+}
+
+// checkRefusal checks that a container ran (want nil) or was refused by
+// the hook with a line naming want.
+func checkRefusal(t *testing.T, name, out string, err error, want []string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Errorf("%s: refused but should run: %v\n%s", name, err, out)
+		}
+		return
+	}
+	if err == nil {
+		t.Errorf("%s: ran but should be refused:\n%s", name, out)
+		return
+	}
+	for _, w := range append([]string{"patchgate: blocked", `policy "e2e-hook"`}, want...) {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s: runtime error lacks %q:\n%s", name, w, out)
+		}
+	}
+}
+
+// waitKernelState waits until the service's state file shows the fixture's
+// live patch in force (patched) or in transition.
+func (e *env) waitKernelState(patched bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile(e.stateFile)
+		if err == nil {
+			var st struct {
+				Patches []struct {
+					Name       string `json:"name"`
+					Transition bool   `json:"transition"`
+				} `json:"patches"`
+			}
+			if json.Unmarshal(data, &st) == nil {
+				for _, p := range st.Patches {
+					if p.Name == "kpatch_cve_2024_1086" && p.Transition == !patched {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("state file never showed the patch with transition=%v", !patched)
+}
