@@ -242,8 +242,8 @@ func who(w *policy.Workload) string {
 	name := w.Container.Name
 	if name == "" {
 		name = w.Container.ID
-		if len(name) > 12 {
-			name = name[:12]
+		if len(name) == 64 && strings.Trim(name, "0123456789abcdef") == "" {
+			name = name[:12] // the short form podman and docker print
 		}
 	}
 	s := fmt.Sprintf("container %q", name)

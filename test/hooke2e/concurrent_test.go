@@ -79,17 +79,13 @@ func TestConcurrentHooks(t *testing.T) {
 					t.Error(e)
 				}
 			}
-			if mode == "service-up" {
-				e.stopService()
-			} else {
-				e.drainSpool()
-			}
 			want := map[string]string{}
 			for _, j := range jobs {
 				if j.deny {
 					want[j.id] = "root"
 				}
 			}
+			e.finish(mode, len(want))
 			e.expectAudited(want)
 		})
 	}
