@@ -22,7 +22,7 @@ import (
 	"time"
 )
 
-var patchgateBin string
+var patchgateBin, hookBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "patchgate-hooke2e-bin-")
@@ -37,11 +37,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	patchgateBin = filepath.Join(dir, "patchgate")
-	build := exec.Command("go", "build", "-o", patchgateBin, "github.com/patchgate/patchgate/cmd/patchgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building patchgate:", err)
-		os.Exit(1)
+	hookBin = filepath.Join(dir, "patchgate-hook")
+	for bin, pkg := range map[string]string{patchgateBin: "./cmd/patchgate", hookBin: "./cmd/patchgate-hook"} {
+		build := exec.Command("go", "build", "-o", bin, "github.com/patchgate/patchgate/"+pkg[2:])
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -74,7 +77,7 @@ func needTools(t *testing.T, tools ...string) {
 // env is one private patchgate installation: policy, sockets, audit log,
 // state file and status file under a temp directory.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	policyDir  string
 	socket     string
@@ -113,7 +116,7 @@ spec:
     apparmor:            {action: off}
 `
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -352,7 +355,7 @@ func (e *env) expectAudited(ids map[string]string) {
 }
 
 // rootfs makes a one-file busybox root filesystem.
-func rootfs(t *testing.T) string {
+func rootfs(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "rootfs")
 	bin := filepath.Join(dir, "bin")

@@ -13,7 +13,7 @@ import (
 
 // podman runs `podman run` against a private store (vfs, --rootfs) with the
 // generated hooks.d entry.
-func (e *env) podman(t *testing.T, hooksDir, rootfsDir, name string, flags ...string) (string, error) {
+func (e *env) podman(t testing.TB, hooksDir, rootfsDir, name string, flags ...string) (string, error) {
 	t.Helper()
 	if e.podmanDir == "" {
 		// podman refuses a runroot longer than 50 characters.

@@ -78,7 +78,7 @@ func privileged(s map[string]any) {
 }
 
 // runcBundle writes a bundle whose createRuntime hook is `patchgate hook`.
-func (e *env) runcBundle(t *testing.T, rootfsDir string, tweak func(map[string]any)) string {
+func (e *env) runcBundle(t testing.TB, rootfsDir string, tweak func(map[string]any)) string {
 	t.Helper()
 	bundle := filepath.Join(t.TempDir(), "bundle")
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
@@ -118,7 +118,7 @@ func (e *env) runcBundle(t *testing.T, rootfsDir string, tweak func(map[string]a
 }
 
 // runcRun runs the bundle to completion and returns runc's output.
-func (e *env) runcRun(t *testing.T, bundle, id string) (string, error) {
+func (e *env) runcRun(t testing.TB, bundle, id string) (string, error) {
 	t.Helper()
 	root := filepath.Join(e.dir, "runc-root")
 	out, err := run(context.Background(), "runc", "--root", root, "run", "--bundle", bundle, id)
