@@ -6,15 +6,16 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest
+.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
+	$(GO) build -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
 
 # The test command CI runs (.ci/run) and the README names.
-test: deps fmt-check vet unit e2e
+test: deps fmt-check vet unit e2e hooke2e
 
 deps:
 	./scripts/install-deps.sh
@@ -37,6 +38,14 @@ vmtest: deps
 # Builds the tools into .cache/e2e first. Needs root; under CI=true nothing may skip.
 e2e: deps
 	./scripts/e2e.sh
+
+# The OCI hook under real runc and podman, service up and down (docs/hook.md).
+hooke2e: deps
+	$(GO) test -tags e2e -count=1 ./test/hooke2e/
+
+# Whole-process hook time, median and p95 over RUNS runs (docs/hook.md).
+hook-bench: deps
+	./scripts/hook-bench.sh
 
 lint: fmt-check vet
 	./scripts/lint.sh
