@@ -235,7 +235,7 @@ func (l *Log) rejectedPath() string { return l.cfg.SpoolPath + ".rejected" }
 // lock takes an exclusive flock on a lock file next to the log: one owner per
 // log. The kernel releases it when the owner dies.
 func (l *Log) lock() error {
-	f, err := os.OpenFile(l.lockPath(), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(l.lockPath(), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("open lock file: %w", err)
 	}
@@ -253,7 +253,7 @@ func (l *Log) lock() error {
 // openFile opens the current log file for appending and repairs a torn last
 // line left by a crash in the middle of a write. Called with l.mu held.
 func (l *Log) openFile() error {
-	f, err := os.OpenFile(l.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(l.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -646,7 +646,7 @@ func (s *seenSet) add(id string) {
 }
 
 func appendLine(path string, line []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}

@@ -225,9 +225,15 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
 		respond(reply{Error: ErrPeer.Error()})
 		return
 	}
+	// On shutdown, stop waiting for the next request at once; a request cut
+	// off here gets no reply, so its sender spools it.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+	defer stop()
 	br := bufio.NewReaderSize(c, 8<<10)
 	for ctx.Err() == nil {
-		_ = c.SetReadDeadline(time.Now().Add(s.timeout))
+		if err := c.SetReadDeadline(time.Now().Add(s.timeout)); err != nil || ctx.Err() != nil {
+			return
+		}
 		line, rerr := readLine(br)
 		if len(trimNL(line)) == 0 {
 			if rerr != nil {

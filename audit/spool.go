@@ -42,7 +42,7 @@ func AppendSpool(ctx context.Context, path string, line []byte) error {
 }
 
 func appendSpoolOnce(ctx context.Context, path string, line []byte) (bool, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("open spool: %w", err)
 	}
@@ -154,7 +154,7 @@ func (l *Log) IngestSpool(ctx context.Context) (IngestStats, error) {
 
 func (l *Log) ingestFile(ctx context.Context, path string) (IngestStats, error) {
 	var st IngestStats
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return st, fmt.Errorf("open spool: %w", err)
 	}

@@ -145,3 +145,21 @@ func TestSpoolInsecureNotIngested(t *testing.T) {
 		t.Fatal("insecure spool not kept for inspection")
 	}
 }
+
+// TestSpoolSymlinkRefused: a spool path that is a symlink is not followed.
+func TestSpoolSymlinkRefused(t *testing.T) {
+	dir := shortDir(t)
+	target := filepath.Join(dir, "elsewhere")
+	spool := filepath.Join(dir, "spool")
+	if err := os.Symlink(target, spool); err != nil {
+		t.Fatal(err)
+	}
+	r := blockedRecord(t, SourceHook, "api")
+	line, _ := r.Marshal()
+	if err := AppendSpool(context.Background(), spool, line); err == nil {
+		t.Fatal("AppendSpool followed a symlink")
+	}
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("symlink target created")
+	}
+}
