@@ -129,6 +129,47 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 		t.Fatal("privileged container in an unprivileged pod was created")
 	}
 
+	// The CRI fields the patchgate scenarios use reach the container: an added capability,
+	// a read-only host / mount, a non-root user, environment, and a private-network pod's sysctl.
+	uid := int64(1000)
+	fieldsID, r := h.RunContainer(ctx, netID, netPod, harness.ContainerConfig{
+		Name: "fields", CapAdd: []string{"SYS_ADMIN"}, RunAsUser: &uid,
+		Mounts:  []harness.Mount{{HostPath: "/", ContainerPath: "/host", Readonly: true}},
+		Env:     map[string]string{"GREETING": "hi"},
+		Command: []string{"/bin/sh", "-c", `echo "uid=$(id -u) $GREETING"; test -d /host/proc && echo host-mounted; grep CapBnd /proc/self/status`},
+	})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WaitExited(ctx, fieldsID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	logs := h.Logs(ctx, fieldsID).Stdout
+	// CAP_SYS_ADMIN is bit 21: the default bounding set 0xa80425fb plus 0x200000.
+	for _, want := range []string{"uid=1000 hi\n", "host-mounted\n", "CapBnd:\t00000000a82425fb"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("container output lacks %q:\n%s", want, logs)
+		}
+	}
+	sysPod := harness.PodConfig{Name: "sysctl", Namespace: "e2e", Sysctls: map[string]string{"net.ipv4.ping_group_range": "0 2147483647"}}
+	sysID, r := h.RunPod(ctx, sysPod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sysSt, r := h.InspectPod(ctx, sysID)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if spec, err := sysSt.Spec(); err != nil || spec.Linux.Sysctl["net.ipv4.ping_group_range"] != "0 2147483647" {
+		t.Fatalf("sandbox sysctls: %+v %v", spec, err)
+	}
+
+	// A helper process (as `patchgate nri` will be) is started, logged and stopped.
+	proc, err := h.StartProcess("helper", []string{tools.Busybox, "sh", "-c", "echo helper up; exec sleep 3600"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// A long-running container survives a containerd restart, and the pod still works after.
 	sleeperID, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "sleeper", Command: []string{"sleep", "3600"}})
 	if err := r.Err(); err != nil {
@@ -147,8 +188,12 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 		t.Fatalf("after restart: %v %v", st, err)
 	}
 
-	// Cleanup removes the running pods, containerd, mounts, cgroups and the directory.
-	if pids, r := h.Pods(ctx); r.Err() != nil || len(pids) != 3 {
+	if !proc.Running() || !strings.Contains(proc.Log(), "helper up") {
+		t.Fatalf("helper process: running %t, log %q", proc.Running(), proc.Log())
+	}
+
+	// Cleanup removes the running pods, the helper, containerd, mounts, cgroups and the directory.
+	if pids, r := h.Pods(ctx); r.Err() != nil || len(pids) != 4 {
 		t.Fatalf("pods before cleanup: %v %v", pids, r.Err())
 	}
 	if err := h.Cleanup(ctx); err != nil {
@@ -156,6 +201,9 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 	}
 	if left := h.Leftovers(); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
+	}
+	if proc.Running() {
+		t.Fatal("helper process still running after Cleanup")
 	}
 }
 

@@ -64,7 +64,7 @@ func (h *Containerd) writeInstanceFile() error {
 }
 
 // Cleanup removes everything the harness started or created: all pods (crictl rmp -f, before
-// containerd stops, or the shims would keep running), containerd, any process still running
+// containerd stops, or the shims would keep running), processes from StartProcess, containerd, any process still running
 // from the private directory, mounts and cgroups, the CNI bridge, the private directory, and
 // host directories only the harness created. It carries on past errors and returns them all.
 // It is safe to call more than once.
@@ -77,6 +77,14 @@ func (h *Containerd) Cleanup(ctx context.Context) error {
 	if h.Running() {
 		if r := h.Crictl(ctx, "rmp", "--all", "--force"); r.ExitCode != 0 {
 			errs = append(errs, fmt.Errorf("crictl rmp -af: %w", r.Err()))
+		}
+	}
+	h.mu.Lock()
+	procs := h.procs
+	h.mu.Unlock()
+	for _, p := range procs {
+		if p.Running() {
+			_ = p.Stop(5 * time.Second)
 		}
 	}
 	if err := h.Stop(ctx); err != nil {

@@ -64,6 +64,7 @@ type Containerd struct {
 	hostState  hostState
 	cleanedUp  bool
 	imagesDone bool
+	procs      []*Process
 }
 
 // hostState records what existed on the host before the harness ran, so Cleanup removes only

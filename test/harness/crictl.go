@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -148,15 +149,18 @@ type PodConfig struct {
 
 // ContainerConfig is a CRI ContainerConfig, written the way crictl reads it.
 type ContainerConfig struct {
-	Name         string // required
-	Image        string // default BusyboxImageRef
-	Command      []string
-	Args         []string
-	Env          map[string]string
-	Labels       map[string]string
-	Annotations  map[string]string
-	Privileged   bool
-	CapAdd       []string // e.g. "CAP_SYS_ADMIN"
+	Name        string // required
+	Image       string // default BusyboxImageRef
+	Command     []string
+	Args        []string
+	Env         map[string]string
+	Labels      map[string]string
+	Annotations map[string]string
+	Privileged  bool
+	// CapAdd and CapDrop are CRI capability names, which have no CAP_ prefix ("SYS_ADMIN",
+	// "ALL"), as kubelet sends them: containerd prepends "CAP_" itself, so "CAP_SYS_ADMIN"
+	// would silently become the unknown "CAP_CAP_SYS_ADMIN". The harness refuses the prefix.
+	CapAdd       []string
 	CapDrop      []string
 	RunAsUser    *int64
 	ReadOnlyRoot bool
@@ -251,12 +255,24 @@ func containerJSON(c ContainerConfig) ([]byte, error) {
 	if c.Image == "" {
 		c.Image = BusyboxImageRef
 	}
+	for _, cp := range append(append([]string{}, c.CapAdd...), c.CapDrop...) {
+		if strings.HasPrefix(strings.ToUpper(cp), "CAP_") {
+			return nil, fmt.Errorf("harness: capability %q: CRI names have no CAP_ prefix (containerd adds it)", cp)
+		}
+	}
 	sc := map[string]any{}
 	if c.Privileged {
 		sc["privileged"] = true
 	}
 	if len(c.CapAdd) > 0 || len(c.CapDrop) > 0 {
-		sc["capabilities"] = map[string]any{"add_capabilities": c.CapAdd, "drop_capabilities": c.CapDrop}
+		caps := map[string]any{}
+		if len(c.CapAdd) > 0 {
+			caps["add_capabilities"] = c.CapAdd
+		}
+		if len(c.CapDrop) > 0 {
+			caps["drop_capabilities"] = c.CapDrop
+		}
+		sc["capabilities"] = caps
 	}
 	if c.RunAsUser != nil {
 		sc["run_as_user"] = map[string]any{"value": *c.RunAsUser}
@@ -277,9 +293,14 @@ func containerJSON(c ContainerConfig) ([]byte, error) {
 		m["args"] = c.Args
 	}
 	if len(c.Env) > 0 {
+		keys := make([]string, 0, len(c.Env))
+		for k := range c.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
 		var env []map[string]string
-		for k, v := range c.Env {
-			env = append(env, map[string]string{"key": k, "value": v})
+		for _, k := range keys {
+			env = append(env, map[string]string{"key": k, "value": c.Env[k]})
 		}
 		m["envs"] = env
 	}
