@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	d := policy.Evaluate(pol, w, k, cfg.Now())
 	if cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		if err := cfg.Audit(ctx, id, pol, w, &d, k); err != nil && pol.Spec.Audit.FailClosed && d.Verdict != policy.Deny {
-			d = decision.FailClosed(d, "the audit record could not be delivered: "+err.Error())
+			audit.FailClosed(&d, fmt.Errorf("the audit record could not be delivered: %w", err))
 		}
 	}
 	return outcome(ByLocal, &d, w, pol.Name())

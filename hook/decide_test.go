@@ -2,6 +2,7 @@ package hook
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,50 @@ func TestRunCannotDecide(t *testing.T) {
 	out := Run(context.Background(), Config{PolicyPath: "/nonexistent", Kernel: freshKernel}, strings.NewReader(stateFor(t, "user1000-capdrop")))
 	if out.Exit != ExitBlock || !strings.Contains(out.Message, "no policy") {
 		t.Fatalf("missing policy: exit %d %q", out.Exit, out.Message)
+	}
+}
+
+func TestRunAuditFailClosed(t *testing.T) {
+	pol := writePolicy(t, "deny", "warn")
+	body, err := os.ReadFile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := strings.Replace(string(body), "  hook: {onError: deny}\n", "  hook: {onError: deny}\n  audit: {failClosed: true}\n", 1)
+	if err := os.WriteFile(pol, []byte(closed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	failing := func(_ context.Context, id string, _ *policy.Policy, _ *policy.Workload, _ *policy.Decision, _ *policy.KernelState) error {
+		sent = append(sent, id)
+		return errors.New("spool: no space left on device")
+	}
+	cfg := Config{PolicyPath: pol, Kernel: freshKernel, Audit: failing, NewID: func() string { return "id-1" }}
+	// Flagged (runAsRoot is warn here) and not auditable: blocked.
+	out := Run(context.Background(), cfg, strings.NewReader(stateFor(t, "default")))
+	if out.Exit != ExitBlock || !strings.Contains(out.Message, "[auditUnavailable]") || !strings.Contains(out.Message, "no space left") {
+		t.Fatalf("exit %d: %q", out.Exit, out.Message)
+	}
+	if len(sent) != 1 || sent[0] != "id-1" {
+		t.Fatalf("audit attempts %v", sent)
+	}
+	// Without failClosed the same failure does not block.
+	if err := os.WriteFile(pol, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = Run(context.Background(), cfg, strings.NewReader(stateFor(t, "default")))
+	if out.Exit != ExitAdmit || !strings.HasPrefix(out.Message, "patchgate: warning:") {
+		t.Fatalf("failClosed off: exit %d %q", out.Exit, out.Message)
+	}
+}
+
+func TestMessageStaysOneBoundedLine(t *testing.T) {
+	d := &policy.Decision{Verdict: policy.Deny, Policy: policy.PolicyRef{Name: "p"}}
+	for i := 0; i < 50; i++ {
+		d.Violations = append(d.Violations, policy.Violation{Rule: "r", Action: policy.ActionEnforce, Detail: strings.Repeat("x\ny ", 500)})
+	}
+	o := outcome(ByLocal, d, nil, "")
+	if strings.ContainsAny(o.Message, "\n\r") || len(o.Message) > maxMessage+len("…") || !strings.HasPrefix(o.Message, "patchgate: blocked") {
+		t.Fatalf("message of %d bytes: %.200q", len(o.Message), o.Message)
 	}
 }

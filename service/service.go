@@ -461,11 +461,11 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		}
 	}
 	if pol.Spec.Audit.FailClosed && (res.AuditErr != nil || s.auditLog.Health().Blocks()) && d.Verdict != policy.Deny {
-		why := "the audit log cannot be written"
-		if res.AuditErr != nil {
-			why += ": " + res.AuditErr.Error()
+		why := res.AuditErr
+		if why == nil {
+			why = s.auditLog.Health().Err()
 		}
-		res.Decision = decision.FailClosed(d, why)
+		audit.FailClosed(&res.Decision, why)
 	}
 	took := s.now().Sub(start)
 	if s.metrics != nil {

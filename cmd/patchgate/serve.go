@@ -100,6 +100,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if pol.Spec.Remediation.Enabled {
 		rem, err := livepatch.NewRemediator(reader, mon,
+			livepatch.WithPolicy(pol),
 			livepatch.WithCommand(pol.Spec.Remediation.Command),
 			livepatch.WithRemediationTimeout(pol.Spec.Remediation.Timeout.D()),
 			livepatch.WithRemediationLogger(logger))

@@ -104,14 +104,3 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 		}
 	}
 }
-
-// FailClosed turns d into a denial because auditing is impossible and the
-// policy sets audit.failClosed.
-func FailClosed(d policy.Decision, why string) policy.Decision {
-	d.Verdict = policy.Deny
-	d.Violations = append(append([]policy.Violation(nil), d.Violations...), policy.Violation{
-		Rule: "auditFailClosed", Action: policy.ActionEnforce, Reason: "audit unavailable",
-		Detail: why + " and spec.audit.failClosed is true",
-	})
-	return d
-}

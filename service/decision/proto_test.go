@@ -55,17 +55,6 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestFailClosed(t *testing.T) {
-	in := policy.Decision{Verdict: policy.Warn, Violations: []policy.Violation{{Rule: "seccomp", Action: policy.ActionWarn}}}
-	out := FailClosed(in, "disk full")
-	if out.Verdict != policy.Deny || len(out.Violations) != 2 || len(in.Violations) != 1 {
-		t.Fatalf("out = %+v, in = %+v", out, in)
-	}
-	if !strings.Contains(out.Violations[1].Detail, "disk full") {
-		t.Fatal(out.Violations[1].Detail)
-	}
-}
-
 // FuzzReadMessage: whatever a peer sends, ReadMessage returns an error or a
 // request, never panics, and never reads past MaxMessageBytes.
 func FuzzReadMessage(f *testing.F) {
