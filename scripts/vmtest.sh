@@ -49,7 +49,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$cache/patchgate" ./cmd/pa
 test/vm/mkinitramfs.sh "$cache/patchgate" "$cache/modules-$kver" "$cache/initramfs.cpio.gz"
 echo "vmtest: kernel $kver ready in $(($(date +%s) - start))s; booting under qemu TCG" >&2
 
-export VMTEST_KERNEL="$root/boot/vmlinuz-$kver"
+export VMTEST_KERNEL="$root/boot/vmlinux-$kver" # see test/vm/fetch.sh
 export VMTEST_INITRD="$cache/initramfs.cpio.gz"
 export VMTEST_OUT="$cache"
 go test -tags vmtest -count=1 -timeout 10m -v "$@" ./test/vm/

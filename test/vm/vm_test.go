@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -570,7 +571,9 @@ func testDumps(t *testing.T, r *Run) {
 		if os.Getenv("UPDATE_GOLDEN") == "1" {
 			var b bytes.Buffer
 			fmt.Fprintf(&b, "# livepatch sysfs of a real %s kernel under qemu, state %q: written by `UPDATE_GOLDEN=1 make vmtest`\n", release, label)
-			b.WriteString(strings.Join(d.Lines, "\n") + "\n")
+			lines := slices.Clone(d.Lines)
+			sort.Slice(lines, func(i, j int) bool { return dumpPath(lines[i]) < dumpPath(lines[j]) })
+			b.WriteString(strings.Join(lines, "\n") + "\n")
 			path := filepath.Join("..", "..", "livepatch", "testdata", "vm", label+".txt")
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
@@ -591,4 +594,13 @@ func taintedK(lines []string) bool {
 		}
 	}
 	return false
+}
+
+// dumpPath is the path field of a dump line ("KIND MODE PATH ...").
+func dumpPath(line string) string {
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		return line
+	}
+	return f[2]
 }
