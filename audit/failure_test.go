@@ -8,7 +8,19 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
+
+func countMessages(h *logtest.Hook, msg string) int {
+	n := 0
+	for _, e := range h.AllEntries() {
+		if e.Message == msg {
+			n++
+		}
+	}
+	return n
+}
 
 // mustMount mounts or fails; under CI=true a missing capability is a failure,
 // elsewhere a skip.
@@ -44,7 +56,8 @@ func TestReadOnlyDirectory(t *testing.T) {
 	t.Cleanup(unmount)
 	mustMount(t, "", dir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, "")
 
-	l := openLog(t, Config{Path: filepath.Join(dir, "audit.log"), FailClosed: true})
+	logger, hook := logtest.NewNullLogger()
+	l := openLog(t, Config{Path: filepath.Join(dir, "audit.log"), FailClosed: true, Logger: logger})
 	h := l.Health()
 	if h.OK || !h.Blocks() || !strings.Contains(h.LastError, "read-only file system") {
 		t.Fatalf("health on a read-only directory: %+v", h)
@@ -58,6 +71,10 @@ func TestReadOnlyDirectory(t *testing.T) {
 	if h := l.Health(); h.Failures != 3 || h.Records != 0 || h.Err() == nil {
 		t.Fatalf("failures not counted: %+v", h)
 	}
+	// Logged once per interval (a minute), not once per record.
+	if n := countMessages(hook, "audit record not written"); n != 1 {
+		t.Fatalf("%d log lines for 3 failed records, want 1", n)
+	}
 
 	unmount()
 	r := blockedRecord(t, SourceNRI, "api")
@@ -66,6 +83,9 @@ func TestReadOnlyDirectory(t *testing.T) {
 	}
 	if h := l.Health(); !h.OK || h.Blocks() || h.Records != 1 {
 		t.Fatalf("health did not recover: %+v", h)
+	}
+	if n := countMessages(hook, "audit log writable again"); n != 1 {
+		t.Fatalf("recovery logged %d times, want 1", n)
 	}
 	if got := readAllUUIDs(t, filepath.Join(dir, "audit.log")); got[r.UUID] != 1 || len(got) != 1 {
 		t.Fatalf("log = %v", got)
