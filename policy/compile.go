@@ -62,14 +62,16 @@ func compile(p *Policy) (*compiled, error) {
 	for _, name := range s.Rules.Capabilities.Allowed {
 		c.caps[strings.TrimPrefix(strings.ToUpper(name), "CAP_")] = struct{}{}
 	}
+	// Paths are kept clean and with /var/run spelled /run, as the mount
+	// sources they are compared with.
 	for _, d := range s.Rules.HostPathMounts.Denied {
-		c.denied = append(c.denied, path.Clean(d))
+		c.denied = append(c.denied, canonRun(path.Clean(d)))
 	}
 	for _, d := range s.Rules.HostPathMounts.RuntimeDirs {
-		c.runtimeDirs = append(c.runtimeDirs, path.Clean(d))
+		c.runtimeDirs = append(c.runtimeDirs, canonRun(path.Clean(d)))
 	}
 	if k := s.Rules.HostPathMounts.KubeletDir; k != "" {
-		c.kubeletPods = path.Clean(k) + "/pods/"
+		c.kubeletPods = canonRun(path.Clean(k)) + "/pods/"
 	}
 	for _, name := range s.Rules.Sysctls.Allowed {
 		if strings.ContainsAny(name, "*?") {

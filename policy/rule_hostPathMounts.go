@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"strings"
+		"strings"
 )
 
 // Rule hostPathMounts
@@ -65,21 +65,58 @@ func canonRun(p string) string {
 	return p
 }
 
-func (c *compiled) runtimeManaged(m *Mount, src string, w *Workload) bool {
-	if slices.Contains(runtimeManagedDest[:], path.Clean(m.Destination)) {
+func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
+	if isRuntimeManagedDest(dst) {
 		for _, d := range c.runtimeDirs {
-			if underDir(src, canonRun(d)) && src != canonRun(d) {
+			if len(src) > len(d) && underDir(src, d) {
 				return true
 			}
 		}
 	}
-	if c.kubeletPods != "" && w.Pod.UID != "" && !strings.ContainsAny(w.Pod.UID, "/") {
-		own := canonRun(c.kubeletPods) + w.Pod.UID
-		if underDir(src, own) && src != own {
+	// <kubeletDir>/pods/<pod uid>/...
+	if c.kubeletPods != "" && w.Pod.UID != "" && strings.HasPrefix(src, c.kubeletPods) {
+		rest := src[len(c.kubeletPods):]
+		uid := w.Pod.UID
+		if len(rest) > len(uid)+1 && rest[:len(uid)] == uid && rest[len(uid)] == '/' && !strings.Contains(uid, "/") {
 			return true
 		}
 	}
 	return false
+}
+
+func isRuntimeManagedDest(dst string) bool {
+	for _, d := range runtimeManagedDest {
+		if dst == d {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanPath is path.Clean without the work for the paths runtimes write,
+// which are already clean: absolute, no empty, "." or ".." element, no
+// trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' || (len(p) > 1 && p[len(p)-1] == '/') {
+		return path.Clean(p)
+	}
+	for i := 0; i+1 < len(p); {
+		// p[i] is a slash; look at the element after it.
+		rest := p[i+1:]
+		j := strings.IndexByte(rest, '/')
+		elem := rest
+		if j >= 0 {
+			elem = rest[:j]
+		}
+		if elem == "" || elem == "." || elem == ".." {
+			return path.Clean(p)
+		}
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return p
 }
 
 func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
@@ -89,18 +126,24 @@ func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
 		if !isBind(m) || m.Source == "" {
 			continue
 		}
-		src := canonRun(path.Clean(m.Source))
+		src := canonRun(cleanPath(m.Source))
 		if !path.IsAbs(src) {
 			continue
 		}
 		if c.allowReadOnly && hasOption(m.Options, "ro") {
 			continue
 		}
-		if c.runtimeManaged(m, src, w) {
+		// Only a short destination can clean to one of the four the
+		// runtime manages; a long unclean one is judged as written (the
+		// strict side).
+		dst := m.Destination
+		if !isRuntimeManagedDest(dst) && len(dst) <= 32 {
+			dst = cleanPath(dst)
+		}
+		if c.runtimeManaged(dst, src, w) {
 			continue
 		}
 		for _, d := range c.denied {
-			d = canonRun(d)
 			// The source is the denied path, lies inside it, or contains it
 			// (and so exposes it). "/" denies only a mount of the root
 			// itself, not everything.

@@ -1,0 +1,154 @@
+package policy
+
+import (
+	"errors"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func addFileSeeds(f *testing.F, pattern string) {
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// FuzzLoadPolicy: any input either loads into a policy that evaluates and
+// survives `policy show` unchanged, or fails with ErrInvalid; never a panic.
+func FuzzLoadPolicy(f *testing.F) {
+	addFileSeeds(f, "../examples/policies/*.yaml")
+	f.Add(defaultYAML)
+	f.Add([]byte(header + "spec: {exemptions: [{name: a, namespaces: [x], rules: [runAsRoot]}], kernel: {requiredCVEs: [cve-2024-1]}}\n"))
+	f.Add([]byte(header + "spec:\n  rules: &r {runAsRoot: *r}\n"))
+	f.Add([]byte("a: [\n"))
+	f.Add([]byte(header + "---\n---\n"))
+	w := &Workload{Seen: FieldsAll, User: User{UID: 0}, Container: ContainerIdentity{Name: "c", Image: "registry.k8s.io/x"}, Pod: PodIdentity{Namespace: "kube-system"}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := LoadBytes("fuzz.yaml", data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			var ve *ValidationError
+			if errors.As(err, &ve) && len(ve.Errors) == 0 {
+				t.Fatal("ValidationError without errors")
+			}
+			return
+		}
+		d := Evaluate(p, w, nil, testNow)
+		if d.Verdict == "" || d.Policy.Digest != p.Digest() {
+			t.Fatalf("decision %+v", d)
+		}
+		out, err := p.MarshalYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadBytes("show.yaml", out)
+		if err != nil {
+			t.Fatalf("policy show output does not load: %v\n%s", err, out)
+		}
+		if back.Digest() != p.Digest() {
+			t.Fatalf("digest changed through policy show:\n%s", out)
+		}
+	})
+}
+
+// FuzzEvaluateSpec: a malformed spec gives an error; a spec that parses is
+// judged without a panic, and never allowed when it plainly breaks an
+// enforced rule.
+func FuzzEvaluateSpec(f *testing.F) {
+	addFileSeeds(f, "testdata/specs/*/config.json")
+	f.Add([]byte(`{"ociVersion": "1.2.0", "process": {"user": {"uid": 0}}, "linux": {}}`))
+	f.Add([]byte(`{"process": null, "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]}}`))
+	f.Add([]byte(`{"linux": {"resources": {"devices": [{"allow": true}]}}}`))
+	f.Add([]byte(`[]`))
+	p, err := LoadBytes("strict.yaml", []byte(header+"metadata: {name: strict}\nspec: {defaultAction: enforce}\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	k := freshKernel()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		spec, err := ParseSpec(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidSpec) {
+				t.Fatalf("error does not wrap ErrInvalidSpec: %v", err)
+			}
+			return
+		}
+		w, err := FromSpec(spec, nil, FromSpecOptions{Source: "fuzz"})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidSpec) {
+				t.Fatalf("error does not wrap ErrInvalidSpec: %v", err)
+			}
+			return
+		}
+		d := Evaluate(p, w, k, testNow)
+		if d.Verdict != Allow {
+			return
+		}
+		// Allowed: check the plain facts against the raw spec.
+		switch {
+		case spec.Linux.Seccomp == nil:
+			t.Fatal("allowed without seccomp")
+		case spec.Process.User.UID == 0 && findNS(spec.Linux.Namespaces, specsNS("user")) == nil:
+			t.Fatal("allowed as root")
+		case !spec.Process.NoNewPrivileges:
+			t.Fatal("allowed without no_new_privs")
+		case len(spec.Linux.MaskedPaths) == 0:
+			t.Fatal("allowed with no masked paths")
+		case spec.Process.ApparmorProfile == "" || spec.Process.ApparmorProfile == "unconfined":
+			t.Fatal("allowed without AppArmor")
+		}
+		for _, ns := range []string{"pid", "ipc", "network", "uts"} {
+			if findNS(spec.Linux.Namespaces, specsNS(ns)) == nil {
+				t.Fatalf("allowed in the host %s namespace", ns)
+			}
+		}
+	})
+}
+
+// FuzzParseKernelState: kernel state JSON either parses into a state the
+// kernel rules can judge, or fails with ErrInvalidKernelState.
+func FuzzParseKernelState(f *testing.F) {
+	addFileSeeds(f, "testdata/kernel/*.json")
+	f.Add([]byte(`{"kernel": {"release": "x", "observedAt": "2026-11-27T12:00:00Z"}}`))
+	f.Add([]byte(`{"release": "x", "observedAt": "2026-11-27T12:00:00Z", "unknown": [{"part": "all"}]}`))
+	p := kernelPolicyFuzz(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParseKernelState(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKernelState) {
+				t.Fatalf("error does not wrap ErrInvalidKernelState: %v", err)
+			}
+			return
+		}
+		vs, behind := EvaluateKernel(p, k, testNow)
+		if behind != (len(vs) > 0) {
+			t.Fatalf("behind=%v with violations %+v", behind, vs)
+		}
+		for _, u := range k.Unknown {
+			if u.Part == "all" && len(vs) == 0 {
+				t.Fatal("state with every part unknown passed")
+			}
+		}
+	})
+}
+
+func kernelPolicyFuzz(f *testing.F) *Policy {
+	p, err := LoadBytes("k.yaml", []byte(header+"metadata: {name: k}\nspec: {kernel: {requiredPatches: [livepatch_sample], requiredCVEs: [CVE-2024-1086], minimumVersion: 6.1.0-18-amd64, denyWhenUpdatesPending: true}}\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return p
+}
+
+func specsNS(s string) specs.LinuxNamespaceType { return specs.LinuxNamespaceType(s) }
