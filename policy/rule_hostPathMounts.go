@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
-		"strings"
+	"strings"
 )
 
 // Rule hostPathMounts
