@@ -1,0 +1,519 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+)
+
+// The plugin implements only the handlers it needs.
+var (
+	_ stub.ConfigureInterface                   = (*Plugin)(nil)
+	_ stub.SynchronizeInterface                 = (*Plugin)(nil)
+	_ stub.ShutdownInterface                    = (*Plugin)(nil)
+	_ stub.RunPodInterface                      = (*Plugin)(nil)
+	_ stub.CreateContainerInterface             = (*Plugin)(nil)
+	_ stub.PostCreateContainerInterface         = (*Plugin)(nil)
+	_ stub.ValidateContainerAdjustmentInterface = (*Plugin)(nil)
+)
+
+// Annotations patchgate sets on the containers it admits.
+const (
+	// AnnotationFlagged is "true" on a container admitted with warnings.
+	AnnotationFlagged = "patchgate.dev/flagged"
+	// AnnotationRules lists the rule IDs that flagged it, comma-separated.
+	AnnotationRules = "patchgate.dev/rules"
+	// AnnotationUnchecked lists the rules nobody judged because the runtime
+	// refused the OCI hook and the policy's hook.onError is allow.
+	AnnotationUnchecked = "patchgate.dev/unchecked"
+)
+
+// ErrConfig is wrapped by set-up errors.
+var ErrConfig = errors.New("invalid plugin configuration")
+
+// Node is what the plugin needs from the node service. *service.Service
+// provides it; the plugin runs it in-process.
+type Node interface {
+	Policy() *policy.Policy
+	Kernel() *policy.KernelState
+	Admit(ctx context.Context, w *policy.Workload, o service.AdmitOptions) service.Result
+	AuditLog() *audit.Log
+	SetHookInjection(service.HookInjection)
+}
+
+// Metrics is what the plugin reports besides the service's own decisions.
+type Metrics interface {
+	ObserveDecision(source string, d *policy.Decision, took time.Duration)
+	SetHookInjectionRefused(refused bool)
+}
+
+// Plugin is patchgate's NRI plugin. Create it with New and Run it.
+type Plugin struct {
+	name, idx  string
+	socket     string
+	hookPath   string
+	hookArgs   []string
+	hookTO     int64
+	reqTimeout time.Duration
+	backoffMax time.Duration
+	log        logrus.FieldLogger
+	metrics    Metrics
+	now        func() time.Time
+	configure  func(ctx context.Context, config string) (Node, error)
+
+	node  atomic.Pointer[nodeBox]
+	hooks *hookTracker
+
+	syncMu   sync.Mutex
+	reported map[string]bool // containers already audited (create or sync)
+}
+
+type nodeBox struct{ Node }
+
+// Option configures a Plugin.
+type Option func(*Plugin) error
+
+// WithNode sets the node service the plugin decides with.
+func WithNode(n Node) Option {
+	return func(p *Plugin) error {
+		if n == nil {
+			return fmt.Errorf("%w: nil node service", ErrConfig)
+		}
+		p.node.Store(&nodeBox{n})
+		return nil
+	}
+}
+
+// WithConfigure sets how the plugin builds its node service from the
+// runtime's drop-in configuration (nri.conf) when the runtime launched it.
+// It is called on the first Configure request that arrives without a node.
+func WithConfigure(f func(ctx context.Context, config string) (Node, error)) Option {
+	return func(p *Plugin) error { p.configure = f; return nil }
+}
+
+// WithName sets the plugin name and index (default "patchgate", "50"; the
+// runtime's NRI_PLUGIN_NAME/NRI_PLUGIN_IDX when it launched the plugin).
+func WithName(name, idx string) Option {
+	return func(p *Plugin) error {
+		if name == "" || strings.ContainsAny(name, "/ ") {
+			return fmt.Errorf("%w: plugin name %q", ErrConfig, name)
+		}
+		if len(idx) != 2 || idx[0] < '0' || idx[0] > '9' || idx[1] < '0' || idx[1] > '9' {
+			return fmt.Errorf("%w: plugin index %q must be two digits", ErrConfig, idx)
+		}
+		p.name, p.idx = name, idx
+		return nil
+	}
+}
+
+// WithSocket sets the NRI socket (default /var/run/nri/nri.sock).
+func WithSocket(path string) Option {
+	return func(p *Plugin) error {
+		if path == "" {
+			return fmt.Errorf("%w: empty NRI socket path", ErrConfig)
+		}
+		p.socket = path
+		return nil
+	}
+}
+
+// WithHook makes the plugin inject `<path> hook <args...>` as a
+// createRuntime hook, so that the OCI hook judges what NRI cannot see. path
+// is the patchgate binary's path on the host. An empty path disables
+// injection (those rules then stay deferred, and every decision says so).
+func WithHook(path string, args ...string) Option {
+	return func(p *Plugin) error {
+		if path != "" && !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%w: hook path %q must be absolute (it is the binary's path on the host)", ErrConfig, path)
+		}
+		p.hookPath, p.hookArgs = path, args
+		return nil
+	}
+}
+
+// WithRequestTimeout sets the runtime's NRI request timeout the plugin plans
+// with before the runtime has told it (default 2s). Remediation waits at
+// most half of it.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(p *Plugin) error {
+		if d < 100*time.Millisecond {
+			return fmt.Errorf("%w: request timeout %v too short", ErrConfig, d)
+		}
+		p.reqTimeout = d
+		return nil
+	}
+}
+
+// WithLogger sets the operational logger.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(p *Plugin) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrConfig)
+		}
+		p.log = l
+		return nil
+	}
+}
+
+// WithMetrics sets where the plugin reports pod-level and synchronize
+// decisions and the hook injection state.
+func WithMetrics(m Metrics) Option {
+	return func(p *Plugin) error { p.metrics = m; return nil }
+}
+
+// WithReconnectBackoff sets the longest wait between reconnect attempts
+// (default 5s; the first retry is after 100ms).
+func WithReconnectBackoff(max time.Duration) Option {
+	return func(p *Plugin) error {
+		if max < 10*time.Millisecond {
+			return fmt.Errorf("%w: backoff %v too short", ErrConfig, max)
+		}
+		p.backoffMax = max
+		return nil
+	}
+}
+
+// New validates the options. Nothing connects until Run.
+func New(opts ...Option) (*Plugin, error) {
+	p := &Plugin{
+		name:       "patchgate",
+		idx:        "50",
+		socket:     api.DefaultSocketPath,
+		reqTimeout: api.DefaultPluginRequestTimeout,
+		backoffMax: 5 * time.Second,
+		log:        logrus.StandardLogger(),
+		now:        time.Now,
+		reported:   map[string]bool{},
+		hookTO:     5,
+	}
+	for _, o := range opts {
+		if err := o(p); err != nil {
+			return nil, err
+		}
+	}
+	if p.node.Load() == nil && p.configure == nil {
+		return nil, fmt.Errorf("%w: no node service and no way to configure one", ErrConfig)
+	}
+	p.hooks = newHookTracker(p)
+	return p, nil
+}
+
+func (p *Plugin) nodeOrErr() (Node, error) {
+	if b := p.node.Load(); b != nil {
+		return b.Node, nil
+	}
+	return nil, errors.New("patchgate: not configured yet (no policy loaded), retry")
+}
+
+// maxWait is how long a request may wait for a remediation: half the
+// runtime's request timeout, so the answer always arrives in time.
+func (p *Plugin) maxWait() time.Duration { return p.reqTimeout / 2 }
+
+// Configure is the runtime's first request. When the runtime launched the
+// plugin, config is its drop-in configuration (nri.conf) and the node
+// service is built from it here.
+func (p *Plugin) Configure(ctx context.Context, config, runtime, version string) (api.EventMask, error) {
+	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version}).Info("connected to the container runtime")
+	if p.node.Load() == nil {
+		n, err := p.configure(ctx, config)
+		if err != nil {
+			return 0, fmt.Errorf("patchgate: %w", err)
+		}
+		p.node.Store(&nodeBox{n})
+	}
+	return 0, nil
+}
+
+// Shutdown is the runtime going away; Run reconnects.
+func (p *Plugin) Shutdown(context.Context) {
+	p.log.Warn("container runtime is shutting down; will reconnect when it is back")
+}
+
+// podRules are the rules the pod sandbox view can judge.
+var podRules = []string{"hostNamespaces"}
+
+// RunPodSandbox judges what only the pod shows: host namespaces. A denied
+// pod never starts. Kernel rules and everything else are judged per
+// container, so a pod gets no record unless a pod rule fails.
+func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
+	start := p.now()
+	node, err := p.nodeOrErr()
+	if err != nil {
+		return err
+	}
+	w, err := PodWorkload(pod)
+	if err != nil {
+		return fmt.Errorf("patchgate: cannot judge pod: %v", err)
+	}
+	// Image and container name would let an image exemption meant for one
+	// container lift the pod's checks through the pause image.
+	w.Container.Image = ""
+	k := node.Kernel()
+	d := podDecision(policy.Evaluate(node.Policy(), w, k, p.now()))
+	if p.metrics != nil {
+		p.metrics.ObserveDecision(audit.SourceNRI, &d, p.now().Sub(start))
+	}
+	log := p.log.WithFields(logrus.Fields{"pod": w.Pod.Namespace + "/" + w.Pod.Name, "decision": d.Verdict})
+	if d.Verdict != policy.Allow || len(d.Violations) > 0 {
+		rec := audit.NewRecord(audit.SourceNRI, w, &d, k, nil)
+		if err := node.AuditLog().Write(ctx, rec); err != nil {
+			log.WithError(err).Error("audit record not written")
+		}
+	}
+	if d.Verdict == policy.Deny {
+		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("pod refused")
+		return errors.New(DenyMessage(&d, false))
+	}
+	return nil
+}
+
+// podDecision keeps only the pod rules' violations and no deferrals: the
+// containers are judged on their own.
+func podDecision(d policy.Decision) policy.Decision {
+	var vs []policy.Violation
+	for _, v := range d.Violations {
+		if slices.Contains(podRules, v.Rule) || v.Rule == "invalid" {
+			vs = append(vs, v)
+		}
+	}
+	d.Violations = vs
+	d.Deferred = nil
+	d.Verdict = policy.Allow
+	for _, v := range vs {
+		if v.Action == policy.ActionEnforce {
+			d.Verdict = policy.Deny
+			break
+		}
+		if v.Action == policy.ActionWarn {
+			d.Verdict = policy.Warn
+		}
+	}
+	return d
+}
+
+// CreateContainer makes patchgate's own adjustments only: the flag
+// annotations from a first look at the pristine container, and the OCI hook.
+// The decision is made in ValidateContainerAdjustment on the container as it
+// will run.
+func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	node, err := p.nodeOrErr()
+	if err != nil {
+		return nil, nil, err
+	}
+	adj := &api.ContainerAdjustment{}
+	w, err := ContainerWorkload(pod, ctr)
+	if err != nil {
+		// The validator refuses it; nothing to adjust.
+		return adj, nil, nil
+	}
+	d := policy.Evaluate(node.Policy(), w, node.Kernel(), p.now())
+	if d.Verdict == policy.Warn {
+		adj.AddAnnotation(AnnotationFlagged, "true")
+		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
+	}
+	switch {
+	case p.hookPath == "":
+	case p.hooks.inject():
+		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(w)}})
+	case len(d.Deferred) > 0:
+		adj.AddAnnotation(AnnotationUnchecked, strings.Join(d.Deferred, ","))
+	}
+	return adj, nil, nil
+}
+
+// hook is the createRuntime hook for one container: it tells the hook which
+// fields NRI has judged already, so it judges (and audits) only the rest.
+func (p *Plugin) hook(w *policy.Workload) *api.Hook {
+	args := append([]string{p.hookPath, "hook"}, p.hookArgs...)
+	args = append(args, "--nri-judged="+strings.Join(FieldNames(w.Seen), ","))
+	return &api.Hook{Path: p.hookPath, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
+}
+
+// ValidateContainerAdjustment is the decision: the pristine container with
+// every plugin's adjustments, so a device or mount another plugin injected is
+// judged too. A validator's rejection fails the request even on runtimes
+// that fail open for other plugin errors.
+func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.ValidateContainerAdjustmentRequest) error {
+	node, err := p.nodeOrErr()
+	if err != nil {
+		return err
+	}
+	full := ApplyAdjustment(req.GetContainer(), req.GetAdjust())
+	w, err := ContainerWorkload(req.GetPod(), full)
+	if err != nil {
+		return fmt.Errorf("patchgate: cannot judge container: %v", err)
+	}
+	// Never hold the runtime's lock longer than the budget: the runtime
+	// serializes every container operation on the node behind this request.
+	ctx, cancel := context.WithTimeout(ctx, p.maxWait())
+	defer cancel()
+	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, MaxWait: p.maxWait()})
+	d := res.Decision
+	log := p.log.WithFields(logrus.Fields{
+		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,
+	})
+	if res.AuditErr != nil {
+		log.WithError(res.AuditErr).Error("audit record not written")
+	}
+	p.markReported(w.Container.ID)
+	if d.Verdict == policy.Deny {
+		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
+		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
+		return errors.New(DenyMessage(&d, inProgress))
+	}
+	if d.Verdict == policy.Warn {
+		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
+	}
+	if p.hookPath != "" && hasOwnHook(full, p.hookPath) {
+		p.hooks.admitted(full.GetId())
+	}
+	return nil
+}
+
+// PostCreateContainer tells the plugin the container was created: the
+// runtime accepted the hook patchgate injected.
+func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
+	if p.hookPath != "" && hasOwnHook(ctr, p.hookPath) {
+		p.hooks.created(ctr.GetId())
+	}
+	return nil
+}
+
+// Synchronize judges the containers that were running before patchgate
+// connected: it audits and counts the non-compliant ones and never stops
+// them.
+func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	node, err := p.nodeOrErr()
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*api.PodSandbox, len(pods))
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	pol, k := node.Policy(), node.Kernel()
+	var flagged int
+	for _, c := range ctrs {
+		if c.GetState() != api.ContainerState_CONTAINER_RUNNING && c.GetState() != api.ContainerState_CONTAINER_CREATED {
+			continue
+		}
+		w, err := ContainerWorkload(byID[c.GetPodSandboxId()], c)
+		if err != nil {
+			p.log.WithError(err).WithField("container", c.GetId()).Warn("running container not judged")
+			continue
+		}
+		d := policy.Evaluate(pol, w, k, p.now())
+		if d.Verdict == policy.Allow && len(d.Violations) == 0 {
+			continue
+		}
+		flagged++
+		// It is running already: patchgate flags it, it does not kill it.
+		if d.Verdict == policy.Deny {
+			d.Verdict = policy.Warn
+		}
+		if p.metrics != nil {
+			p.metrics.ObserveDecision(audit.SourceNRI, &d, 0)
+		}
+		p.log.WithFields(logrus.Fields{
+			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name,
+			"rules": ruleIDs(d.Violations, ""),
+		}).Warn("running container does not comply with the policy (not stopped)")
+		if p.markReported(w.Container.ID) {
+			continue
+		}
+		if err := node.AuditLog().Write(ctx, audit.NewRecord(audit.SourceNRI, w, &d, k, nil)); err != nil {
+			p.log.WithError(err).Error("audit record not written")
+		}
+	}
+	p.log.WithFields(logrus.Fields{"pods": len(pods), "containers": len(ctrs), "noncompliant": flagged}).Info("synchronized with the runtime")
+	return nil, nil
+}
+
+// markReported remembers that a container has its audit record, so a
+// reconnect's Synchronize does not write it again. It reports whether it was
+// already known.
+func (p *Plugin) markReported(id string) bool {
+	if id == "" {
+		return false
+	}
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if p.reported[id] {
+		return true
+	}
+	if len(p.reported) > 100000 {
+		clear(p.reported)
+	}
+	p.reported[id] = true
+	return false
+}
+
+// DenyMessage is the one-line error the runtime shows after its own prefix
+// ("failed to get NRI adjustment for container: ..."): it starts with
+// "patchgate:", names the rule IDs and says what to change.
+func DenyMessage(d *policy.Decision, remediationRunning bool) string {
+	rules := ruleIDs(d.Violations, policy.ActionEnforce)
+	var details []string
+	for _, v := range d.Violations {
+		if v.Action == policy.ActionEnforce {
+			details = append(details, v.Detail)
+		}
+	}
+	var b strings.Builder
+	if remediationRunning && d.KernelBehind {
+		b.WriteString("patchgate: kernel live patch in progress, retry")
+	} else {
+		b.WriteString("patchgate: denied")
+	}
+	fmt.Fprintf(&b, " [%s]", strings.Join(rules, ","))
+	if len(details) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(details, "; "))
+	}
+	fmt.Fprintf(&b, " (policy %q)", d.Policy.Name)
+	return oneLine(b.String())
+}
+
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// ruleIDs lists the rule IDs of the violations with the given action (all
+// when action is ""), sorted and unique.
+func ruleIDs(vs []policy.Violation, action policy.Action) []string {
+	var ids []string
+	for _, v := range vs {
+		if action == "" || v.Action == action {
+			ids = append(ids, v.Rule)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func hasOwnHook(ctr *api.Container, path string) bool {
+	for _, h := range ctr.GetHooks().GetCreateRuntime() {
+		if h.GetPath() == path && slices.Contains(h.GetArgs(), "hook") {
+			return true
+		}
+	}
+	return false
+}

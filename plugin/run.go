@@ -1,0 +1,89 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+)
+
+// Run connects to the runtime and serves it until ctx ends. When the
+// connection closes (the runtime restarted), it reconnects with backoff and
+// logs every attempt; it never returns because of a closed connection. The
+// exception is a plugin the runtime launched itself (NRI_PLUGIN_SOCKET): its
+// connection is an inherited socket that cannot be dialled again, so Run
+// returns and the runtime decides.
+func (p *Plugin) Run(ctx context.Context) error {
+	launched := os.Getenv(api.PluginSocketEnvVar) != ""
+	go p.sweepLoop(ctx)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		connected := time.Now()
+		err := p.serveOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if launched {
+			return err
+		}
+		if time.Since(connected) > 10*time.Second {
+			backoff, attempt = 100*time.Millisecond, 1
+		}
+		log := p.log.WithFields(logrus.Fields{"socket": p.socket, "attempt": attempt, "retry_in": backoff.String()})
+		if err != nil {
+			log = log.WithError(err)
+		}
+		log.Warn("not connected to the container runtime; reconnecting")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.backoffMax)
+	}
+}
+
+// serveOnce makes one connection and serves it until it closes.
+func (p *Plugin) serveOnce(ctx context.Context) error {
+	opts := []stub.Option{
+		stub.WithSocketPath(p.socket),
+		stub.WithOnClose(func() {}), // Run reconnects; the stub must not exit the process
+		// Runtimes that honour it fail a request patchgate could not
+		// answer (timeout, crash) instead of letting it through.
+		stub.WithFailurePolicy(&api.FailurePolicy{FailRequest: true}),
+	}
+	if os.Getenv(api.PluginNameEnvVar) == "" {
+		opts = append(opts, stub.WithPluginName(p.name))
+	}
+	if os.Getenv(api.PluginIdxEnvVar) == "" {
+		opts = append(opts, stub.WithPluginIdx(p.idx))
+	}
+	s, err := stub.New(p, opts...)
+	if err != nil {
+		return err
+	}
+	p.hooks.reset()
+	err = s.Run(ctx)
+	s.Stop()
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	return err
+}
+
+func (p *Plugin) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.hooks.sweep()
+		}
+	}
+}
