@@ -32,17 +32,18 @@ type hookTracker struct {
 	lost     int                  // admitted with the hook, never created, since the last success
 	state    string
 	lastLoud time.Time
+	grace    time.Duration
 }
 
 const (
-	// hookGrace is how long after admission a container must show up in
-	// PostCreateContainer: the runtime's request timeout plus margin.
-	hookGrace    = 5 * time.Second
-	refusedAfter = 3
+	// defaultHookGrace is how long after admission a container must show
+	// up in PostCreateContainer: the runtime's request timeout plus margin.
+	defaultHookGrace = 5 * time.Second
+	refusedAfter     = 3
 )
 
 func newHookTracker(p *Plugin) *hookTracker {
-	return &hookTracker{p: p, pending: map[string]time.Time{}, state: hookUnknown}
+	return &hookTracker{p: p, pending: map[string]time.Time{}, state: hookUnknown, grace: defaultHookGrace}
 }
 
 // reset forgets what was learned: called on every new connection, since the
@@ -103,7 +104,7 @@ func (t *hookTracker) sweep() {
 	now := t.p.now()
 	t.mu.Lock()
 	for id, at := range t.pending {
-		if now.Sub(at) > hookGrace {
+		if now.Sub(at) > t.grace {
 			delete(t.pending, id)
 			t.lost++
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -73,6 +74,7 @@ type Plugin struct {
 	metrics    Metrics
 	now        func() time.Time
 	configure  func(ctx context.Context, config string) (Node, error)
+	dial       func(string) (net.Conn, error) // nil: the stub's own
 
 	node  atomic.Pointer[nodeBox]
 	hooks *hookTracker
@@ -263,6 +265,11 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	w.Container.Image = ""
 	k := node.Kernel()
 	d := podDecision(policy.Evaluate(node.Policy(), w, k, p.now()))
+	// The rules speak of containers; this one is the pod.
+	for i := range d.Violations {
+		d.Violations[i].Detail = strings.Replace(d.Violations[i].Detail, `container "POD"`,
+			fmt.Sprintf("pod %q", w.Pod.Namespace+"/"+w.Pod.Name), 1)
+	}
 	if p.metrics != nil {
 		p.metrics.ObserveDecision(audit.SourceNRI, &d, p.now().Sub(start))
 	}
@@ -360,7 +367,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	// serializes every container operation on the node behind this request.
 	ctx, cancel := context.WithTimeout(ctx, p.maxWait())
 	defer cancel()
-	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, MaxWait: p.maxWait()})
+	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI})
 	d := res.Decision
 	log := p.log.WithFields(logrus.Fields{
 		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,

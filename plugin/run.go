@@ -56,6 +56,9 @@ func (p *Plugin) serveOnce(ctx context.Context) error {
 		// answer (timeout, crash) instead of letting it through.
 		stub.WithFailurePolicy(&api.FailurePolicy{FailRequest: true}),
 	}
+	if p.dial != nil {
+		opts = append(opts, stub.WithDialer(p.dial))
+	}
 	if os.Getenv(api.PluginNameEnvVar) == "" {
 		opts = append(opts, stub.WithPluginName(p.name))
 	}
