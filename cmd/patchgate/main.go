@@ -52,6 +52,11 @@ func main() {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) int {
+	// containerd launches a pre-registered NRI plugin (/opt/nri/plugins/10-patchgate)
+	// with no arguments and its connection in NRI_PLUGIN_SOCKET.
+	if len(args) == 0 && os.Getenv("NRI_PLUGIN_SOCKET") != "" {
+		args = []string{"nri"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

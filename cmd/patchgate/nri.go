@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/sirupsen/logrus"
+	"sigs.k8s.io/yaml"
+
+	"github.com/patchgate/patchgate/hook"
+	"github.com/patchgate/patchgate/livepatch"
+	"github.com/patchgate/patchgate/metrics"
+	"github.com/patchgate/patchgate/plugin"
+	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+)
+
+func init() {
+	register(command{
+		name:    "nri",
+		summary: "run as containerd's NRI plugin, with the node service in-process",
+		run:     runNRI,
+	})
+}
+
+// nriSettings are the node settings: from flags, or from the runtime's
+// drop-in configuration (nri.conf) when the runtime launched patchgate.
+type nriSettings struct {
+	Policy      string `json:"policy,omitempty"`
+	NodeName    string `json:"nodeName,omitempty"`
+	HostRoot    string `json:"hostRoot,omitempty"`
+	MetricsAddr string `json:"metricsAddr,omitempty"`
+	HookPath    string `json:"hookPath,omitempty"`
+
+	// Flags only.
+	decisionSocket string
+	auditSocket    string
+	statusFile     string
+	stateFile      string
+	kernelInterval time.Duration
+	pollInterval   time.Duration
+}
+
+func defaultNRISettings() nriSettings {
+	return nriSettings{
+		Policy:         policy.DefaultDir,
+		NodeName:       hook.NodeName(),
+		HostRoot:       "/",
+		decisionSocket: service.DefaultSocket,
+		statusFile:     service.DefaultStatusFile,
+		stateFile:      livepatch.DefaultStateFile,
+		kernelInterval: time.Minute,
+		pollInterval:   2 * time.Second,
+	}
+}
+
+// parseNRIConf reads nri.conf strictly over the defaults: an unknown key or a
+// wrong type is an error.
+func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
+	if strings.TrimSpace(data) == "" {
+		return s, nil
+	}
+	var c nriSettings
+	if err := yaml.UnmarshalStrict([]byte(data), &c); err != nil {
+		return s, fmt.Errorf("nri.conf: %w", err)
+	}
+	if c.Policy != "" {
+		s.Policy = c.Policy
+	}
+	if c.NodeName != "" {
+		s.NodeName = c.NodeName
+	}
+	if c.HostRoot != "" {
+		s.HostRoot = c.HostRoot
+	}
+	s.MetricsAddr = c.MetricsAddr
+	s.HookPath = c.HookPath
+	return s, s.validate()
+}
+
+func (s nriSettings) validate() error {
+	var errs []error
+	if !filepath.IsAbs(s.HostRoot) {
+		errs = append(errs, fmt.Errorf("host root %q must be absolute", s.HostRoot))
+	}
+	if s.HookPath != "" && !filepath.IsAbs(s.HookPath) {
+		errs = append(errs, fmt.Errorf("hook path %q must be absolute (the binary's path on the host)", s.HookPath))
+	}
+	if s.MetricsAddr != "" {
+		if err := metrics.CheckAddr(s.MetricsAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runNRI(args []string, stdout, stderr io.Writer) int {
+	s := defaultNRISettings()
+	fs := flag.NewFlagSet("nri", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", api.DefaultSocketPath, "NRI socket of the container runtime")
+	name := fs.String("name", "patchgate", "plugin name (the default validator's required_plugins lists it)")
+	idx := fs.String("idx", "50", "plugin index: two digits, the order among plugins")
+	fs.StringVar(&s.Policy, "policy", s.Policy, "policy file or directory (policy.yaml + policy.d/ + nodes/<node>.yaml)")
+	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
+	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
+	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
+	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook)")
+	fs.StringVar(&s.decisionSocket, "decision-socket", s.decisionSocket, "decision socket the injected hook asks")
+	fs.StringVar(&s.auditSocket, "audit-socket", "", "audit socket for records from hooks (default: the service's)")
+	fs.StringVar(&s.statusFile, "status-file", s.statusFile, "status file read by `patchgate check`")
+	fs.StringVar(&s.stateFile, "state-file", s.stateFile, "kernel state file kept fresh for hooks")
+	fs.DurationVar(&s.kernelInterval, "kernel-interval", s.kernelInterval, "how often the kernel state is read")
+	fs.DurationVar(&s.pollInterval, "poll-interval", s.pollInterval, "how often the policy files are checked for changes")
+	logLevel := fs.String("log-level", "info", "operational log level")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "patchgate nri: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	logger := logrus.New()
+	logger.SetOutput(stderr)
+	logger.SetFormatter(&logrus.JSONFormatter{})
+	lvl, err := logrus.ParseLevel(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+		return exitInvalid
+	}
+	logger.SetLevel(lvl)
+	if err := s.validate(); err != nil {
+		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+		return exitInvalid
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	n := &nodeRunner{log: logger}
+	defer n.close()
+	opts := []plugin.Option{
+		plugin.WithSocket(*socket),
+		plugin.WithName(*name, *idx),
+		plugin.WithLogger(logger),
+	}
+	launched := os.Getenv(api.PluginSocketEnvVar) != ""
+	if launched {
+		// The runtime started us: the settings arrive in Configure.
+		base := s
+		opts = append(opts, plugin.WithConfigure(func(ctx context.Context, config string) (plugin.Node, error) {
+			cfg, err := parseNRIConf(config, base)
+			if err != nil {
+				return nil, err
+			}
+			return n.start(ctx, cfg)
+		}), plugin.WithMetrics(n.metrics()))
+		if name := os.Getenv(api.PluginNameEnvVar); name != "" {
+			opts = append(opts, plugin.WithName(name, os.Getenv(api.PluginIdxEnvVar)))
+		}
+	} else {
+		svc, err := n.start(ctx, s)
+		if err != nil {
+			fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+			return exitInvalid
+		}
+		opts = append(opts, plugin.WithNode(svc), plugin.WithMetrics(n.metrics()), plugin.WithHook(s.HookPath))
+	}
+	p, err := plugin.New(opts...)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+		return exitInvalid
+	}
+	if err := p.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+		return exitInvalid
+	}
+	return exitOK
+}
+
+// nodeRunner starts the node service (kernel monitor, policy watcher,
+// decision and audit sockets, metrics) in this process and stops it.
+type nodeRunner struct {
+	log *logrus.Logger
+
+	mu      sync.Mutex
+	m       *metrics.Metrics
+	svc     *service.Service
+	stopMon context.CancelFunc
+	monDone chan struct{}
+}
+
+func (n *nodeRunner) metrics() *metrics.Metrics {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = metrics.New()
+	}
+	return n.m
+}
+
+func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service, error) {
+	// The policy is read once here for the kernel provider and remediation
+	// settings; the service loads and watches it itself.
+	pol, err := policy.Load(s.Policy, s.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	reader, err := livepatch.NewReader(livepatch.WithHostRoot(s.HostRoot),
+		livepatch.WithProvider(pol.Spec.Kernel.Provider), livepatch.WithTools(pol.Spec.Kernel.Tools))
+	if err != nil {
+		return nil, err
+	}
+	mon, err := livepatch.NewMonitor(reader, livepatch.WithStateFile(s.stateFile),
+		livepatch.WithInterval(s.kernelInterval), livepatch.WithLogger(n.log))
+	if err != nil {
+		return nil, err
+	}
+	opts := []service.Option{
+		service.WithPolicy(s.Policy, s.NodeName),
+		service.WithPollInterval(s.pollInterval),
+		service.WithSocket(s.decisionSocket),
+		service.WithStatusFile(s.statusFile),
+		service.WithKernelMonitor(mon),
+		service.WithLogger(n.log),
+		service.WithMetrics(n.metrics(), s.MetricsAddr),
+	}
+	if pol.Spec.Remediation.Enabled {
+		rem, err := livepatch.NewRemediator(reader, mon,
+			livepatch.WithCommand(pol.Spec.Remediation.Command),
+			livepatch.WithModules(pol.Spec.Kernel.RequiredPatches),
+			livepatch.WithRemediationTimeout(pol.Spec.Remediation.Timeout.D()),
+			livepatch.WithRemediationLogger(n.log))
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
+	}
+	svc, err := service.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = mon.Run(mctx)
+	}()
+	if err := svc.Start(mctx); err != nil {
+		cancel()
+		<-done
+		return nil, err
+	}
+	n.mu.Lock()
+	n.svc, n.stopMon, n.monDone = svc, cancel, done
+	n.mu.Unlock()
+	return svc, nil
+}
+
+func (n *nodeRunner) close() {
+	n.mu.Lock()
+	svc, cancel, done := n.svc, n.stopMon, n.monDone
+	n.mu.Unlock()
+	if svc == nil {
+		return
+	}
+	if err := svc.Close(); err != nil {
+		n.log.WithError(err).Error("node service stopped with an error")
+	}
+	cancel()
+	<-done
+}

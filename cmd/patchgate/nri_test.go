@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The shipped nri.conf decodes strictly and gives the documented settings.
+func TestShippedNRIConf(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "nri.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseNRIConf(string(b), defaultNRISettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Policy != "/etc/patchgate" || s.HostRoot != "/" || s.MetricsAddr != "127.0.0.1:9646" || s.HookPath != "/opt/nri/plugins/10-patchgate" {
+		t.Errorf("settings = %+v", s)
+	}
+}
+
+func TestNRIConfErrors(t *testing.T) {
+	for _, bad := range []string{
+		"polcy: /etc/patchgate\n",     // typo: unknown key
+		"hookPath: patchgate\n",       // relative hook path
+		"hostRoot: [1]\n",             // wrong type
+		"metricsAddr: 0.0.0.0:9646\n", // not loopback
+		"policy: /a\npolicy: /b\n",    // duplicate key
+	} {
+		if _, err := parseNRIConf(bad, defaultNRISettings()); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	s, err := parseNRIConf("", defaultNRISettings())
+	if err != nil || s.Policy != "/etc/patchgate" {
+		t.Errorf("empty config: %+v %v", s, err)
+	}
+}
+
+func FuzzParseNRIConf(f *testing.F) {
+	b, _ := os.ReadFile(filepath.Join("..", "..", "nri.conf"))
+	f.Add(string(b))
+	f.Add("policy: /x\nhookPath: /y\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		s, err := parseNRIConf(data, defaultNRISettings())
+		if err != nil {
+			return
+		}
+		if s.HookPath != "" && !strings.HasPrefix(s.HookPath, "/") {
+			t.Fatalf("relative hook path accepted: %q", s.HookPath)
+		}
+	})
+}
+
+func TestNRIFlagErrors(t *testing.T) {
+	var out, errb strings.Builder
+	if code := dispatch([]string{"nri", "--hook-path", "relative"}, &out, &errb); code != exitInvalid {
+		t.Errorf("exit %d for a relative hook path", code)
+	}
+	if !strings.Contains(errb.String(), "must be absolute") {
+		t.Errorf("stderr = %q", errb.String())
+	}
+	errb.Reset()
+	if code := dispatch([]string{"nri", "--idx", "5"}, &out, &errb); code != exitInvalid {
+		t.Errorf("exit %d for a bad index", code)
+	}
+}
