@@ -18,7 +18,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/yaml"
 
-	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -55,7 +54,7 @@ type nriSettings struct {
 func defaultNRISettings() nriSettings {
 	return nriSettings{
 		Policy:         policy.DefaultDir,
-		NodeName:       hook.NodeName(),
+		NodeName:       nriNodeName(),
 		HostRoot:       "/",
 		decisionSocket: service.DefaultSocket,
 		statusFile:     service.DefaultStatusFile,
@@ -232,12 +231,23 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithPollInterval(s.pollInterval),
 		service.WithSocket(s.decisionSocket),
 		service.WithStatusFile(s.statusFile),
-		service.WithKernelMonitor(mon),
+		service.WithKernelMonitor(nriKernel{mon}),
 		service.WithLogger(n.log),
 		service.WithMetrics(n.metrics(), s.MetricsAddr),
 	}
+	var svc *service.Service
 	if pol.Spec.Remediation.Enabled {
 		rem, err := livepatch.NewRemediator(reader, mon,
+			// Behind means what the policy in force says, also after a reload.
+			livepatch.WithBehind(func(k *policy.KernelState) bool {
+				cur := pol
+				if svc != nil {
+					cur = svc.Policy()
+				}
+				_, behind := policy.EvaluateKernel(cur, k, time.Now())
+				return behind
+			}),
+			livepatch.WithOnOutcome(func(o livepatch.Outcome) { n.metrics().ObserveRemediation(o.Status) }),
 			livepatch.WithCommand(pol.Spec.Remediation.Command),
 			livepatch.WithModules(pol.Spec.Kernel.RequiredPatches),
 			livepatch.WithRemediationTimeout(pol.Spec.Remediation.Timeout.D()),
@@ -245,9 +255,9 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
+		opts = append(opts, service.WithRemediator(nriRemediator{rem}))
 	}
-	svc, err := service.New(opts...)
+	svc, err = service.New(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -280,4 +290,30 @@ func (n *nodeRunner) close() {
 	}
 	cancel()
 	<-done
+}
+
+// nriNodeName is $NODE_NAME (the DaemonSet sets it from the downward API), else
+// the hostname.
+func nriNodeName() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	n, _ := os.Hostname()
+	return n
+}
+
+// nriKernel gives the service the livepatch monitor.
+type nriKernel struct{ m *livepatch.Monitor }
+
+func (k nriKernel) Snapshot() *policy.KernelState { return k.m.Snapshot() }
+
+// Refresh asks for a fresh reading without waiting for it.
+func (k nriKernel) Refresh() { k.m.Trigger() }
+
+// nriRemediator gives the service the livepatch remediator.
+type nriRemediator struct{ r *livepatch.Remediator }
+
+func (a nriRemediator) Remediate(ctx context.Context, wait time.Duration) (string, string) {
+	out := a.r.Ensure(ctx, wait)
+	return out.Status, out.Reason
 }
