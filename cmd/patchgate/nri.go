@@ -231,7 +231,7 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithPollInterval(s.pollInterval),
 		service.WithSocket(s.decisionSocket),
 		service.WithStatusFile(s.statusFile),
-		service.WithKernelMonitor(nriKernel{mon}),
+		service.WithKernelMonitor(mon),
 		service.WithLogger(n.log),
 		service.WithMetrics(n.metrics(), s.MetricsAddr),
 	}
@@ -255,7 +255,7 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, service.WithRemediator(nriRemediator{rem}))
+		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
 	}
 	svc, err = service.New(opts...)
 	if err != nil {
@@ -300,20 +300,4 @@ func nriNodeName() string {
 	}
 	n, _ := os.Hostname()
 	return n
-}
-
-// nriKernel gives the service the livepatch monitor.
-type nriKernel struct{ m *livepatch.Monitor }
-
-func (k nriKernel) Snapshot() *policy.KernelState { return k.m.Snapshot() }
-
-// Refresh asks for a fresh reading without waiting for it.
-func (k nriKernel) Refresh() { k.m.Trigger() }
-
-// nriRemediator gives the service the livepatch remediator.
-type nriRemediator struct{ r *livepatch.Remediator }
-
-func (a nriRemediator) Remediate(ctx context.Context, wait time.Duration) (string, string) {
-	out := a.r.Ensure(ctx, wait)
-	return out.Status, out.Reason
 }
