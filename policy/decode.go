@@ -258,7 +258,14 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			}
 			msg := fmt.Sprintf(format, args...)
 			if path != "" {
-				msg = path + "." + msg
+				sep := ": "
+				for _, f := range fields {
+					if rest, ok := strings.CutPrefix(msg, f.name); ok && rest != "" && strings.ContainsRune(":[.", rune(rest[0])) {
+						sep = "."
+						break
+					}
+				}
+				msg = path + sep + msg
 			}
 			d.report(at, "%s", msg)
 		})

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPolicyValidateExamples(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(examplePolicy, "*.yaml"))
+	code, out, errs := runCmd(t, append([]string{"policy", "validate"}, files...)...)
+	if code != exitOK || errs != "" || strings.Count(out, ": valid (policy ") != 4 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+}
+
+func TestPolicyValidateListsEveryError(t *testing.T) {
+	bad := writeTemp(t, "bad.yaml", `apiVersion: patchgate.dev/v1alpha1
+kind: NodePolicy
+spec:
+  defaultAction: deny
+  rules:
+    runAsRoot: {action: enforce, whenKernelBehnd: enforce}
+  exemptions:
+    - {name: x, rules: [runAsRoot]}
+`)
+	good := filepath.Join(examplePolicy, "baseline.yaml")
+	code, out, errs := runCmd(t, "policy", "validate", bad, good)
+	want := bad + `:4: spec.defaultAction: unknown action "deny" (want enforce, warn, audit or off)
+` + bad + `:6: spec.rules.runAsRoot.whenKernelBehnd: unknown key (known keys: action, whenKernelBehind)
+` + bad + `:8: spec.exemptions[0]: an exemption must set at least one of namespaces, images, containers, podLabels
+`
+	if code != exitInvalid || errs != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant:\n%s", code, errs, want)
+	}
+	if !strings.Contains(out, good+": valid") {
+		t.Errorf("the valid file is not reported: %s", out)
+	}
+	if code, _, errs := runCmd(t, "policy", "validate"); code != exitInvalid || !strings.Contains(errs, "at least one") {
+		t.Errorf("no path: %d %s", code, errs)
+	}
+	if code, _, _ := runCmd(t, "policy", "frobnicate"); code != exitInvalid {
+		t.Errorf("unknown subcommand: %d", code)
+	}
+}
+
+func TestPolicyShow(t *testing.T) {
+	code, out, errs := runCmd(t, "policy", "show")
+	if code != exitOK || !strings.HasPrefix(out, `# effective policy "default", sha256:`) {
+		t.Fatalf("default: %d %s %s", code, out, errs)
+	}
+	// The issue's defaults are printed.
+	for _, want := range []string{
+		"allowed: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]",
+		"denied: [/, /etc, /proc, /sys, /dev, /boot, /root, /var/run/docker.sock, /run/containerd, /var/lib/kubelet]",
+		"namespaces: [pid, ipc, network, uts]",
+		"maxStateAge: 10m", "onError: deny", "admitWait: 1s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policy show lacks %q", want)
+		}
+	}
+	// A minimal file gets every default, and show's output loads back to
+	// the same effective policy.
+	min := writeTemp(t, "min.yaml", "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nmetadata: {name: min}\nspec: {defaultAction: warn}\n")
+	code, out, errs = runCmd(t, "policy", "show", "--policy", min)
+	if code != exitOK {
+		t.Fatalf("%d %s", code, errs)
+	}
+	orig, err := policy.Load(min, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := policy.LoadBytes("shown.yaml", []byte(out))
+	if err != nil || back.Digest() != orig.Digest() || !strings.Contains(out, "runAsRoot:\n      action: warn\n      whenKernelBehind: warn") {
+		t.Errorf("round trip: %v %s %s\n%s", err, back.Digest(), orig.Digest(), out)
+	}
+	code, out, _ = runCmd(t, "policy", "show", "--policy", min, "-o", "json")
+	if code != exitOK || !strings.Contains(out, `"defaultAction": "warn"`) {
+		t.Errorf("json: %d %s", code, out)
+	}
+	if code, _, _ := runCmd(t, "policy", "show", "-o", "xml"); code != exitInvalid {
+		t.Errorf("-o xml: %d", code)
+	}
+}
+
+func TestEvalInvalidInput(t *testing.T) {
+	spec := filepath.Join(specFixtures, "baseline", "config.json")
+	badSpec := writeTemp(t, "config.json", `{"ociVersion": "1.2.0", "process": {"user": {"uid": 0}}}`)
+	notJSON := writeTemp(t, "config.json", `{"process": `)
+	badState := writeTemp(t, "state.json", `{"release": "x"}`)
+	insecure := writeTemp(t, "p.yaml", "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\n")
+	if err := os.Chmod(insecure, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--spec is required"},
+		{[]string{"--spec", badSpec}, "linux is missing"},
+		{[]string{"--spec", notJSON}, "invalid OCI runtime spec"},
+		{[]string{"--spec", spec + ".missing"}, "no such file"},
+		{[]string{"--spec", spec, "--sandbox-spec", notJSON}, "--sandbox-spec"},
+		{[]string{"--spec", spec, "--kernel-state", badState}, "observedAt is missing"},
+		{[]string{"--spec", spec, "--policy", insecure}, "insecure policy file"},
+		{[]string{"--spec", spec, "-o", "yaml"}, `-o "yaml"`},
+		{[]string{"--spec", spec, "--now", "yesterday"}, "--now"},
+		{[]string{"--spec", spec, "--label", "novalue"}, "not key=value"},
+		{[]string{"--spec", spec, "extra"}, "unexpected argument"},
+	} {
+		code, out, errs := runCmd(t, append([]string{"eval"}, tc.args...)...)
+		if code != exitInvalid || !strings.Contains(errs, tc.want) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q, want exit 2 and %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+}
+
+func TestEvalTextOutput(t *testing.T) {
+	dir := filepath.Join(specFixtures, "runAsRoot-fail")
+	code, out, _ := runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
+		"--container", "app", "--kernel-state", filepath.Join(kernelFixtures, "patched.json"), "--now", fixtureNow)
+	want := "decision: warn\npolicy: kernel-aware "
+	if code != exitOK || !strings.HasPrefix(out, want) || !strings.Contains(out, "kernel: ok\nviolations:\n  warn     runAsRoot: container \"app\" must not run as uid 0 (process.user.uid)\n") {
+		t.Errorf("patched: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
+		"--container", "app", "--kernel-state", filepath.Join(kernelFixtures, "behind.json"), "--now", fixtureNow)
+	if code != exitDenied || !strings.Contains(out, "decision: deny") || !strings.Contains(out, "enforce  runAsRoot:") {
+		t.Errorf("behind: exit %d\n%s", code, out)
+	}
+	// Stale state: the same file judged an hour later is unknown.
+	code, out, _ = runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
+		"--kernel-state", filepath.Join(kernelFixtures, "patched.json"), "--now", "2026-11-27T13:00:00Z")
+	if code != exitDenied || !strings.Contains(out, "kernelStateUnknown: kernel live-patch state is 1h old") {
+		t.Errorf("stale: exit %d\n%s", code, out)
+	}
+}
