@@ -46,6 +46,10 @@ type Config struct {
 	Audit func(ctx context.Context, id string, pol *policy.Policy, w *policy.Workload, d *policy.Decision, k *policy.KernelState) error
 	// NewID returns a fresh audit record UUID.
 	NewID func() string
+	// NRIJudged are the fields the NRI plugin that injected the hook has
+	// judged (and audited) already: the hook leaves their rules alone and
+	// judges only what NRI cannot see, so a container gets one record.
+	NRIJudged policy.Field
 	// Timeout is the whole hook's budget (default 2s).
 	Timeout time.Duration
 	// Now is the clock (default time.Now).
@@ -87,6 +91,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	if err != nil {
 		return cannotDecide(cfg, nil, err)
 	}
+	w.Seen &^= cfg.NRIJudged
 	id := ""
 	if cfg.NewID != nil {
 		id = cfg.NewID()

@@ -29,6 +29,7 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 	auditSpool := fs.String("audit-spool", "", "audit spool file (default: next to the policy's audit log)")
 	timeout := fs.Duration("timeout", 2*time.Second, "whole decision budget")
 	serviceTimeout := fs.Duration("service-timeout", time.Second, "budget for asking the service")
+	nriJudged := fs.String("nri-judged", "", "fields the NRI plugin that injected this hook has judged already (set by `patchgate nri`)")
 	if err := fs.Parse(args); err != nil {
 		// A hook that cannot parse its own flags cannot decide: deny.
 		fmt.Fprintln(stderr, "patchgate: blocked the container: cannot decide: bad hook arguments (check the hooks.d file or the NRI hook injection)")
@@ -38,7 +39,13 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patchgate: blocked the container: cannot decide: unexpected hook arguments %q\n", fs.Args())
 		return ExitBlock
 	}
+	judged, err := policy.ParseFieldNames(*nriJudged)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate: blocked the container: cannot decide: --nri-judged: %v\n", err)
+		return ExitBlock
+	}
 	cfg := Config{
+		NRIJudged:  judged,
 		PolicyPath: *policyPath,
 		NodeName:   *nodeName,
 		HostRoot:   *hostRoot,

@@ -345,7 +345,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 // fields NRI has judged already, so it judges (and audits) only the rest.
 func (p *Plugin) hook(w *policy.Workload) *api.Hook {
 	args := append([]string{p.hookPath, "hook"}, p.hookArgs...)
-	args = append(args, "--nri-judged="+strings.Join(FieldNames(w.Seen), ","))
+	args = append(args, "--nri-judged="+strings.Join(policy.FieldNames(w.Seen), ","))
 	return &api.Hook{Path: p.hookPath, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
 }
 

@@ -1,32 +1,31 @@
-package plugin
+package policy
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/patchgate/patchgate/policy"
 )
 
-// fieldNames names every policy.Field for the hook's --nri-judged flag.
+// fieldNames names every Field: the NRI plugin passes the fields it has
+// judged to the OCI hook it injects (`patchgate hook --nri-judged LIST`).
 var fieldNames = []struct {
-	f    policy.Field
+	f    Field
 	name string
 }{
-	{policy.FieldUser, "user"},
-	{policy.FieldCapabilities, "capabilities"},
-	{policy.FieldPrivileged, "privileged"},
-	{policy.FieldNoNewPrivileges, "noNewPrivileges"},
-	{policy.FieldHostNamespaces, "hostNamespaces"},
-	{policy.FieldMounts, "mounts"},
-	{policy.FieldDevices, "devices"},
-	{policy.FieldSeccomp, "seccomp"},
-	{policy.FieldAppArmor, "apparmor"},
-	{policy.FieldSysctls, "sysctls"},
-	{policy.FieldProcMount, "procMount"},
+	{FieldUser, "user"},
+	{FieldCapabilities, "capabilities"},
+	{FieldPrivileged, "privileged"},
+	{FieldNoNewPrivileges, "noNewPrivileges"},
+	{FieldHostNamespaces, "hostNamespaces"},
+	{FieldMounts, "mounts"},
+	{FieldDevices, "devices"},
+	{FieldSeccomp, "seccomp"},
+	{FieldAppArmor, "apparmor"},
+	{FieldSysctls, "sysctls"},
+	{FieldProcMount, "procMount"},
 }
 
 // FieldNames lists the names of the fields in f, in a fixed order.
-func FieldNames(f policy.Field) []string {
+func FieldNames(f Field) []string {
 	var out []string
 	for _, n := range fieldNames {
 		if f.Has(n.f) {
@@ -38,8 +37,8 @@ func FieldNames(f policy.Field) []string {
 
 // ParseFieldNames is the inverse of FieldNames: a comma-separated list.
 // An unknown name is an error.
-func ParseFieldNames(s string) (policy.Field, error) {
-	var f policy.Field
+func ParseFieldNames(s string) (Field, error) {
+	var f Field
 	if strings.TrimSpace(s) == "" {
 		return 0, nil
 	}
