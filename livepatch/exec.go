@@ -182,8 +182,11 @@ func (e *Env) runPath(ctx context.Context, hostPath, localPath string, args []st
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin", "LC_ALL=C"}
 	cmd.Cancel = func() error {
 		// Kill the whole process group: scripts leave children behind.
-		if cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if cmd.Process == nil {
+			return nil
+		}
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
 		}
 		return nil
 	}

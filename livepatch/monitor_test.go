@@ -172,7 +172,7 @@ func TestMonitorStateFile(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("state file mode: %v %v", fi.Mode(), err)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".kernel-state-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".kernel-state.json-*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}

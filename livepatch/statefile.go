@@ -2,7 +2,9 @@ package livepatch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -29,43 +31,58 @@ func WriteStateFile(path string, k *policy.KernelState) error {
 		return err
 	}
 	data = append(data, '\n')
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".kernel-state-*.tmp")
+	return WriteFileAtomic(path, data, 0o644)
+}
+
+// WriteFileAtomic writes data to a temporary file next to path, syncs it,
+// renames it over path and syncs the directory. On failure the temporary
+// file is removed and every error met is returned.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	ok := false
+	closed := false
 	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+		if err == nil {
+			return
+		}
+		if !closed {
+			err = errors.Join(err, f.Close())
+		}
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if _, err = f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err = f.Chmod(mode); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err = f.Sync(); err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
+	closed = true
+	if err = f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil // the file is in place; the directory sync is best effort
 	}
-	return nil
+	if serr := d.Sync(); serr != nil {
+		return errors.Join(fmt.Errorf("sync %s: %w", dir, serr), d.Close())
+	}
+	return d.Close()
 }
 
 // ReadStateFile reads a state file written by WriteStateFile (or any

@@ -333,31 +333,7 @@ func writeNFDFeatures(path string, compliant bool, k *policy.KernelState) error 
 	if v := labelValue(version); v != "" {
 		fmt.Fprintf(&b, "patchgate.livepatch.effective-version=%s\n", v)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".patchgate-nfd-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return livepatch.WriteFileAtomic(path, []byte(b.String()), 0o644)
 }
 
 func labelValue(s string) string {

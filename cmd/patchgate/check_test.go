@@ -230,7 +230,7 @@ func TestCheckNFDAndSummary(t *testing.T) {
 	if b, _ = os.ReadFile(feat); !strings.Contains(string(b), "effective-version=5.4.0-1028.31\n") {
 		t.Errorf("feature file:\n%s", b)
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".patchgate-nfd-*")); len(leftovers) != 0 {
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".patchgate-*.tmp")); len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 }
