@@ -5,6 +5,10 @@ package e2e
 import (
 	"context"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,5 +293,52 @@ func TestHarnessNRIPluginAndRequiredPlugins(t *testing.T) {
 	}
 	if got := spec.Annotations["e2e.patchgate.dev/seen-by"]; got != "harness-smoke" {
 		t.Fatalf("plugin's annotation = %q; spec annotations %v", got, spec.Annotations)
+	}
+}
+
+// TestHarnessSweepStale: when the test process that owns an instance dies before its cleanup
+// (go test -timeout, a kill), the next harness start removes what it left: containerd, the
+// shims and containers, mounts, cgroups, the bridge and the directory.
+func TestHarnessSweepStale(t *testing.T) {
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h, err := harness.Start(ctx, harness.Options{Tools: tools})
+	if err != nil {
+		harness.SkipOrFail(t, err)
+	}
+	defer h.Cleanup(context.Background()) // a no-op when the sweep worked
+	pod := harness.PodConfig{Name: "orphan", Namespace: "e2e"}
+	podID, r := h.RunPod(ctx, pod)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := h.RunContainer(ctx, podID, pod, harness.ContainerConfig{Name: "orphan", Command: []string{"sleep", "3600"}}); r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	// Pretend the owner died: point owner.pid at a process that has exited.
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.Dir, "owner.pid"), []byte(strconv.Itoa(dead.Process.Pid)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Leftovers()) == 0 {
+		t.Fatal("nothing to sweep: the instance is not running")
+	}
+	swept, err := harness.SweepStale(ctx, filepath.Dir(h.Dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range swept {
+		found = found || d == h.Dir
+	}
+	if !found {
+		t.Fatalf("SweepStale removed %v, not %s", swept, h.Dir)
+	}
+	if left := h.Leftovers(); len(left) > 0 {
+		t.Fatalf("left behind after the sweep: %v", left)
 	}
 }

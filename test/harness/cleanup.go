@@ -97,7 +97,7 @@ func (h *Containerd) Cleanup(ctx context.Context) error {
 
 func cleanupInstance(ctx context.Context, dir, cgroupParent, bridge string, before hostState) []error {
 	var errs []error
-	if err := killProcessesUnder(dir); err != nil {
+	if err := killInstanceProcesses(dir, cgroupParent); err != nil {
 		errs = append(errs, err)
 	}
 	if err := unmountUnder(dir); err != nil {
@@ -142,7 +142,7 @@ func (h *Containerd) Leftovers() []string {
 	if exists(h.Dir) {
 		out = append(out, "directory "+h.Dir)
 	}
-	for _, pid := range processesUnder(h.Dir) {
+	for _, pid := range instancePIDs(h.Dir, h.CgroupParent) {
 		out = append(out, fmt.Sprintf("process %d (%s)", pid, cmdline(pid)))
 	}
 	for _, m := range mountsUnder(h.Dir) {
@@ -195,26 +195,44 @@ func SweepStale(ctx context.Context, baseDir string) ([]string, error) {
 	return swept, errors.Join(errs...)
 }
 
-// processesUnder finds processes that belong to the instance: their command line names the
-// private directory (containerd, shims, plugins started with its socket) or their root is
-// inside it (container processes).
-func processesUnder(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
+// instancePIDs finds the processes that belong to an instance: those whose command line
+// names the private directory (containerd, shims, plugins started with its socket) and those
+// in a cgroup under its cgroup parent (pause and container processes; their /proc/<pid>/root
+// reads "/" from outside their mount namespace, so the cgroup is what identifies them).
+func instancePIDs(dir, cgroupParent string) []int {
 	self := os.Getpid()
+	seen := map[int]bool{}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		if strings.Contains(cmdline(pid), dir+"/") {
-			pids = append(pids, pid)
-			continue
-		}
-		if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid)); err == nil && strings.HasPrefix(root, dir+"/") {
+	add := func(pid int) {
+		if pid > 0 && pid != self && !seen[pid] {
+			seen[pid] = true
 			pids = append(pids, pid)
 		}
 	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err == nil && strings.Contains(cmdline(pid), dir+"/") {
+			add(pid)
+		}
+	}
+	if cgroupParent != "" && filepath.Clean("/"+cgroupParent) != "/" {
+		for _, mp := range cgroupMounts() {
+			_ = filepath.WalkDir(filepath.Join(mp, filepath.Clean("/"+cgroupParent)), func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+					return nil
+				}
+				data, _ := os.ReadFile(p)
+				for _, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						add(pid)
+					}
+				}
+				return nil
+			})
+		}
+	}
+	sort.Ints(pids)
 	return pids
 }
 
@@ -223,21 +241,18 @@ func cmdline(pid int) string {
 	return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
 }
 
-func killProcessesUnder(dir string) error {
-	pids := processesUnder(dir)
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	deadline := time.Now().Add(5 * time.Second)
+func killInstanceProcesses(dir, cgroupParent string) error {
+	pids := instancePIDs(dir, cgroupParent)
+	deadline := time.Now().Add(10 * time.Second)
 	for len(pids) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		pids = processesUnder(dir)
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
+		time.Sleep(50 * time.Millisecond)
+		pids = instancePIDs(dir, cgroupParent)
 	}
 	if len(pids) > 0 {
-		return fmt.Errorf("processes still running from %s: %v", dir, pids)
+		return fmt.Errorf("processes of %s still running: %v", dir, pids)
 	}
 	return nil
 }
