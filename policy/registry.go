@@ -184,3 +184,11 @@ func (a ruleAction) at(behind bool) Action {
 }
 
 var rulesSpecType = reflect.TypeOf(RulesSpec{})
+
+// The registry is fixed at compile time; a broken one is a programming error
+// that must stop patchgate at start, before any container is judged.
+func init() {
+	if err := ValidateRegistry(); err != nil {
+		panic("patchgate: " + err.Error())
+	}
+}

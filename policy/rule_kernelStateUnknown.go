@@ -60,13 +60,6 @@ func stateUnknown(c *compiled, k *KernelState, now time.Time) (unknownParts, str
 	if k == nil {
 		return unknownParts{all: true}, "kernel live-patch state was not read"
 	}
-	if k.ObservedAt.IsZero() {
-		return unknownParts{all: true}, "kernel live-patch state has no observedAt time"
-	}
-	if age := now.Sub(k.ObservedAt); age > c.kernel.MaxStateAge.D() {
-		return unknownParts{all: true}, fmt.Sprintf("kernel live-patch state is %s old, more than spec.kernel.maxStateAge %s (observedAt %s)",
-			Duration(age.Round(time.Second)), c.kernel.MaxStateAge, k.ObservedAt.UTC().Format(time.RFC3339))
-	}
 	var u unknownParts
 	var reasons []string
 	for _, p := range k.Unknown {
@@ -91,9 +84,22 @@ func stateUnknown(c *compiled, k *KernelState, now time.Time) (unknownParts, str
 		u.parts = append(u.parts, "updates")
 		reasons = append(reasons, "updates: no provider reports whether updates are pending")
 	}
-	if len(reasons) == 0 {
-		return u, ""
-	}
 	slices.Sort(reasons)
-	return u, "kernel live-patch state unknown: " + strings.Join(reasons, "; ")
+	var age string
+	switch {
+	case k.ObservedAt.IsZero():
+		age = "kernel live-patch state has no observedAt time"
+	case now.Sub(k.ObservedAt) > c.kernel.MaxStateAge.D():
+		age = fmt.Sprintf("kernel live-patch state is %s old, more than spec.kernel.maxStateAge %s (observedAt %s)",
+			Duration(now.Sub(k.ObservedAt).Round(time.Second)), c.kernel.MaxStateAge, k.ObservedAt.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case age != "" && len(reasons) > 0:
+		return unknownParts{all: true}, age + "; unknown: " + strings.Join(reasons, "; ")
+	case age != "":
+		return unknownParts{all: true}, age
+	case len(reasons) > 0:
+		return u, "kernel live-patch state unknown: " + strings.Join(reasons, "; ")
+	}
+	return u, ""
 }

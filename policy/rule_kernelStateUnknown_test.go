@@ -25,6 +25,9 @@ func TestKernelStateUnknown(t *testing.T) {
 			return k
 		}, "kernel live-patch state has no observedAt time"},
 		{"all unknown", func() *KernelState { return kernelFixture(t, "unknown") }, "kernel live-patch state unknown: all (sysfs): open /sys/kernel/livepatch: permission denied"},
+		{"unknown without a time", func() *KernelState {
+			return &KernelState{Unknown: []UnknownPart{{Part: "all", Reason: "no kernel state from the service"}}}
+		}, "kernel live-patch state has no observedAt time; unknown: all: no kernel state from the service"},
 		{"unneeded part unknown", func() *KernelState {
 			k := kernelFixture(t, "patched")
 			k.Unknown = []UnknownPart{{Part: "cves", Provider: "sysfs", Reason: "sysfs does not report CVEs"}}
