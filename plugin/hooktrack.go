@@ -94,7 +94,7 @@ func (t *hookTracker) created(id string) {
 	t.state = hookInjected
 	t.mu.Unlock()
 	if changed {
-		t.p.log.WithField("hook", t.p.hookPath).Info("the runtime accepts patchgate's OCI hook: capabilities, privileged, noNewPrivileges, AppArmor and masked paths are judged by the hook")
+		t.p.log.Info("the runtime accepts patchgate's OCI hook: capabilities, privileged, noNewPrivileges, AppArmor and masked paths are judged by the hook")
 		t.publish(service.HookInjection{Status: hookInjected})
 	}
 }
@@ -125,7 +125,7 @@ func (t *hookTracker) sweep() {
 	reason := "containers admitted by patchgate with its OCI hook are not created: the runtime refuses the hook " +
 		"(containerd: [plugins.\"io.containerd.nri.v1.nri\".default_validator] reject_oci_hook_adjustment = true). " +
 		"capabilities, privileged, noNewPrivileges, AppArmor and masked paths cannot be judged"
-	t.p.log.WithFields(map[string]any{"hook": t.p.hookPath, "lost_containers": lost}).Error("HOOK INJECTION REFUSED: " + reason)
+	t.p.log.WithFields(map[string]any{"lost_containers": lost}).Error("HOOK INJECTION REFUSED: " + reason)
 	t.publish(service.HookInjection{Status: hookRefused, Reason: reason})
 }
 

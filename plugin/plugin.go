@@ -65,6 +65,7 @@ type Metrics interface {
 type Plugin struct {
 	name, idx  string
 	socket     string
+	hookMu     sync.RWMutex
 	hookPath   string
 	hookArgs   []string
 	hookTO     int64
@@ -144,6 +145,25 @@ func WithHook(path string, args ...string) Option {
 		p.hookPath, p.hookArgs = path, args
 		return nil
 	}
+}
+
+// SetHook changes the injected hook (see WithHook): a plugin the runtime
+// launched learns its settings only in Configure.
+func (p *Plugin) SetHook(path string, args ...string) error {
+	if path != "" && !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("%w: hook path %q must be absolute (it is the binary's path on the host)", ErrConfig, path)
+	}
+	p.hookMu.Lock()
+	defer p.hookMu.Unlock()
+	p.hookPath, p.hookArgs = path, args
+	return nil
+}
+
+// hookConfig returns the hook's path ("" for none) and extra arguments.
+func (p *Plugin) hookConfig() (string, []string) {
+	p.hookMu.RLock()
+	defer p.hookMu.RUnlock()
+	return p.hookPath, p.hookArgs
 }
 
 // WithRequestTimeout sets the runtime's NRI request timeout the plugin plans
@@ -331,10 +351,11 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		adj.AddAnnotation(AnnotationFlagged, "true")
 		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
 	}
+	hookPath, hookArgs := p.hookConfig()
 	switch {
-	case p.hookPath == "":
+	case hookPath == "":
 	case p.hooks.inject():
-		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(w)}})
+		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs, w)}})
 	case len(d.Deferred) > 0:
 		adj.AddAnnotation(AnnotationUnchecked, strings.Join(d.Deferred, ","))
 	}
@@ -343,10 +364,10 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 
 // hook is the createRuntime hook for one container: it tells the hook which
 // fields NRI has judged already, so it judges (and audits) only the rest.
-func (p *Plugin) hook(w *policy.Workload) *api.Hook {
-	args := append([]string{p.hookPath, "hook"}, p.hookArgs...)
+func (p *Plugin) hook(path string, extra []string, w *policy.Workload) *api.Hook {
+	args := append([]string{path, "hook"}, extra...)
 	args = append(args, "--nri-judged="+strings.Join(policy.FieldNames(w.Seen), ","))
-	return &api.Hook{Path: p.hookPath, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
+	return &api.Hook{Path: path, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
 }
 
 // ValidateContainerAdjustment is the decision: the pristine container with
@@ -384,7 +405,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	if d.Verdict == policy.Warn {
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
-	if p.hookPath != "" && hasOwnHook(full, p.hookPath) {
+	if hookPath, _ := p.hookConfig(); hookPath != "" && hasOwnHook(full, hookPath) {
 		p.hooks.admitted(full.GetId())
 	}
 	return nil
@@ -393,7 +414,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 // PostCreateContainer tells the plugin the container was created: the
 // runtime accepted the hook patchgate injected.
 func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
-	if p.hookPath != "" && hasOwnHook(ctr, p.hookPath) {
+	if hookPath, _ := p.hookConfig(); hookPath != "" && hasOwnHook(ctr, hookPath) {
 		p.hooks.created(ctr.GetId())
 	}
 	return nil

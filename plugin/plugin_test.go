@@ -131,9 +131,11 @@ func TestExemptNamespaceAdmitsPrivileged(t *testing.T) {
 	if _, err := h.create(pod, ctr); err != nil {
 		t.Fatalf("exempt privileged container refused: %v", err)
 	}
-	// The exemption lifts every rule. TODO(G): assert the audit record
-	// naming the exemption once audit/service record exempted decisions
-	// (requested in notes-g.md).
+	// The exemption lifts every rule; the record names it.
+	recs := h.records()
+	if len(recs) != 1 || !slices.Contains(recs[0].Exemptions, "node-agents") || recs[0].Action != audit.ActionAllowed {
+		t.Fatalf("audit = %+v, want one allowed record naming exemption node-agents", recs)
+	}
 }
 
 // kmsgPlugin is a second, real NRI plugin that injects a host device: the

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"sigs.k8s.io/yaml"
 
+	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -45,6 +46,7 @@ type nriSettings struct {
 	// Flags only.
 	decisionSocket string
 	auditSocket    string
+	auditLog       string
 	statusFile     string
 	stateFile      string
 	kernelInterval time.Duration
@@ -57,6 +59,7 @@ func defaultNRISettings() nriSettings {
 		NodeName:       nriNodeName(),
 		HostRoot:       "/",
 		decisionSocket: service.DefaultSocket,
+		auditSocket:    audit.DefaultSocket,
 		statusFile:     service.DefaultStatusFile,
 		stateFile:      livepatch.DefaultStateFile,
 		kernelInterval: time.Minute,
@@ -88,6 +91,24 @@ func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
 	return s, s.validate()
 }
 
+// hookArgs tell the injected hook where this node service is: it asks the
+// decision socket, sends audit records to the audit socket (spool next to
+// the log otherwise) and, when the service is unreachable, decides with the
+// same policy and kernel state file.
+func (s nriSettings) hookArgs() []string {
+	args := []string{
+		"--socket=" + s.decisionSocket,
+		"--audit-socket=" + s.auditSocket,
+		"--state-file=" + s.stateFile,
+		"--policy=" + s.Policy,
+		"--node-name=" + s.NodeName,
+	}
+	if s.auditLog != "" {
+		args = append(args, "--audit-spool="+audit.SpoolPathFor(s.auditLog))
+	}
+	return args
+}
+
 func (s nriSettings) validate() error {
 	var errs []error
 	if !filepath.IsAbs(s.HostRoot) {
@@ -117,7 +138,8 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
 	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook)")
 	fs.StringVar(&s.decisionSocket, "decision-socket", s.decisionSocket, "decision socket the injected hook asks")
-	fs.StringVar(&s.auditSocket, "audit-socket", "", "audit socket for records from hooks (default: the service's)")
+	fs.StringVar(&s.auditSocket, "audit-socket", s.auditSocket, "audit socket for records from the injected hooks")
+	fs.StringVar(&s.auditLog, "audit-log", "", "audit log path (default: the policy's spec.audit.path)")
 	fs.StringVar(&s.statusFile, "status-file", s.statusFile, "status file read by `patchgate check`")
 	fs.StringVar(&s.stateFile, "state-file", s.stateFile, "kernel state file kept fresh for hooks")
 	fs.DurationVar(&s.kernelInterval, "kernel-interval", s.kernelInterval, "how often the kernel state is read")
@@ -154,6 +176,7 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 		plugin.WithName(*name, *idx),
 		plugin.WithLogger(logger),
 	}
+	var p *plugin.Plugin // the runtime-launched plugin's Configure sets its hook
 	launched := os.Getenv(api.PluginSocketEnvVar) != ""
 	if launched {
 		// The runtime started us: the settings arrive in Configure.
@@ -161,6 +184,9 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 		opts = append(opts, plugin.WithConfigure(func(ctx context.Context, config string) (plugin.Node, error) {
 			cfg, err := parseNRIConf(config, base)
 			if err != nil {
+				return nil, err
+			}
+			if err := p.SetHook(cfg.HookPath, cfg.hookArgs()...); err != nil {
 				return nil, err
 			}
 			return n.start(ctx, cfg)
@@ -174,13 +200,17 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 			return exitInvalid
 		}
-		opts = append(opts, plugin.WithNode(svc), plugin.WithMetrics(n.metrics()), plugin.WithHook(s.HookPath))
+		opts = append(opts, plugin.WithNode(svc), plugin.WithMetrics(n.metrics()), plugin.WithHook(s.HookPath, s.hookArgs()...))
 	}
-	p, err := plugin.New(opts...)
+	p, err = plugin.New(opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 		return exitInvalid
 	}
+	return runPlugin(ctx, p, stderr)
+}
+
+func runPlugin(ctx context.Context, p *plugin.Plugin, stderr io.Writer) int {
 	if err := p.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 		return exitInvalid
@@ -236,6 +266,17 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithMetrics(n.metrics(), s.MetricsAddr),
 	}
 	var svc *service.Service
+	if s.auditLog != "" || s.auditSocket != audit.DefaultSocket {
+		a := pol.Spec.Audit
+		path := a.Path
+		if s.auditLog != "" {
+			path = s.auditLog
+		}
+		opts = append(opts, service.WithAudit(audit.Config{
+			Path: path, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
+			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: n.log,
+		}, s.auditSocket))
+	}
 	if pol.Spec.Remediation.Enabled {
 		rem, err := livepatch.NewRemediator(reader, mon,
 			// Behind means what the policy in force says, also after a reload.
