@@ -16,6 +16,7 @@ func FuzzState(f *testing.F) {
 		"testdata/runc/state.json",
 		"testdata/podman/default/state.json",
 		"testdata/podman/privileged-pod/state.json",
+		"testdata/containerd/state.json",
 	} {
 		data, err := os.ReadFile(p)
 		if err != nil {

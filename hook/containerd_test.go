@@ -1,0 +1,139 @@
+package hook
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/patchgate/patchgate/policy"
+)
+
+// containerdBundle lays out the recorded containerd input (see
+// testdata/README.md) under a temp state directory, with containerd's
+// bundle convention, and a fixture host root whose /proc holds the
+// sandbox's namespace files. hostNet makes the sandbox's network namespace
+// the host's (init's).
+func containerdBundle(t *testing.T, hostNet bool) (state, hostRoot string) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/containerd/state.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseState(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile("testdata/containerd/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "state", "io.containerd.runtime.v2.task", "k8s.io", st.ID)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ParseSpec(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostRoot = filepath.Join(dir, "host")
+	init := filepath.Join(hostRoot, "proc", "1", "ns")
+	if err := os.MkdirAll(init, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		name := map[string]string{"network": "net", "mount": "mnt"}[string(ns.Type)]
+		if name == "" {
+			name = string(ns.Type)
+		}
+		if err := os.WriteFile(filepath.Join(init, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if ns.Path == "" {
+			continue
+		}
+		p := filepath.Join(hostRoot, ns.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if hostNet && ns.Type == "network" {
+			if err := os.Link(filepath.Join(init, name), p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.Replace(string(raw), st.Bundle, bundle, 1), hostRoot
+}
+
+func TestContainerdRecorded(t *testing.T) {
+	stateJSON, hostRoot := containerdBundle(t, false)
+	st, err := ParseState([]byte(stateJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ClassifyBundle(st.Bundle, st.ID)
+	if err != nil || info.Layout != LayoutContainerd || info.Namespace != "k8s.io" {
+		t.Fatalf("classify: %+v %v", info, err)
+	}
+	w, err := BuildWorkload(st, hostRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Pod.Name != "web-0" || w.Pod.Namespace != "shop" || w.Pod.UID != "uid-shop-web-0" ||
+		w.Container.Name != "web" || w.Container.Image != "docker.io/library/busybox:1.35.0" || w.Container.ID != st.ID {
+		t.Errorf("identity: pod %+v container %+v", w.Pod, w.Container)
+	}
+	if w.User.UID != 1000 || !w.NoNewPrivileges || len(w.MaskedPaths) == 0 {
+		t.Errorf("spec fields: user %+v nnp %v masked %v", w.User, w.NoNewPrivileges, w.MaskedPaths)
+	}
+	// cgroup, time and user are not in containerd's spec, so they are the
+	// host's (the default policy does not judge them); pid, ipc, network
+	// and uts are the sandbox's.
+	if !w.Seen.Has(policy.FieldHostNamespaces) || !slices.Equal(w.HostNamespaces, []string{"cgroup", "time", "user"}) {
+		t.Errorf("namespaces: seen %v host %v", w.Seen.Has(policy.FieldHostNamespaces), w.HostNamespaces)
+	}
+	ident := IdentityFrom(st.ID, st.Annotations)
+	if ident.Runtime != RuntimeContainerd || ident.Sandbox || ident.SandboxID == "" {
+		t.Errorf("identity: %+v", ident)
+	}
+
+	// The sandbox's network namespace is init's: host network.
+	stateJSON, hostRoot = containerdBundle(t, true)
+	st, err = ParseState([]byte(stateJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err = BuildWorkload(st, hostRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.HostNamespaces, []string{"cgroup", "network", "time", "user"}) {
+		t.Errorf("host namespaces = %v, want network besides cgroup, time, user", w.HostNamespaces)
+	}
+}
+
+// A namespace path that cannot be resolved leaves the rule deferred (never
+// a pass): here the fixture host root lacks the sandbox's /proc/<pid>.
+func TestContainerdUnresolvableNamespaceDeferred(t *testing.T) {
+	stateJSON, _ := containerdBundle(t, false)
+	st, err := ParseState([]byte(stateJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := BuildWorkload(st, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Seen.Has(policy.FieldHostNamespaces) {
+		t.Fatalf("unresolvable namespaces judged: host %v", w.HostNamespaces)
+	}
+}
