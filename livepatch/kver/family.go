@@ -3,6 +3,8 @@ package kver
 import (
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 var (
@@ -23,6 +25,26 @@ var (
 // Debian and Ubuntu ones, and "" when the string does not say. Detection
 // from /etc/os-release is in package livepatch.
 func Family(release string) string {
+	if f, ok := familyCache.Load(release); ok {
+		return f.(string)
+	}
+	f := family(release)
+	// A node sees a handful of release strings; remember them, boundedly,
+	// so the request path does not run the regular expressions each time.
+	if familyCacheSize.Add(1) <= maxFamilyCache {
+		familyCache.Store(release, f)
+	}
+	return f
+}
+
+var (
+	familyCache     sync.Map
+	familyCacheSize atomic.Int64
+)
+
+const maxFamilyCache = 1024
+
+func family(release string) string {
 	r := strings.TrimSpace(release)
 	if r == "" {
 		return ""

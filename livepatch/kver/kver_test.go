@@ -367,3 +367,24 @@ func FuzzCompare(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkCompare(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if c, err := Compare("4.18.0-513.9.1.el8_9.x86_64", "4.18.0-513.11.1.el8_9.x86_64", RPM); err != nil || c != -1 {
+			b.Fatal(c, err)
+		}
+		if c, err := Compare("5.15.0-91.101~20.04.1-generic", "5.15.0-91.101-generic", DPKG); err != nil || c != -1 {
+			b.Fatal(c, err)
+		}
+	}
+}
+
+func BenchmarkFamily(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if Family("4.18.0-513.9.1.el8_9.x86_64") != RPM || Family("6.1.0-18-amd64") != DPKG {
+			b.Fatal("family")
+		}
+	}
+}
