@@ -255,6 +255,27 @@ func buildTools(ctx context.Context, goBin, modDir, binDir, stamp string, log io
 	return os.Rename(tmp, binDir)
 }
 
+// BuildPackage builds a package of the patchgate module (e.g. "./cmd/patchgate") as a static
+// binary (CGO_ENABLED=0) at out, for tests and the demo that run it next to containerd or as
+// a hook. The go command's cache makes a rebuild of an unchanged package cheap.
+func BuildPackage(ctx context.Context, pkg, out string) error {
+	root, err := FindRepoRoot()
+	if err != nil {
+		return err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("harness: the go command: %w", ErrMissingPrerequisite)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := goBuild(ctx, goBin, root, out, io.Discard, pkg); err != nil {
+		return fmt.Errorf("harness: building %s: %w", pkg, err)
+	}
+	return nil
+}
+
 func goBuild(ctx context.Context, goBin, dir, out string, log io.Writer, pkg string) error {
 	cmd := exec.CommandContext(ctx, goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Dir = dir
