@@ -133,8 +133,12 @@ func policyFiles(path, nodeName string) ([]string, error) {
 
 // checkSecure refuses a file or directory that group or others may write, or
 // that is owned by anyone but root or the current user.
+//
+// Mode bits on a read-only mount write nothing: a Kubernetes ConfigMap volume
+// is mounted read-only but its directory has mode 0777, so a group- or
+// other-writable file or directory on a read-only filesystem is accepted.
 func checkSecure(name string, fi fs.FileInfo) error {
-	if fi.Mode().Perm()&0o022 != 0 {
+	if fi.Mode().Perm()&0o022 != 0 && !readOnlyFS(name) {
 		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", ErrInsecure, name, fi.Mode().Perm())
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
@@ -146,6 +150,18 @@ func checkSecure(name string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// readOnlyFS reports whether name is on a filesystem mounted read-only.
+func readOnlyFS(name string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(name, &st); err != nil {
+		return false
+	}
+	return st.Flags&stRdonly != 0
+}
+
+// stRdonly is ST_RDONLY in statfs(2)'s f_flags.
+const stRdonly = 0x1
 
 // readSecure opens the file, checks the opened file (not the name again), and
 // reads it.

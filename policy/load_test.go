@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -320,5 +321,35 @@ func TestShowRoundTrips(t *testing.T) {
 		if back.Digest() != p.Digest() {
 			t.Errorf("%s: digest %s after show, %s before", p.Name(), back.Digest(), p.Digest())
 		}
+	}
+}
+
+// TestLoadAcceptsReadOnlyMount: a ConfigMap volume is mounted read-only with a
+// 0777 directory; mode bits that nobody can use are not a reason to refuse.
+func TestLoadAcceptsReadOnlyMount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, 0) })
+	f := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(f, []byte(header+"metadata: {name: cm}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(f, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+		t.Fatalf("writable mount: err = %v, want ErrInsecure", err)
+	}
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(dir, "")
+	if err != nil || p.Name() != "cm" {
+		t.Fatalf("read-only mount: %v", err)
 	}
 }
