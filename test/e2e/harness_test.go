@@ -24,6 +24,8 @@ import (
 // external NRI plugin connects to the private socket, and cleanup leaves nothing behind.
 
 func TestHarnessPodsAndContainers(t *testing.T) {
+	_, statErr := os.Stat("/run/containerd")
+	hostRunContainerd := statErr == nil
 	h := harness.StartT(t, harness.Options{Tools: requireTools(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -172,6 +174,15 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 	proc, err := h.StartProcess("helper", []string{tools.Busybox, "sh", "-c", "echo helper up; exec sleep 3600"})
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// The shims put their sockets in the private socket_dir; the host's /run/containerd is
+	// not used.
+	if socks, err := os.ReadDir(h.ShimSocketDir); err != nil || len(socks) == 0 {
+		t.Errorf("no shim sockets in %s: %v", h.ShimSocketDir, err)
+	}
+	if _, err := os.Stat("/run/containerd"); err == nil && !hostRunContainerd {
+		t.Error("the harness created /run/containerd")
 	}
 
 	// A long-running container survives a containerd restart, and the pod still works after.
