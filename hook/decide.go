@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	}
 
 	if cfg.Service != nil {
-		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w})
+		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, AfterNRI: cfg.NRIJudged != 0})
 		switch {
 		case err == nil && resp.Error == "":
 			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
@@ -129,7 +129,11 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		}
 	}
 	d := policy.Evaluate(pol, w, k, cfg.Now())
-	if cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
+	record := true
+	if cfg.NRIJudged != 0 {
+		record = policy.AfterNRI(&d)
+	}
+	if record && cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		if err := cfg.Audit(ctx, id, pol, w, &d, k); err != nil && pol.Spec.Audit.FailClosed && d.Verdict != policy.Deny {
 			audit.FailClosed(&d, fmt.Errorf("the audit record could not be delivered: %w", err))
 		}

@@ -57,3 +57,22 @@ func ParseFieldNames(s string) (Field, error) {
 	}
 	return f, nil
 }
+
+// AfterNRI trims a decision made by the OCI hook that the NRI plugin
+// injected: NRI has judged the kernel rules (at create time, moments
+// earlier) and written the record for them, so the hook keeps only the
+// violations of the rules NRI could not see and recomputes the verdict. It
+// reports whether anything is left worth a record of its own.
+func AfterNRI(d *Decision) (record bool) {
+	kept := d.Violations[:0:0]
+	for _, v := range d.Violations {
+		switch v.Rule {
+		case RuleKernelPatches, RuleKernelCVEs, RuleKernelVersion, RuleKernelUpdatesPending, RuleKernelStateUnknown:
+			continue
+		}
+		kept = append(kept, v)
+	}
+	d.Violations = kept
+	d.Verdict = verdictOf(kept)
+	return len(kept) > 0
+}

@@ -27,3 +27,17 @@ func joinNames(ns []string) string {
 	}
 	return s
 }
+
+func TestAfterNRI(t *testing.T) {
+	d := Decision{Verdict: Warn, Violations: []Violation{
+		{Rule: RuleKernelPatches, Action: ActionWarn},
+		{Rule: "capabilities", Action: ActionEnforce},
+	}, Exemptions: []string{"x"}}
+	if !AfterNRI(&d) || d.Verdict != Deny || len(d.Violations) != 1 || d.Violations[0].Rule != "capabilities" {
+		t.Errorf("AfterNRI kept %+v", d)
+	}
+	d = Decision{Verdict: Warn, Violations: []Violation{{Rule: RuleKernelStateUnknown, Action: ActionWarn}}, Exemptions: []string{"x"}}
+	if AfterNRI(&d) || d.Verdict != Allow {
+		t.Errorf("kernel-only/exemption-only decision still recorded: %+v", d)
+	}
+}

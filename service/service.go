@@ -420,6 +420,9 @@ type AdmitOptions struct {
 	Source string
 	// AuditID is the record's UUID ("" for a new one).
 	AuditID string
+	// AfterNRI: the hook the NRI plugin injected is asking; see
+	// policy.AfterNRI. No remediation either: NRI started it.
+	AfterNRI bool
 }
 
 // Admit is the whole decision for one container: evaluate; when the kernel
@@ -432,8 +435,12 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 	pol := s.Policy()
 	k := s.Kernel()
 	d := policy.Evaluate(pol, w, k, s.now())
+	record := true
+	if o.AfterNRI {
+		record = policy.AfterNRI(&d)
+	}
 	var rem *audit.Remediation
-	if d.KernelBehind && pol.Spec.Remediation.Enabled && s.remediator != nil {
+	if d.KernelBehind && !o.AfterNRI && pol.Spec.Remediation.Enabled && s.remediator != nil {
 		status, reason := s.remediator.Remediate(ctx, pol.Spec.Remediation.AdmitWait.D())
 		rem = &audit.Remediation{Started: true, Outcome: status, Reason: reason}
 		if s.metrics != nil {
@@ -446,7 +453,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		}
 	}
 	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}
-	if audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
+	if record && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		rec := audit.NewRecord(o.Source, w, &d, k, rem)
 		if o.AuditID != "" {
 			rec.UUID = o.AuditID

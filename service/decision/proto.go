@@ -35,6 +35,10 @@ type DecideRequest struct {
 	// Seen is Workload.Seen, which Workload does not marshal.
 	Seen     policy.Field     `json:"seen"`
 	Workload *policy.Workload `json:"workload"`
+	// AfterNRI is set by a hook that the NRI plugin injected: NRI has
+	// judged the kernel and the rest and written their record, so the
+	// service judges what is left and records only its violations.
+	AfterNRI bool `json:"afterNRI,omitempty"`
 }
 
 // DecideResponse is the service's answer.
