@@ -235,19 +235,23 @@ func failure(tool string, args []string, r ToolResult) error {
 	return fmt.Errorf("%w: %s exited %d: %s", ErrToolFailed, strings.Join(append([]string{tool}, args...), " "), r.ExitCode, msg)
 }
 
+// limitedBuffer keeps at most max bytes. It must not embed bytes.Buffer:
+// io.Copy would then use the promoted ReadFrom and bypass the limit.
 type limitedBuffer struct {
-	bytes.Buffer
+	buf       bytes.Buffer
 	max       int
 	truncated bool
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); len(p) > room {
+	if room := b.max - b.buf.Len(); len(p) > room {
 		b.truncated = true
 		if room > 0 {
-			b.Buffer.Write(p[:room])
+			b.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
 }
+
+func (b *limitedBuffer) Bytes() []byte { return b.buf.Bytes() }
