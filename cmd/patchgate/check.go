@@ -17,6 +17,7 @@ import (
 
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
 )
 
 func init() {
@@ -33,6 +34,8 @@ type checkReport struct {
 	// Before and Remediation are set with --apply when an update ran.
 	Before      *checkVerdict      `json:"before,omitempty"`
 	Remediation *livepatch.Outcome `json:"remediation,omitempty"`
+	// Service is the node service's status file, when --status-file is set.
+	Service *serviceStatus `json:"service,omitempty"`
 }
 
 type checkVerdict struct {
@@ -55,6 +58,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		toolsChroot = fs.Bool("tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
 		toolTimeout = fs.Duration("tool-timeout", 30*time.Second, "timeout of each provider tool run")
 		nowFlag     = fs.String("now", "", "judge the state as of this RFC 3339 time (tests)")
+		statusFile  = fs.String("status-file", service.DefaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection); \"\" to skip")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,6 +125,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		rep.Compliant = len(rep.Violations) == 0
 	}
 
+	if *statusFile != "" {
+		st := readServiceStatus(*statusFile)
+		rep.Service = &st
+	}
 	code := checkExitCode(rep.Violations)
 	if *nfdFeatures != "" {
 		if err := writeNFDFeatures(*nfdFeatures, rep.Compliant, k); err != nil {
@@ -263,6 +271,10 @@ func writeCheckText(w io.Writer, rep *checkReport, code int) {
 	}
 	writeKernelTable(w, rep.Kernel)
 	writeVerdict(w, rep.Policy, rep.Violations, code)
+	if rep.Service != nil {
+		fmt.Fprintln(w)
+		writeServiceStatus(w, *rep.Service)
+	}
 }
 
 func writeKernelTable(w io.Writer, k *policy.KernelState) {

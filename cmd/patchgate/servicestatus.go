@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/patchgate/patchgate/service"
+)
+
+// serviceStatus is the node service's state as `patchgate check` reports
+// it: read from the status file the service (patchgate serve, or patchgate
+// nri in-process) rewrites every poll interval and removes when it stops.
+type serviceStatus struct {
+	File    string          `json:"file"`
+	Running bool            `json:"running"`
+	Status  *service.Status `json:"status,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}
+
+// staleStatus is how old a status file may be before check calls it stale
+// (the service rewrites it every poll interval, 2s by default).
+const staleStatus = time.Minute
+
+func readServiceStatus(path string) serviceStatus {
+	st := serviceStatus{File: path}
+	s, err := service.ReadStatusFile(path)
+	if err != nil {
+		if !errors.Is(err, service.ErrNoStatus) {
+			st.Error = err.Error()
+		}
+		return st
+	}
+	st.Status = s
+	st.Running = time.Since(s.UpdatedAt) <= staleStatus
+	if !st.Running {
+		st.Error = fmt.Sprintf("status file not updated since %s: the service is stuck or was killed", s.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	return st
+}
+
+// writeServiceStatus prints the service part of `patchgate check`'s text
+// output: policy in force and its last reload error, audit log health, and
+// the NRI plugin's OCI hook injection.
+func writeServiceStatus(w io.Writer, st serviceStatus) {
+	if st.Status == nil {
+		msg := "not running (no " + st.File + ")"
+		if st.Error != "" {
+			msg = "unknown: " + st.Error
+		}
+		fmt.Fprintf(w, "node service       %s; hooks decide locally\n", msg)
+		return
+	}
+	s := st.Status
+	state := fmt.Sprintf("running (pid %d, since %s)", s.PID, s.StartedAt.UTC().Format(time.RFC3339))
+	if !st.Running {
+		state = "STALE: " + st.Error
+	}
+	fmt.Fprintf(w, "node service       %s\n", state)
+	fmt.Fprintf(w, "policy in force    %s (%s)\n", s.Policy.Name, s.Policy.Digest)
+	if s.Policy.Error != "" {
+		fmt.Fprintf(w, "policy reload      FAILING since %s, last good policy kept: %s\n", s.Policy.ErrorAt.UTC().Format(time.RFC3339), s.Policy.Error)
+	}
+	if a := s.Audit; a != nil {
+		if a.OK {
+			fmt.Fprintf(w, "audit log          ok: %s, %d records, %d write failures\n", a.Path, a.Records, a.Failures)
+		} else {
+			fmt.Fprintf(w, "audit log          FAILING: %s: %s (%d write failures)", a.Path, a.LastError, a.Failures)
+			if a.FailClosed {
+				fmt.Fprint(w, "; failClosed: containers are blocked")
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if h := s.Hook; h != nil {
+		line := h.Status
+		if h.Reason != "" {
+			line += ": " + h.Reason
+		}
+		if h.Status == "refused" {
+			line = "REFUSED by the runtime, capabilities/privileged/AppArmor are not judged: " + h.Reason
+		}
+		fmt.Fprintf(w, "OCI hook injection %s\n", line)
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/service"
+)
+
+func TestServiceStatusInCheckOutput(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.json")
+	now := time.Now()
+	st := service.Status{
+		PID: 4242, StartedAt: now.Add(-time.Hour), UpdatedAt: now,
+		Policy: service.PolicyStatus{Name: "prod-workers", Digest: "sha256:abc", Error: "/etc/patchgate/policy.yaml:7: spec.rules.bogus: unknown key", ErrorAt: now},
+		Audit:  &audit.Health{OK: false, Path: "/var/log/patchgate/audit.log", FailClosed: true, Failures: 3, LastError: "no space left on device"},
+		Hook:   &service.HookInjection{Status: "refused", Reason: "reject_oci_hook_adjustment is set"},
+	}
+	if err := service.WriteStatusFile(path, st); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	writeServiceStatus(&out, readServiceStatus(path))
+	for _, want := range []string{
+		"node service       running (pid 4242",
+		"policy in force    prod-workers (sha256:abc)",
+		"policy reload      FAILING", "policy.yaml:7",
+		"audit log          FAILING: /var/log/patchgate/audit.log: no space left on device (3 write failures); failClosed: containers are blocked",
+		"OCI hook injection REFUSED by the runtime", "reject_oci_hook_adjustment",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// A status file the service stopped rewriting is stale.
+	st.UpdatedAt = now.Add(-time.Hour)
+	if err := service.WriteStatusFile(path, st); err != nil {
+		t.Fatal(err)
+	}
+	if s := readServiceStatus(path); s.Running || !strings.Contains(s.Error, "not updated since") {
+		t.Fatalf("stale status: %+v", s)
+	}
+	// No file: not running, which is not an error.
+	if s := readServiceStatus(filepath.Join(dir, "none.json")); s.Running || s.Status != nil || s.Error != "" {
+		t.Fatalf("missing status: %+v", s)
+	}
+	// A corrupt file is reported.
+	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := readServiceStatus(path); s.Error == "" {
+		t.Fatal("corrupt status file not reported")
+	}
+}
