@@ -13,9 +13,15 @@ import "fmt"
 // Reads: process.capabilities.bounding, linux.maskedPaths, the sysfs mount at
 // /sys (Workload.Capabilities, MaskedPaths, Mounts).
 //
-// Allowed: anything but all three of: a bounding set holding every capability
-// up to CAP_AUDIT_READ, no masked paths, and /sys mounted sysfs without "ro".
-// (Each part alone is judged by capabilities, procMount and hostPathMounts.)
+// Allowed: anything but all three of: a bounding set holding all capabilities,
+// no masked paths, and /sys mounted sysfs without "ro". (Each part alone is
+// judged by capabilities and procMount.) "All capabilities" is what the runtime
+// itself holds (containerd's WithPrivileged copies cap.Current(), podman does
+// the same), so a runtime that lacks a capability gives a privileged container
+// one fewer: recorded here, podman in a sandbox without CAP_SYS_RESOURCE gave
+// 40 of 41. The rule counts the 38 capabilities every supported kernel knows
+// (up to CAP_AUDIT_READ) and takes CAP_SYS_ADMIN plus at most two missing as
+// all.
 //
 // Parameters: none.
 var privilegedRule = containerRule{
@@ -32,7 +38,12 @@ func checkPrivileged(_ *compiled, w *Workload) (string, bool) {
 	return fmt.Sprintf("%s must not be privileged (all capabilities in process.capabilities.bounding, empty linux.maskedPaths, writable sysfs at /sys)", subject(w)), true
 }
 
+// maxMissingForAll is how many of the classic capabilities a bounding set may
+// lack and still count as "all capabilities".
+const maxMissingForAll = 2
+
 func hasAllCapabilities(set []string) bool {
+	missing := 0
 	for _, want := range capabilityNames[:classicCapabilities] {
 		found := false
 		for _, c := range set {
@@ -42,10 +53,13 @@ func hasAllCapabilities(set []string) bool {
 			}
 		}
 		if !found {
-			return false
+			if want == "SYS_ADMIN" {
+				return false
+			}
+			missing++
 		}
 	}
-	return true
+	return missing <= maxMissingForAll
 }
 
 // writableSysfs reports whether /sys is a sysfs mount without the ro option.

@@ -23,7 +23,16 @@ func TestPrivileged(t *testing.T) {
 				}
 			}
 		},
-		"one capability short": func(w *Workload) { w.Capabilities.Bounding = w.Capabilities.Bounding[1:] },
+		"three capabilities short": func(w *Workload) { w.Capabilities.Bounding = w.Capabilities.Bounding[3:] },
+		"no CAP_SYS_ADMIN": func(w *Workload) {
+			var b []string
+			for _, c := range w.Capabilities.Bounding {
+				if c != "CAP_SYS_ADMIN" {
+					b = append(b, c)
+				}
+			}
+			w.Capabilities.Bounding = b
+		},
 	} {
 		w := *priv
 		w.Mounts = append([]Mount(nil), priv.Mounts...)

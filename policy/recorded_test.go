@@ -1,0 +1,56 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestRecordedRuntimeSpecs judges the OCI specs that real runtimes wrote on a
+// Debian 12 machine (recorded by the hook's tests, see hook/testdata/README.md:
+// podman 4.3.1 + runc 1.1.5, `runc spec`, containerd 2.4.2 CRI), so the rules
+// are checked against what runtimes really produce, not only against specs
+// generated from containerd's library.
+func TestRecordedRuntimeSpecs(t *testing.T) {
+	p := everyRuleEnforced(t)
+	for _, tc := range []struct {
+		dir      string
+		violated []string
+		deferred []string
+	}{
+		{"podman/default", []string{"apparmor", "privilegeEscalation", "runAsRoot"}, nil},
+		{"podman/cap-sys-admin", []string{"apparmor", "capabilities", "privilegeEscalation", "runAsRoot"}, nil},
+		{"podman/pid-host", []string{"apparmor", "hostNamespaces", "privilegeEscalation", "runAsRoot"}, nil},
+		// podman --privileged in a sandbox without CAP_SYS_RESOURCE: 40 of 41
+		// capabilities, still privileged.
+		{"podman/privileged-pod", []string{"apparmor", "capabilities", "hostDevices", "privilegeEscalation", "privileged", "procMount", "runAsRoot", "seccomp"}, nil},
+		{"podman/user1000-capdrop", []string{"apparmor", "privilegeEscalation"}, nil},
+		{"runc", []string{"apparmor", "runAsRoot", "seccomp"}, nil},
+		// containerd CRI without the sandbox spec: namespace paths and pod
+		// sysctls cannot be judged from this spec alone.
+		{"containerd", []string{"apparmor", "seccomp"}, []string{"hostNamespaces", "sysctls"}},
+	} {
+		path := filepath.Join("..", "hook", "testdata", tc.dir, "config.json")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := ParseSpec(data)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		w, err := FromSpec(spec, nil, FromSpecOptions{Source: "test", Container: ContainerIdentity{Name: "c"}})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		d := Evaluate(p, w, freshKernel(), testNow)
+		var got []string
+		for _, v := range d.Violations {
+			got = append(got, v.Rule)
+		}
+		if !slices.Equal(got, tc.violated) || !slices.Equal(d.Deferred, tc.deferred) {
+			t.Errorf("%s: violated %v deferred %v, want %v %v", tc.dir, got, d.Deferred, tc.violated, tc.deferred)
+		}
+	}
+}
