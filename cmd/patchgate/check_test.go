@@ -269,3 +269,35 @@ func TestEvalHostRoot(t *testing.T) {
 		t.Errorf("both sources: exit %d %q", code, errs)
 	}
 }
+
+// TestCheckEveryFixtureHost: `patchgate check -o json` reports, for every
+// fixture host tree, exactly the kernel state in the tree's golden file
+// (livepatch/testdata/golden, whose expectations reader_test.go also spells
+// out by hand).
+func TestCheckEveryFixtureHost(t *testing.T) {
+	hosts, err := os.ReadDir(filepath.Join("..", "..", "livepatch", "testdata", "hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hosts) < 13 {
+		t.Fatalf("only %d fixture hosts", len(hosts))
+	}
+	for _, h := range hosts {
+		code, rep := checkJSON(t, "--host-root", hostTree(h.Name()))
+		got, err := json.MarshalIndent(rep.Kernel, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", "..", "livepatch", "testdata", "golden", h.Name()+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got)+"\n" != string(want) {
+			t.Errorf("%s: check reports\n%s\nthe tree holds\n%s", h.Name(), got, want)
+		}
+		// The default policy asks nothing of the kernel: every tree passes.
+		if code != 0 || !rep.Compliant {
+			t.Errorf("%s: exit %d under the default policy", h.Name(), code)
+		}
+	}
+}
