@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -351,5 +352,21 @@ func TestHarnessSweepStale(t *testing.T) {
 	}
 	if left := h.Leftovers(); len(left) > 0 {
 		t.Fatalf("left behind after the sweep: %v", left)
+	}
+}
+
+// TestHarnessStartFailureCleansUp: when containerd cannot start, Start reports why (with
+// containerd's own log) and leaves nothing behind.
+func TestHarnessStartFailureCleansUp(t *testing.T) {
+	requireTools(t)
+	before, _ := filepath.Glob("/tmp/pge2e-*")
+	_, err := harness.Start(context.Background(), harness.Options{Tools: tools, LogLevel: "no-such-level"})
+	if !errors.Is(err, harness.ErrNotReady) || !strings.Contains(err.Error(), "no-such-level") {
+		t.Fatalf("Start with a bad log level: %v", err)
+	}
+	t.Logf("Start error: %v", err)
+	after, _ := filepath.Glob("/tmp/pge2e-*")
+	if len(after) != len(before) {
+		t.Fatalf("private directories before %v, after %v", before, after)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -115,4 +117,30 @@ func (p *Process) Stop(timeout time.Duration) error {
 func (p *Process) Log() string {
 	data, _ := os.ReadFile(p.LogPath)
 	return string(data)
+}
+
+// RSSBytes is the process's resident set size (VmRSS in /proc/<pid>/status).
+func (p *Process) RSSBytes() (int64, error) {
+	return rssBytes(p.PID())
+}
+
+func rssBytes(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "12345 kB"
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("harness: unexpected VmRSS line %q", line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("harness: VmRSS %q: %w", line, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("harness: no VmRSS for pid %d (exited?)", pid)
 }
