@@ -228,7 +228,10 @@ func TestFixtures(t *testing.T) {
 			if c.sandbox != nil {
 				write("sandbox.json", generateSpec(t, fixtureSandboxID, c.sandbox))
 			}
-			cf, _ := json.MarshalIndent(caseFile{About: c.about, Args: c.args}, "", "  ")
+			cf, err := json.MarshalIndent(caseFile{About: c.about, Args: c.args}, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
 			write("case.json", append(cf, '\n'))
 		}
 	}

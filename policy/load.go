@@ -170,7 +170,14 @@ func readSecure(name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	defer f.Close()
+	data, err := readOpened(name, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		return nil, fmt.Errorf("policy: %w", cerr)
+	}
+	return data, err
+}
+
+func readOpened(name string, f *os.File) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -235,8 +242,9 @@ func yamlError(file string, err error) PosError {
 	}
 	msg = strings.TrimSpace(msg)
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return PosError{File: file, Line: line, Msg: m[2]}
+		if line, err := strconv.Atoi(m[1]); err == nil {
+			return PosError{File: file, Line: line, Msg: m[2]}
+		}
 	}
 	return PosError{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }

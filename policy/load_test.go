@@ -334,7 +334,11 @@ func TestLoadAcceptsReadOnlyMount(t *testing.T) {
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v", err)
 	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, 0) })
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
 	f := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(f, []byte(header+"metadata: {name: cm}\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -241,7 +241,10 @@ func (p *Policy) Name() string { return p.Metadata.Name }
 // Digest returns "sha256:<hex>" of the effective policy's canonical JSON.
 func (p *Policy) Digest() string {
 	if p.digest == "" {
-		d, _ := digestOf(p)
+		d, err := digestOf(p)
+		if err != nil {
+			return ""
+		}
 		return d
 	}
 	return p.digest

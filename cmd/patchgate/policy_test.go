@@ -20,7 +20,10 @@ func writeTemp(t *testing.T, name, content string) string {
 }
 
 func TestPolicyValidateExamples(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(examplePolicy, "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(examplePolicy, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	code, out, errs := runCmd(t, append([]string{"policy", "validate"}, files...)...)
 	if code != exitOK || errs != "" || strings.Count(out, ": valid (policy ") != 4 {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errs)
