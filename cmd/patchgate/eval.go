@@ -128,11 +128,17 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 			return exitInvalid
 		}
 	}
-	w, err := policy.FromSpec(spec, sb, policy.FromSpecOptions{
+	opts := policy.FromSpecOptions{
 		Source:    "eval",
 		Pod:       policy.PodIdentity{Namespace: *namespace, Name: *pod, UID: *podUID, Labels: labels, Annotations: podAnn},
 		Container: policy.ContainerIdentity{Name: *container, Image: *image},
-	})
+	}
+	if *hostRoot != "" {
+		// Namespace paths in the spec are judged against that host's
+		// /proc/1/ns (a live container's spec, judged on its host).
+		opts.HostNamespace = policy.HostNamespaceResolver(*hostRoot)
+	}
+	w, err := policy.FromSpec(spec, sb, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", *specPath, err)
 		return exitInvalid

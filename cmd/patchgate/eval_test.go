@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,5 +120,45 @@ func TestEvalGoldenTable(t *testing.T) {
 			}
 		}
 		t.Fatal("eval results differ from testdata/eval.golden (UPDATE_GOLDEN=1 rewrites it after review)")
+	}
+}
+
+// TestEvalHostRootResolvesNamespaces: with --host-root, a CRI container's
+// namespace paths are compared with <host-root>/proc/1/ns (here a fixture
+// tree in which the sandbox's network namespace file is init's).
+func TestEvalHostRootResolvesNamespaces(t *testing.T) {
+	root := t.TempDir()
+	for _, ns := range []string{"net", "ipc", "uts", "pid"} {
+		for _, pid := range []string{"1", "4242"} {
+			dir := filepath.Join(root, "proc", pid, "ns")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if pid == "4242" && ns == "net" {
+				if err := os.Link(filepath.Join(root, "proc/1/ns/net"), filepath.Join(dir, ns)); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, ns), nil, 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	spec := filepath.Join(specFixtures, "hostNamespaces-deferred-cri", "config.json")
+	var out, errb bytes.Buffer
+	code := dispatch([]string{"eval", "--spec", spec, "--host-root", root, "-o", "json", "--node-name", "n"}, &out, &errb)
+	var d policy.Decision
+	if err := json.Unmarshal(out.Bytes(), &d); err != nil {
+		t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+	}
+	found := false
+	for _, v := range d.Violations {
+		if v.Rule == policy.RuleHostNamespaces && strings.Contains(v.Detail, `"network" namespace`) {
+			found = true
+		}
+	}
+	if code != exitDenied || !found || slices.Contains(d.Deferred, policy.RuleHostNamespaces) {
+		t.Errorf("exit %d, violations %+v, deferred %v", code, d.Violations, d.Deferred)
 	}
 }
