@@ -93,6 +93,7 @@ type Config struct {
 	LogLevel     string // containerd --log-level
 	NRI          NRIConfig
 	SandboxImage string // pinned_images.sandbox
+	Snapshotter  string // "overlayfs" (default) or "native"
 }
 
 // TOML renders the config as a containerd version 4 config (native to containerd 2.4).
@@ -141,7 +142,11 @@ func (c *Config) TOML() (string, error) {
 	w(`  bin_dir = %s`, q(c.OptDir+"/image-verifier/bin"))
 	w(``)
 	w(`[plugins."io.containerd.cri.v1.images"]`)
-	w(`  snapshotter = "overlayfs"`)
+	snap := c.Snapshotter
+	if snap == "" {
+		snap = "overlayfs"
+	}
+	w(`  snapshotter = %s`, q(snap))
 	w(`  [plugins."io.containerd.cri.v1.images".pinned_images]`)
 	w(`    sandbox = %s`, q(c.SandboxImage))
 	w(`[plugins."io.containerd.cri.v1.runtime"]`)

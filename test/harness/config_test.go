@@ -18,6 +18,7 @@ func testConfig() Config {
 		Subnet:       "192.0.2.0/24",
 		LogLevel:     "info",
 		SandboxImage: PauseImageRef,
+		Snapshotter:  "overlayfs",
 		NRI: NRIConfig{
 			RequestTimeout:      1500 * time.Millisecond,
 			RegistrationTimeout: 3 * time.Second,

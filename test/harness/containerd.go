@@ -38,6 +38,9 @@ type Options struct {
 	// CNIBinDirs hold the CNI plugins for pods without host network (default: Debian's
 	// /usr/lib/cni, or $PATCHGATE_E2E_CNI_BIN).
 	CNIBinDirs []string
+	// Snapshotter is "overlayfs" or "native"; default overlayfs, or native when BaseDir is
+	// itself on overlayfs (overlay cannot stack on overlay), or $PATCHGATE_E2E_SNAPSHOTTER.
+	Snapshotter string
 	// Log receives the harness's progress lines; nil discards.
 	Log io.Writer
 }
@@ -111,6 +114,15 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 	if err := os.MkdirAll(o.BaseDir, 0o755); err != nil {
 		return nil, err
 	}
+	if o.Snapshotter == "" {
+		o.Snapshotter = os.Getenv("PATCHGATE_E2E_SNAPSHOTTER")
+	}
+	if o.Snapshotter == "" {
+		o.Snapshotter = "overlayfs"
+		if onOverlay(o.BaseDir) {
+			o.Snapshotter = "native"
+		}
+	}
 	if swept, err := SweepStale(ctx, o.BaseDir); len(swept) > 0 || err != nil {
 		fmt.Fprintf(o.Log, "harness: removed stale instances %v (errors: %v)\n", swept, err)
 	}
@@ -132,6 +144,7 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 			LogLevel:     o.LogLevel,
 			NRI:          o.NRI,
 			SandboxImage: PauseImageRef,
+			Snapshotter:  o.Snapshotter,
 		},
 		Tools:        o.Tools,
 		CgroupParent: "/pge2e-" + id,
@@ -410,7 +423,7 @@ func (h *Containerd) ImportImage(ctx context.Context, spec ImageSpec) error {
 	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
 		return err
 	}
-	r := h.Ctr(ctx, "-n", "k8s.io", "images", "import", "--local", p)
+	r := h.Ctr(ctx, "-n", "k8s.io", "images", "import", "--local", "--snapshotter", h.Snapshotter, p)
 	if r.ExitCode != 0 {
 		return fmt.Errorf("harness: importing %s: %w", spec.Ref, r.Err())
 	}
@@ -422,6 +435,15 @@ func (h *Containerd) ImportImage(ctx context.Context, spec ImageSpec) error {
 // after a test binary that was killed before its cleanup ran.
 func writeOwnerPID(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+}
+
+// onOverlay reports whether dir is on an overlay filesystem (statfs magic OVERLAYFS_SUPER_MAGIC).
+func onOverlay(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Type == 0x794c7630
 }
 
 func randHex(n int) string {
