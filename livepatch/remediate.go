@@ -327,10 +327,23 @@ func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
 	}
 	// Refresh straight away, whatever happened: a partial update counts.
 	k := r.state.Refresh(context.Background())
+	// A live patch that was just loaded is enabled but in transition until
+	// every task has switched to it (about a second on a real kernel, which
+	// retries once a second): wait for the transition within the run's
+	// timeout, not only for the command to return.
+	for failed == nil && r.behind(k) && inTransition(k) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(transitionPoll):
+			k = r.state.Refresh(context.Background())
+		}
+	}
 	o.FinishedAt = r.now()
 	switch {
 	case failed != nil:
 		o.Status, o.Reason = StatusFailed, failed.Error()
+	case r.behind(k) && inTransition(k):
+		o.Status, o.Reason = StatusFailed, fmt.Sprintf("the update finished but a live patch was still in transition after %v", r.timeout)
 	case r.behind(k):
 		o.Status, o.Reason = StatusFailed, "the update finished but the kernel is still behind the policy"
 	default:
@@ -351,6 +364,23 @@ func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
 		r.onDone(o)
 	}
 	close(run.done)
+}
+
+// transitionPoll is how often a finished update re-reads the state while a
+// live patch is still in transition.
+const transitionPoll = 200 * time.Millisecond
+
+// inTransition reports whether any live patch is being applied or removed.
+func inTransition(k *policy.KernelState) bool {
+	if k == nil {
+		return false
+	}
+	for _, p := range k.Patches {
+		if p.Transition {
+			return true
+		}
+	}
+	return false
 }
 
 func trimOutput(res ToolResult) string {
