@@ -62,7 +62,7 @@ func TestToolsChroot(t *testing.T) {
 
 	// Without chroot the same tool runs in our own root and fails: its
 	// part is unknown, not empty.
-	r, _ = NewReader(WithHostRoot(root), WithClock(func() time.Time { return fixedNow }))
+	r = must(NewReader(WithHostRoot(root), WithClock(func() time.Time { return fixedNow })))
 	k = r.Read(context.Background())
 	if len(k.Unknown) == 0 || !strings.Contains(k.Unknown[0].Reason, "not in the host root") {
 		t.Errorf("direct: unknown %+v", k.Unknown)

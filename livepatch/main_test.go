@@ -14,3 +14,12 @@ func TestMain(m *testing.M) {
 	logrus.SetOutput(io.Discard)
 	os.Exit(m.Run())
 }
+
+// must returns v and panics (failing the test) on err; for set-up calls
+// that cannot fail on the fixtures.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -25,7 +25,10 @@ func copyTree(t testing.TB, name string) string {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
 		target := filepath.Join(dst, rel)
 		info, err := os.Lstat(p)
 		if err != nil {
@@ -104,10 +107,12 @@ func TestMonitorSnapshotAndRun(t *testing.T) {
 
 func TestMonitorTrigger(t *testing.T) {
 	r := &countingReader{}
-	m, _ := NewMonitor(r, WithInterval(time.Hour))
+	m := must(NewMonitor(r, WithInterval(time.Hour)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = m.Run(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
 	for r.reads.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
@@ -124,7 +129,7 @@ func TestMonitorTrigger(t *testing.T) {
 
 func TestMonitorRefreshCoalesces(t *testing.T) {
 	r := &countingReader{delay: 50 * time.Millisecond}
-	m, _ := NewMonitor(r)
+	m := must(NewMonitor(r))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	results := make([]*policy.KernelState, 50)
@@ -157,14 +162,14 @@ func TestMonitorStateFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := NewMonitor(r, WithStateFile(path))
+	m := must(NewMonitor(r, WithStateFile(path)))
 	want := m.Refresh(context.Background())
 	got, err := ReadStateFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(want)
-	b, _ := json.Marshal(got)
+	a := must(json.Marshal(want))
+	b := must(json.Marshal(got))
 	if string(a) != string(b) {
 		t.Errorf("state file round trip:\n%s\n%s", a, b)
 	}
@@ -172,7 +177,7 @@ func TestMonitorStateFile(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Errorf("state file mode: %v %v", fi.Mode(), err)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".kernel-state.json-*"))
+	leftovers := must(filepath.Glob(filepath.Join(filepath.Dir(path), ".kernel-state.json-*")))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
@@ -237,8 +242,8 @@ func TestReadStateFileErrors(t *testing.T) {
 }
 
 func BenchmarkSnapshot(b *testing.B) {
-	r, _ := NewReader(WithHostRoot(hostDir(b, "debian12-enabled")))
-	m, _ := NewMonitor(r)
+	r := must(NewReader(WithHostRoot(hostDir(b, "debian12-enabled"))))
+	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -251,7 +256,7 @@ func BenchmarkSnapshot(b *testing.B) {
 }
 
 func BenchmarkReadSysfsTree(b *testing.B) {
-	r, _ := NewReader(WithHostRoot(hostDir(b, "debian13-replace")))
+	r := must(NewReader(WithHostRoot(hostDir(b, "debian13-replace"))))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -262,7 +267,7 @@ func BenchmarkReadSysfsTree(b *testing.B) {
 }
 
 func BenchmarkReadKernelCareTree(b *testing.B) {
-	r, _ := NewReader(WithHostRoot(hostDir(b, "ubuntu20-kernelcare")))
+	r := must(NewReader(WithHostRoot(hostDir(b, "ubuntu20-kernelcare"))))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -100,8 +100,8 @@ func TestRemediateSingleFlight(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "sys/kernel/livepatch"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := NewReader(WithHostRoot(root))
-	m, _ := NewMonitor(r)
+	r := must(NewReader(WithHostRoot(root)))
+	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
 	var outcomes []Outcome
 	var omu sync.Mutex
@@ -162,11 +162,11 @@ func TestRemediateSingleFlight(t *testing.T) {
 func TestRemediateRunningThenTimeout(t *testing.T) {
 	root := copyTree(t, "debian12-nolivepatch")
 	writeScript(t, root, "usr/sbin/fixture-update", updateScript)
-	r, _ := NewReader(WithHostRoot(root))
-	m, _ := NewMonitor(r)
+	r := must(NewReader(WithHostRoot(root)))
+	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
-	rem, _ := NewRemediator(r, m, WithCommand([]string{"fixture-update", "60"}), WithBehind(behindWithout("livepatch_fix")),
-		WithRemediationTimeout(300*time.Millisecond))
+	rem := must(NewRemediator(r, m, WithCommand([]string{"fixture-update", "60"}), WithBehind(behindWithout("livepatch_fix")),
+		WithRemediationTimeout(300*time.Millisecond)))
 	// A caller that does not wait gets "running".
 	if o := rem.Ensure(context.Background(), 0); o.Status != StatusRunning {
 		t.Fatalf("no wait: %+v", o)
@@ -194,11 +194,11 @@ func TestRemediateFailureAndRateLimit(t *testing.T) {
 	root := copyTree(t, "debian12-nolivepatch")
 	writeScript(t, root, "usr/sbin/fixture-update", failingScript)
 	clk := &clock{t: fixedNow}
-	r, _ := NewReader(WithHostRoot(root))
-	m, _ := NewMonitor(r)
+	r := must(NewReader(WithHostRoot(root)))
+	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
-	rem, _ := NewRemediator(r, m, WithCommand([]string{"fixture-update"}), WithBehind(behindWithout("livepatch_fix")),
-		WithBackoff(5*time.Minute), WithRemediationClock(clk.now))
+	rem := must(NewRemediator(r, m, WithCommand([]string{"fixture-update"}), WithBehind(behindWithout("livepatch_fix")),
+		WithBackoff(5*time.Minute), WithRemediationClock(clk.now)))
 	o := rem.Ensure(context.Background(), time.Minute)
 	if o.Status != StatusFailed || !strings.Contains(o.Reason, "Key was rejected by service") || !strings.Contains(o.Reason, "exited 1") {
 		t.Fatalf("failure: %+v", o)
@@ -226,10 +226,10 @@ func TestRemediateFailureAndRateLimit(t *testing.T) {
 func TestRemediateSucceedsButStillBehind(t *testing.T) {
 	root := copyTree(t, "debian12-nolivepatch")
 	writeScript(t, root, "usr/sbin/fixture-update", updateScript)
-	r, _ := NewReader(WithHostRoot(root))
-	m, _ := NewMonitor(r)
+	r := must(NewReader(WithHostRoot(root)))
+	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
-	rem, _ := NewRemediator(r, m, WithCommand([]string{"fixture-update"}), WithBehind(behindWithout("some_other_patch")))
+	rem := must(NewRemediator(r, m, WithCommand([]string{"fixture-update"}), WithBehind(behindWithout("some_other_patch"))))
 	o := rem.Ensure(context.Background(), time.Minute)
 	if o.Status != StatusFailed || !strings.Contains(o.Reason, "still behind") {
 		t.Errorf("%+v", o)
@@ -298,7 +298,7 @@ func TestRemediateDefaults(t *testing.T) {
 	}
 	// The policy's command replaces the default.
 	_, m, rem := setup(t, "ubuntu20-kernelcare", nil, WithBehind(func(*policy.KernelState) bool { return true }), WithCommand([]string{"/usr/local/bin/site-update", "--now"}))
-	if cmds, _ := rem.Commands(m.Snapshot()); !reflect.DeepEqual(cmds, [][]string{{"/usr/local/bin/site-update", "--now"}}) {
+	if cmds := must(rem.Commands(m.Snapshot())); !reflect.DeepEqual(cmds, [][]string{{"/usr/local/bin/site-update", "--now"}}) {
 		t.Errorf("override: %v", cmds)
 	}
 	o = rem.Ensure(context.Background(), time.Second)
@@ -327,7 +327,7 @@ func TestRemediateWithPolicy(t *testing.T) {
 	if o := rem.Ensure(context.Background(), time.Minute); o.Status != StatusNotNeeded {
 		t.Errorf("after: %+v", o)
 	}
-	r, _ := NewReader(WithHostRoot(hostDir(t, "rhel8-kpatch")))
+	r := must(NewReader(WithHostRoot(hostDir(t, "rhel8-kpatch"))))
 	if _, err := NewRemediator(r, m); err == nil || !strings.Contains(err.Error(), "WithPolicy") {
 		t.Errorf("no judge: %v", err)
 	}

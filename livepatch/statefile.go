@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -88,23 +89,8 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 // ReadStateFile reads a state file written by WriteStateFile (or any
 // KernelState JSON) with policy.ParseKernelState's validation.
 func ReadStateFile(path string) (*policy.KernelState, error) {
-	f, err := os.Open(path)
+	data, err := readBounded(path, maxStateFile)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", policy.ErrInvalidKernelState, path)
-	}
-	if fi.Size() > maxStateFile {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", policy.ErrInvalidKernelState, path, maxStateFile)
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
 		return nil, err
 	}
 	k, err := policy.ParseKernelState(data)
@@ -112,4 +98,32 @@ func ReadStateFile(path string) (*policy.KernelState, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// readBounded reads a regular file of at most max bytes.
+func readBounded(path string, max int64) (data []byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", policy.ErrInvalidKernelState, path)
+	}
+	data, err = io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", policy.ErrInvalidKernelState, path, max)
+	}
+	return data, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -67,36 +67,30 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate check: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
+		return fail(stderr, "patchgate check: unexpected argument %q\n", fs.Arg(0))
 	}
 	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "patchgate check: -o %q: want text or json\n", *output)
-		return exitInvalid
+		return fail(stderr, "patchgate check: -o %q: want text or json\n", *output)
 	}
 	now := time.Now
 	if *nowFlag != "" {
 		t, err := time.Parse(time.RFC3339, *nowFlag)
 		if err != nil {
-			fmt.Fprintf(stderr, "patchgate check: --now: %v\n", err)
-			return exitInvalid
+			return fail(stderr, "patchgate check: --now: %v\n", err)
 		}
 		now = func() time.Time { return t }
 	}
 	p, err := loadPolicy(*policyPath, *nodeName)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
-		return exitInvalid
+		return fail(stderr, "patchgate check: %v\n", err)
 	}
 	reader, err := newKernelReader(p, *hostRoot, *toolsChroot, *toolTimeout, now)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
-		return exitInvalid
+		return fail(stderr, "patchgate check: %v\n", err)
 	}
 	mon, err := livepatch.NewMonitor(reader, livepatch.WithLogger(discardLogger()))
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate check: %v\n", err)
-		return exitInvalid
+		return fail(stderr, "patchgate check: %v\n", err)
 	}
 	ctx := context.Background()
 	k := mon.Refresh(ctx)
@@ -114,8 +108,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			livepatch.WithBehind(func(k *policy.KernelState) bool { return len(kernelViolations(p, k, now())) > 0 }),
 		)
 		if err != nil {
-			fmt.Fprintf(stderr, "patchgate check: %v\n", err)
-			return exitInvalid
+			return fail(stderr, "patchgate check: %v\n", err)
 		}
 		rep.Before = &checkVerdict{Kernel: rep.Kernel, Compliant: rep.Compliant, Violations: rep.Violations}
 		o := rem.Ensure(ctx, remediationTimeout(p)+time.Minute)
@@ -132,24 +125,58 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	code := checkExitCode(rep.Violations)
 	if *nfdFeatures != "" {
 		if err := writeNFDFeatures(*nfdFeatures, rep.Compliant, k); err != nil {
-			fmt.Fprintf(stderr, "patchgate check: --nfd-features: %v\n", err)
-			return exitInvalid
+			return fail(stderr, "patchgate check: --nfd-features: %v\n", err)
 		}
 	}
+	var out bytes.Buffer
 	switch {
 	case *quiet:
-		fmt.Fprintln(stdout, checkSummary(&rep, code))
+		out.WriteString(checkSummary(&rep, code) + "\n")
 	case *output == "json":
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
-			fmt.Fprintf(stderr, "patchgate check: %v\n", err)
-			return exitInvalid
+			return fail(stderr, "patchgate check: %v\n", err)
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
+		out.Write(b)
+		out.WriteByte('\n')
 	default:
-		writeCheckText(stdout, &rep, code)
+		writeCheckText(&out, &rep, code)
+	}
+	if _, err := stdout.Write(out.Bytes()); err != nil {
+		return fail(stderr, "patchgate check: writing the report: %v\n", err)
 	}
 	return code
+}
+
+// fail prints a message for the user and returns exit code 2.
+func fail(stderr io.Writer, format string, a ...any) int {
+	if _, err := fmt.Fprintf(stderr, format, a...); err != nil {
+		return exitInvalid
+	}
+	return exitInvalid
+}
+
+// table lays out rows in columns two spaces apart.
+func table(w *bytes.Buffer, rows [][]string) {
+	var width []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			line.WriteString(c)
+			if i < len(r)-1 {
+				line.WriteString(strings.Repeat(" ", width[i]-len(c)+2))
+			}
+		}
+		w.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
 }
 
 // newKernelReader builds a livepatch.Reader from the policy's spec.kernel
@@ -253,9 +280,9 @@ func yesNo(b bool) string {
 }
 
 // writeCheckText prints the state as a short table for people.
-func writeCheckText(w io.Writer, rep *checkReport, code int) {
+func writeCheckText(w *bytes.Buffer, rep *checkReport, code int) {
 	if rep.Before != nil {
-		fmt.Fprintln(w, "== before")
+		w.WriteString("== before\n")
 		writeKernelTable(w, rep.Before.Kernel)
 		writeVerdict(w, rep.Policy, rep.Before.Violations, checkExitCode(rep.Before.Violations))
 		o := rep.Remediation
@@ -263,11 +290,11 @@ func writeCheckText(w io.Writer, rep *checkReport, code int) {
 		if o.Reason != "" {
 			fmt.Fprintf(w, ": %s", o.Reason)
 		}
-		fmt.Fprintln(w)
+		w.WriteString("\n")
 		for _, c := range o.Commands {
 			fmt.Fprintf(w, "   ran: %s\n", strings.Join(c, " "))
 		}
-		fmt.Fprintln(w, "\n== after")
+		w.WriteString("\n== after\n")
 	}
 	writeKernelTable(w, rep.Kernel)
 	writeVerdict(w, rep.Policy, rep.Violations, code)
@@ -277,8 +304,7 @@ func writeCheckText(w io.Writer, rep *checkReport, code int) {
 	}
 }
 
-func writeKernelTable(w io.Writer, k *policy.KernelState) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+func writeKernelTable(w *bytes.Buffer, k *policy.KernelState) {
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -289,25 +315,25 @@ func writeKernelTable(w io.Writer, k *policy.KernelState) {
 	if k.UpdatesPending != nil {
 		pending = yesNo(*k.UpdatesPending)
 	}
-	fmt.Fprintf(tw, "release\t%s\n", dash(k.Release))
-	fmt.Fprintf(tw, "effective version\t%s\n", dash(k.EffectiveVersion))
-	fmt.Fprintf(tw, "distro ordering\t%s\n", dash(k.Distro))
-	fmt.Fprintf(tw, "providers\t%s\n", dash(strings.Join(k.Providers, ", ")))
-	fmt.Fprintf(tw, "livepatch taint\t%s\n", yesNo(k.LivepatchTainted))
-	fmt.Fprintf(tw, "updates pending\t%s\n", pending)
-	fmt.Fprintf(tw, "fixed CVEs\t%d %s\n", len(k.FixedCVEs), strings.Join(k.FixedCVEs, " "))
-	fmt.Fprintf(tw, "observed at\t%s\n", k.ObservedAt.UTC().Format(time.RFC3339))
-	_ = tw.Flush()
-	fmt.Fprintln(w)
+	table(w, [][]string{
+		{"release", dash(k.Release)},
+		{"effective version", dash(k.EffectiveVersion)},
+		{"distro ordering", dash(k.Distro)},
+		{"providers", dash(strings.Join(k.Providers, ", "))},
+		{"livepatch taint", yesNo(k.LivepatchTainted)},
+		{"updates pending", pending},
+		{"fixed CVEs", strings.TrimSpace(fmt.Sprintf("%d %s", len(k.FixedCVEs), strings.Join(k.FixedCVEs, " ")))},
+		{"observed at", k.ObservedAt.UTC().Format(time.RFC3339)},
+	})
+	w.WriteString("\n")
 	if len(k.Patches) == 0 {
-		fmt.Fprintln(w, "no live patches")
+		w.WriteString("no live patches\n")
 	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PATCH\tPROVIDER\tENABLED\tTRANSITION\tIN FORCE")
+		rows := [][]string{{"PATCH", "PROVIDER", "ENABLED", "TRANSITION", "IN FORCE"}}
 		for _, p := range k.Patches {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, p.Provider, yesNo(p.Enabled), yesNo(p.Transition), yesNo(p.InForce()))
+			rows = append(rows, []string{p.Name, p.Provider, yesNo(p.Enabled), yesNo(p.Transition), yesNo(p.InForce())})
 		}
-		_ = tw.Flush()
+		table(w, rows)
 	}
 	for _, u := range k.Unknown {
 		who := ""
@@ -321,7 +347,7 @@ func writeKernelTable(w io.Writer, k *policy.KernelState) {
 	}
 }
 
-func writeVerdict(w io.Writer, ref policy.PolicyRef, vs []policy.Violation, code int) {
+func writeVerdict(w *bytes.Buffer, ref policy.PolicyRef, vs []policy.Violation, code int) {
 	verdict := map[int]string{exitOK: "compliant", exitDenied: "NOT compliant (behind)", exitInvalid: "NOT compliant (state unknown)"}[code]
 	fmt.Fprintf(w, "\npolicy %s (%s): %s\n", ref.Name, ref.Digest, verdict)
 	for _, v := range vs {

@@ -28,7 +28,10 @@ func copyHost(t *testing.T, name string) string {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(src, p)
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
 		target := filepath.Join(dst, rel)
 		info, err := os.Lstat(p)
 		if err != nil {
@@ -36,7 +39,10 @@ func copyHost(t *testing.T, name string) string {
 		}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
-			l, _ := os.Readlink(p)
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
 			return os.Symlink(l, target)
 		case info.IsDir():
 			return os.MkdirAll(target, 0o755)
@@ -221,16 +227,16 @@ func TestCheckNFDAndSummary(t *testing.T) {
 	}
 	// A version with characters a label value cannot hold, and compliant.
 	code, _, _ = runCmd(t, "check", "--now", checkNow, "--host-root", hostTree("debian13-replace"), "--nfd-features", feat)
-	b, _ = os.ReadFile(feat)
+	b = readOrFail(t, feat)
 	if code != 0 || string(b) != "patchgate.livepatch.compliant=true\npatchgate.livepatch.effective-version=6.12.38_deb13-amd64\n" {
 		t.Errorf("exit %d, feature file:\n%s", code, b)
 	}
 	// KernelCare: the effective version, not the running release.
 	runCmd(t, "check", "--now", checkNow, "--host-root", hostTree("ubuntu20-kernelcare"), "--nfd-features", feat)
-	if b, _ = os.ReadFile(feat); !strings.Contains(string(b), "effective-version=5.4.0-1028.31\n") {
+	if b = readOrFail(t, feat); !strings.Contains(string(b), "effective-version=5.4.0-1028.31\n") {
 		t.Errorf("feature file:\n%s", b)
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".patchgate-*.tmp")); len(leftovers) != 0 {
+	if leftovers, err := filepath.Glob(filepath.Join(dir, ".patchgate-*.tmp")); err != nil || len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 }
@@ -300,4 +306,13 @@ func TestCheckEveryFixtureHost(t *testing.T) {
 			t.Errorf("%s: exit %d under the default policy", h.Name(), code)
 		}
 	}
+}
+
+func readOrFail(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
