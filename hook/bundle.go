@@ -86,7 +86,7 @@ func ReadSpec(bundle string) (*specs.Spec, []byte, error) {
 		}
 		return nil, nil, fmt.Errorf("%w: opening bundle %q: %v", ErrInvalidBundle, bundle, err)
 	}
-	defer syscall.Close(dirfd)
+	defer func() { _ = syscall.Close(dirfd) }()
 	fd, err := syscall.Openat(dirfd, "config.json", syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
@@ -95,7 +95,7 @@ func ReadSpec(bundle string) (*specs.Spec, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: opening %s/config.json: %v", ErrInvalidBundle, bundle, err)
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join(bundle, "config.json"))
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, nil, fmt.Errorf("%w: stat %s: %v", ErrInvalidBundle, f.Name(), err)

@@ -37,7 +37,7 @@ func listenUnix(path string) (*net.UnixListener, error) {
 		}
 		c, derr := net.DialTimeout("unix", path, 200*time.Millisecond)
 		if derr == nil {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("%w: %s", ErrInUse, path)
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -49,7 +49,7 @@ func listenUnix(path string) (*net.UnixListener, error) {
 		return nil, err
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, err
 	}
 	ln.SetUnlinkOnClose(true)
@@ -81,7 +81,7 @@ func (s *Service) serve(ctx context.Context) {
 
 // handle answers the requests on one connection.
 func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	cred, err := decision.PeerCred(c)
 	if err != nil || !decision.UIDAllowed(cred.Uid, s.allowedUIDs) {
 		uid := int64(-1)

@@ -116,10 +116,10 @@ func fingerprint(path, nodeName string) string {
 	for _, n := range names {
 		var st syscall.Stat_t
 		if err := syscall.Stat(n, &st); err != nil {
-			fmt.Fprintf(h, "%s\x00missing\x00", n)
+			_, _ = fmt.Fprintf(h, "%s\x00missing\x00", n) // hash writes never fail
 			continue
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d.%d\x00%o\x00%d\x00%d\x00", n, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Mode, st.Uid, st.Gid)
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d.%d\x00%o\x00%d\x00%d\x00", n, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Mode, st.Uid, st.Gid)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

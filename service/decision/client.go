@@ -52,7 +52,7 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	uc := conn.(*net.UnixConn)
 	cred, err := PeerCred(uc)
 	if err != nil {
