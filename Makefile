@@ -15,7 +15,7 @@ build:
 	$(GO) build -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
 
 # The test command CI runs (.ci/run) and the README names.
-test: deps fmt-check vet unit e2e hooke2e
+test: deps fmt-check vet unit e2e hooke2e vmtest
 
 deps:
 	./scripts/install-deps.sh
