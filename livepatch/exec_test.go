@@ -15,18 +15,20 @@ import (
 func TestToolTimeoutKillsAndIsUnknown(t *testing.T) {
 	root := copyTree(t, "ubuntu20-kernelcare")
 	// A kcarectl that hangs, with a child that would outlive a plain kill.
+	// (The timeout leaves a loaded machine time to start the script and
+	// write the child's pid.)
 	hang := "#!/bin/sh\nsleep 60 &\necho $! >\"$(dirname \"$0\")/../../bgpid\"\nsleep 60\n"
 	if err := os.WriteFile(filepath.Join(root, "usr/bin/kcarectl"), []byte(hang), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewReader(WithHostRoot(root), WithToolTimeout(200*time.Millisecond))
+	r, err := NewReader(WithHostRoot(root), WithToolTimeout(1500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := r.Read(context.Background())
 	var parts []string
 	for _, u := range k.Unknown {
-		if !strings.Contains(u.Reason, "timed out after 200ms") {
+		if !strings.Contains(u.Reason, "timed out after 1.5s") {
 			t.Errorf("unknown %+v: want a timeout", u)
 		}
 		parts = append(parts, u.Part)

@@ -165,8 +165,9 @@ func TestRemediateRunningThenTimeout(t *testing.T) {
 	r := must(NewReader(WithHostRoot(root)))
 	m := must(NewMonitor(r))
 	m.Refresh(context.Background())
+	// The timeout leaves a loaded machine time to start the script.
 	rem := must(NewRemediator(r, m, WithCommand([]string{"fixture-update", "60"}), WithBehind(behindWithout("livepatch_fix")),
-		WithRemediationTimeout(300*time.Millisecond)))
+		WithRemediationTimeout(3*time.Second)))
 	// A caller that does not wait gets "running".
 	if o := rem.Ensure(context.Background(), 0); o.Status != StatusRunning {
 		t.Fatalf("no wait: %+v", o)
