@@ -109,10 +109,17 @@ func ReadSpec(bundle string) (*specs.Spec, []byte, error) {
 	if st.Size > MaxSpecBytes {
 		return nil, nil, fmt.Errorf("%w: %s is %d bytes, more than the %d allowed", ErrInvalidBundle, f.Name(), st.Size, MaxSpecBytes)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxSpecBytes+1))
-	if err != nil {
+	// One read of the size fstat gave (plus one byte, to see a file that
+	// grew since), never more than MaxSpecBytes+1.
+	buf := make([]byte, st.Size+1)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return nil, nil, fmt.Errorf("%w: reading %s: %v", ErrInvalidBundle, f.Name(), err)
 	}
+	if n > MaxSpecBytes {
+		return nil, nil, fmt.Errorf("%w: %s grew past %d bytes while being read", ErrInvalidBundle, f.Name(), MaxSpecBytes)
+	}
+	data := buf[:n]
 	spec, err := ParseSpec(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %v", ErrInvalidBundle, f.Name(), err)

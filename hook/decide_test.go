@@ -59,7 +59,7 @@ func freshKernel(context.Context, *policy.Policy) (*policy.KernelState, error) {
 
 // stateFor copies a recorded podman case into a bundle whose path follows
 // podman's convention and returns the state to feed on stdin.
-func stateFor(t *testing.T, fixture string) string {
+func stateFor(t testing.TB, fixture string) string {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata/podman", fixture, "state.json"))
 	if err != nil {
