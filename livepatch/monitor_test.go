@@ -128,7 +128,7 @@ func TestMonitorTrigger(t *testing.T) {
 }
 
 func TestMonitorRefreshCoalesces(t *testing.T) {
-	r := &countingReader{delay: 50 * time.Millisecond}
+	r := &countingReader{delay: 300 * time.Millisecond}
 	m := must(NewMonitor(r))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
