@@ -20,6 +20,25 @@ import (
 // small patchgate-hook; the container is compliant (admit, no audit
 // record) or root (block, one audit record).
 func BenchmarkHookProcess(b *testing.B) {
+	// The floor on this machine: fork/exec/exit of /bin/true, fed the same
+	// stdin, so the hook's figures can be read against it.
+	b.Run("baseline/bin-true", func(b *testing.B) {
+		ds := make([]time.Duration, 0, b.N)
+		cpu := make([]time.Duration, 0, b.N)
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command("/bin/true")
+			cmd.Stdin = bytes.NewReader([]byte(`{}`))
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+			cpu = append(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		}
+		b.ReportMetric(ms(percentile(ds, 50)), "p50-ms")
+		b.ReportMetric(ms(percentile(ds, 95)), "p95-ms")
+		b.ReportMetric(ms(percentile(cpu, 50)), "cpu-p50-ms")
+	})
 	for _, mode := range []string{"service-up", "service-down"} {
 		for _, bin := range []struct{ name, path string }{{"patchgate", patchgateBin}, {"patchgate-hook", hookBin}} {
 			for _, verdict := range []string{"admit", "block"} {
