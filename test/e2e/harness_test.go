@@ -187,7 +187,7 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 	}
 
 	// A long-running container survives a containerd restart, and the pod still works after.
-	sleeperID, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "sleeper", Command: []string{"sleep", "3600"}})
+	sleeperID, r := h.RunContainer(ctx, podID, hostPod, harness.ContainerConfig{Name: "sleeper", Command: harness.SleepCommand})
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestHarnessSweepStale(t *testing.T) {
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, r := h.RunContainer(ctx, podID, pod, harness.ContainerConfig{Name: "orphan", Command: []string{"sleep", "3600"}}); r.Err() != nil {
+	if _, r := h.RunContainer(ctx, podID, pod, harness.ContainerConfig{Name: "orphan", Command: harness.SleepCommand}); r.Err() != nil {
 		t.Fatal(r.Err())
 	}
 	// Pretend the owner died: point owner.pid at a process that has exited.

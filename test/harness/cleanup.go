@@ -75,7 +75,7 @@ func (h *Containerd) Cleanup(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 	if h.Running() {
-		if r := h.Crictl(ctx, "rmp", "--all", "--force"); r.ExitCode != 0 {
+		if r := h.Crictl(ctx, "--timeout", "2m", "rmp", "--all", "--force"); r.ExitCode != 0 {
 			errs = append(errs, fmt.Errorf("crictl rmp -af: %w", r.Err()))
 		}
 	}

@@ -405,10 +405,15 @@ func (h *Containerd) StopPod(ctx context.Context, id string) Result {
 	return h.Crictl(ctx, "stopp", id)
 }
 
-// RemovePod runs `crictl rmp -f`: stop and remove the pod and its containers.
+// RemovePod runs `crictl rmp -f`: stop and remove the pod and its containers. Stopping many
+// containers on a loaded machine takes a while, so it allows crictl 2 minutes.
 func (h *Containerd) RemovePod(ctx context.Context, id string) Result {
-	return h.Crictl(ctx, "rmp", "--force", id)
+	return h.Crictl(ctx, "--timeout", "2m", "rmp", "--force", id)
 }
+
+// SleepCommand is a long-running container command that exits at once on SIGTERM (a plain
+// `sleep` as PID 1 ignores SIGTERM, so stopping it waits for the kill timeout).
+var SleepCommand = []string{"/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"}
 
 // ContainerStatus is the part of `crictl inspect` output tests look at; Raw has all of it.
 type ContainerStatus struct {
@@ -543,4 +548,33 @@ func (h *Containerd) WaitExited(ctx context.Context, id string, timeout time.Dur
 // Logs returns the container's output (`crictl logs`).
 func (h *Containerd) Logs(ctx context.Context, id string) Result {
 	return h.Crictl(ctx, "logs", id)
+}
+
+// CreateStartMany creates and starts n containers from base in the pod, one after another as
+// kubelet would, naming them <base.Name>-0 ... <base.Name>-<n-1>. It returns the ids and the
+// wall time of all creates and starts (for the "50 containers with and without patchgate"
+// figure). It stops at the first failure.
+func (h *Containerd) CreateStartMany(ctx context.Context, podID string, pod PodConfig, base ContainerConfig, n int) ([]string, time.Duration, error) {
+	if base.Name == "" {
+		base.Name = "c"
+	}
+	name := base.Name
+	ids := make([]string, 0, n)
+	var total time.Duration
+	for i := 0; i < n; i++ {
+		c := base
+		c.Name = fmt.Sprintf("%s-%d", name, i)
+		id, r := h.CreateContainer(ctx, podID, pod, c)
+		total += r.Duration
+		if r.ExitCode != 0 {
+			return ids, total, r.Err()
+		}
+		ids = append(ids, id)
+		r = h.StartContainer(ctx, id)
+		total += r.Duration
+		if r.ExitCode != 0 {
+			return ids, total, r.Err()
+		}
+	}
+	return ids, total, nil
 }
