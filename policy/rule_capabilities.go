@@ -65,12 +65,19 @@ func checkCapabilities(c *compiled, w *Workload) (string, bool) {
 		return "", false
 	}
 	var bad, where []string
-	for _, s := range sets {
+	for i, s := range sets {
 		hit := false
+		same := i > 0 && slices.Equal(s.list, sets[i-1].list)
 		for _, name := range s.list {
 			if _, ok := c.caps[capName(name)]; !ok {
 				hit = true
-				bad = append(bad, "CAP_"+capName(name))
+				if same {
+					break // its names are already in bad
+				}
+				if !strings.HasPrefix(name, "CAP_") {
+					name = "CAP_" + name
+				}
+				bad = append(bad, name)
 			}
 		}
 		if hit {
