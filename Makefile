@@ -6,7 +6,7 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench
+.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
 
 all: build
 
@@ -36,11 +36,19 @@ vmtest: deps
 
 # End-to-end tests against a real containerd v2.4.2 with NRI, runc and crictl (test/harness).
 # Builds the tools into .cache/e2e first. Needs root; under CI=true nothing may skip.
+# The README's first command: a private containerd with patchgate, step by step. Needs root.
+demo: deps
+	./scripts/demo.sh
+
 e2e: deps
 	./scripts/e2e.sh
 
 # The OCI hook under real runc and podman, service up and down (docs/hook.md).
-hooke2e: deps
+hook# The README's first command: a private containerd with patchgate, step by step. Needs root.
+demo: deps
+	./scripts/demo.sh
+
+e2e: deps
 	$(GO) test -tags e2e -count=1 ./test/hooke2e/
 
 # Whole-process hook time, median and p95 over RUNS runs (docs/hook.md).

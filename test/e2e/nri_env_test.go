@@ -1,0 +1,343 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/test/harness"
+)
+
+// pg is a private containerd with patchgate connected to it as an external
+// NRI plugin (`patchgate nri`, the real binary), everything under private
+// directories that the test's cleanup removes.
+type pg struct {
+	t         *testing.T
+	h         *harness.Containerd
+	root      string // the repository
+	bin       string // the patchgate binary, also the injected OCI hook
+	dir       string // patchgate's private directory
+	policyDir string
+	hostRoot  string
+	auditLog  string
+	stateFile string
+	args      []string
+	proc      *harness.Process
+	syncs     int
+}
+
+type pgOptions struct {
+	// policy maps files under the policy directory ("policy.yaml",
+	// "policy.d/10-x.yaml") to a repository path to copy, or to the YAML
+	// itself when it starts with "apiVersion".
+	policy map[string]string
+	// host is the fixture host tree the kernel state is read from
+	// (livepatch/testdata/hosts/<host>, copied so a test may change it).
+	host string
+	nri  harness.NRIConfig
+}
+
+// newPG builds patchgate, starts a private containerd and patchgate on it,
+// and waits until patchgate has synchronized with containerd. Cleanup (also
+// on failure): patchgate stopped, then the harness removes every pod,
+// stops containerd and removes every file; the binary goes with t.TempDir.
+func newPG(t *testing.T, o pgOptions) *pg {
+	t.Helper()
+	tools := requireTools(t)
+	root, err := harness.FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binDir := t.TempDir() // removed after the harness's cleanup (cleanups run last-in first-out)
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "patchgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/patchgate")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/patchgate: %v\n%s", err, out)
+	}
+
+	h := harness.StartT(t, harness.Options{Tools: tools, NRI: o.nri})
+	p := &pg{t: t, h: h, root: root, bin: bin, dir: filepath.Join(h.Dir, "pg")}
+	p.policyDir = filepath.Join(p.dir, "policy")
+	p.hostRoot = filepath.Join(p.dir, "host")
+	p.auditLog = filepath.Join(p.dir, "audit", "audit.log")
+	p.stateFile = filepath.Join(p.dir, "run", "kernel-state.json")
+	for _, d := range []string{p.policyDir, filepath.Join(p.dir, "run"), filepath.Join(p.dir, "audit")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.host == "" {
+		o.host = "debian12-enabled"
+	}
+	if err := os.CopyFS(p.hostRoot, os.DirFS(filepath.Join(root, "livepatch", "testdata", "hosts", o.host))); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixModes(p.hostRoot); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range o.policy {
+		p.writePolicy(name, src)
+	}
+	p.args = []string{
+		bin, "nri",
+		"--socket=" + h.NRISocket,
+		"--name=patchgate", "--idx=50",
+		"--policy=" + p.policyDir,
+		"--node-name=e2e-node",
+		"--host-root=" + p.hostRoot,
+		"--hook-path=" + bin,
+		"--decision-socket=" + filepath.Join(p.dir, "run", "decision.sock"),
+		"--audit-socket=" + filepath.Join(p.dir, "run", "audit.sock"),
+		"--audit-log=" + p.auditLog,
+		"--status-file=" + filepath.Join(p.dir, "run", "status.json"),
+		"--state-file=" + p.stateFile,
+		"--kernel-interval=200ms",
+		"--poll-interval=200ms",
+		"--log-level=debug",
+	}
+	t.Cleanup(func() {
+		if t.Failed() && p.proc != nil {
+			t.Logf("patchgate log (last 60 lines):\n%s", tail(p.proc.Log(), 60))
+		}
+		if p.proc != nil {
+			if err := p.proc.Stop(10 * time.Second); err != nil {
+				t.Errorf("patchgate did not stop cleanly: %v", err)
+			}
+		}
+	})
+	p.start()
+	return p
+}
+
+// fixModes makes the copied fixture tree root-only writable, as the policy
+// loader and the tool lookup insist.
+func fixModes(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(path, 0o755)
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(path, fi.Mode().Perm()&^0o022)
+	})
+}
+
+// writePolicy writes one policy file atomically (the watcher must never see
+// half a file).
+func (p *pg) writePolicy(name, src string) {
+	p.t.Helper()
+	data := []byte(src)
+	if !strings.HasPrefix(src, "apiVersion") {
+		var err error
+		if data, err = os.ReadFile(filepath.Join(p.root, src)); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	path := filepath.Join(p.policyDir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// start runs `patchgate nri` and waits for its next Synchronize.
+func (p *pg) start() {
+	p.t.Helper()
+	proc, err := p.h.StartProcess("patchgate", p.args)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.proc = proc
+	p.waitSynced()
+}
+
+// stop ends patchgate with SIGTERM, as systemd or kubelet would.
+func (p *pg) stop() {
+	p.t.Helper()
+	if err := p.proc.Stop(10 * time.Second); err != nil {
+		p.t.Fatalf("patchgate: %v", err)
+	}
+}
+
+// waitSynced waits until patchgate has (re)connected: it logs one
+// "synchronized with the runtime" per connection.
+func (p *pg) waitSynced() {
+	p.t.Helper()
+	p.syncs++
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(p.proc.Log(), "synchronized with the runtime") < p.syncs {
+		select {
+		case <-p.proc.Exited():
+			p.t.Fatalf("patchgate exited: %v\n%s", p.proc.ExitErr(), p.proc.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("patchgate did not connect to containerd:\n%s", p.proc.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// records reads patchgate's audit log (and anything still in the spool).
+func (p *pg) records() []audit.Record {
+	p.t.Helper()
+	recs, problems, err := audit.ReadAll(context.Background(), p.auditLog, audit.ReadOptions{SpoolPath: audit.SpoolPathFor(p.auditLog)})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		p.t.Fatalf("corrupt audit log: %v", problems)
+	}
+	return recs
+}
+
+// waitKernel waits until the kernel state file that patchgate keeps says
+// whether the live patch is in force.
+func (p *pg) waitKernel(patched bool) {
+	p.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, err := os.ReadFile(p.stateFile)
+		if err == nil {
+			var k struct {
+				Patches []struct {
+					Name       string `json:"name"`
+					Enabled    bool   `json:"enabled"`
+					Transition bool   `json:"transition"`
+				} `json:"patches"`
+			}
+			if json.Unmarshal(b, &k) == nil {
+				in := false
+				for _, pt := range k.Patches {
+					in = in || (pt.Name == "livepatch_sample" && pt.Enabled && !pt.Transition)
+				}
+				if in == patched {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("kernel state never showed patched=%v: %s", patched, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var ctx0 = context.Background()
+
+func opCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(ctx0, 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func int64p(v int64) *int64 { return &v }
+
+// podOn is a pod on the harness's private bridge: no host namespaces.
+func podOn(name, ns string) harness.PodConfig {
+	return harness.PodConfig{Name: name, Namespace: ns}
+}
+
+// worker is a busybox container that sleeps; uid nil means root. A
+// RuntimeDefault seccomp profile unless unconfined.
+func worker(name string, uid *int64, unconfined bool) harness.ContainerConfig {
+	sc := map[string]any{}
+	if uid != nil {
+		sc["run_as_user"] = map[string]any{"value": *uid}
+	}
+	if !unconfined {
+		sc["seccomp"] = map[string]any{"profile_type": 0} // RuntimeDefault
+	}
+	return harness.ContainerConfig{
+		Name:    name,
+		Command: []string{"sleep", "3600"},
+		Raw:     map[string]any{"linux": map[string]any{"security_context": sc}},
+	}
+}
+
+// mustRunPod runs a pod and fails the test if it is refused.
+func (p *pg) mustRunPod(ctx context.Context, pod harness.PodConfig) string {
+	p.t.Helper()
+	id, r := p.h.RunPod(ctx, pod)
+	if err := r.Err(); err != nil {
+		p.t.Fatalf("runp %s: %v", pod.Name, err)
+	}
+	return id
+}
+
+// expectRefused checks what the user sees: crictl's error, with containerd's
+// NRI prefix and patchgate's one-line reason.
+func expectRefused(t *testing.T, r harness.Result, want ...string) {
+	t.Helper()
+	if r.ExitCode == 0 {
+		t.Fatalf("%v succeeded, want it refused with %q", r.Args, want)
+	}
+	msg := r.ErrorMessage()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("crictl error lacks %q:\n%s", w, msg)
+		}
+	}
+	if i := strings.Index(msg, "patchgate:"); i >= 0 && strings.ContainsAny(msg[i:], "\n") {
+		t.Errorf("patchgate's reason is not one line:\n%s", msg[i:])
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// recordSummary is one audit record as the scenarios compare it.
+type recordSummary struct {
+	Source, Action, Container string
+	Rules                     string
+}
+
+func summarize(recs []audit.Record) []recordSummary {
+	var out []recordSummary
+	for _, r := range recs {
+		var rules []string
+		for _, v := range r.Violations {
+			rules = append(rules, v.Rule)
+		}
+		out = append(out, recordSummary{r.Source, r.Action, r.Pod.Namespace + "/" + r.Container.Name, strings.Join(rules, ",")})
+	}
+	return out
+}
+
+func fmtSummaries(s []recordSummary) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, "  %s %s %s [%s]\n", r.Source, r.Action, r.Container, r.Rules)
+	}
+	return b.String()
+}
