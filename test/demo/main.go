@@ -172,6 +172,9 @@ func rootOnly(dir string) error {
 		if err != nil {
 			return err
 		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
 		fi, err := e.Info()
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ import (
 // NRI plugin (`patchgate nri`, the real binary), everything under private
 // directories that the test's cleanup removes.
 type pg struct {
-	t         *testing.T
+	t         testing.TB
 	h         *harness.Containerd
 	root      string // the repository
 	bin       string // the patchgate binary, also the injected OCI hook
@@ -51,9 +51,11 @@ type pgOptions struct {
 // and waits until patchgate has synchronized with containerd. Cleanup (also
 // on failure): patchgate stopped, then the harness removes every pod,
 // stops containerd and removes every file; the binary goes with t.TempDir.
-func newPG(t *testing.T, o pgOptions) *pg {
+func newPG(t testing.TB, o pgOptions) *pg {
 	t.Helper()
-	tools := requireTools(t)
+	if toolsErr != nil {
+		harness.SkipOrFail(t, toolsErr)
+	}
 	root, err := harness.FindRepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +131,9 @@ func fixModes(dir string) error {
 	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
 		}
 		if d.IsDir() {
 			return os.Chmod(path, 0o755)
@@ -250,7 +255,7 @@ func (p *pg) waitKernel(patched bool) {
 
 var ctx0 = context.Background()
 
-func opCtx(t *testing.T) context.Context {
+func opCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(ctx0, 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -263,21 +268,44 @@ func podOn(name, ns string) harness.PodConfig {
 	return harness.PodConfig{Name: name, Namespace: ns}
 }
 
-// worker is a busybox container that sleeps; uid nil means root. A
-// RuntimeDefault seccomp profile unless unconfined.
+// Kubelet's default masked and read-only paths (k8s.io/kubernetes
+// pkg/securitycontext/util.go, defaultMaskedPaths and defaultReadonlyPaths):
+// kubelet always sends them, crictl does not, and without them /proc is
+// unmasked (the procMount rule).
+var (
+	kubeletMaskedPaths   = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	kubeletReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+// worker is a busybox container that sleeps, as kubelet would ask for it:
+// uid nil means root; a RuntimeDefault seccomp profile unless unconfined.
 func worker(name string, uid *int64, unconfined bool) harness.ContainerConfig {
+	c := harness.ContainerConfig{Name: name, Command: []string{"sleep", "3600"}, RunAsUser: uid}
+	return kubelet(c, unconfined)
+}
+
+// kubelet writes the container's whole linux.security_context the way
+// kubelet fills it (the harness's Raw replaces the generated one): user,
+// privileged, capabilities, seccomp, masked and read-only paths.
+func kubelet(c harness.ContainerConfig, unconfined bool) harness.ContainerConfig {
 	sc := map[string]any{}
-	if uid != nil {
-		sc["run_as_user"] = map[string]any{"value": *uid}
+	if c.RunAsUser != nil {
+		sc["run_as_user"] = map[string]any{"value": *c.RunAsUser}
+	}
+	if c.Privileged {
+		sc["privileged"] = true
+	} else {
+		sc["masked_paths"] = kubeletMaskedPaths
+		sc["readonly_paths"] = kubeletReadonlyPaths
+	}
+	if len(c.CapAdd) > 0 {
+		sc["capabilities"] = map[string]any{"add_capabilities": c.CapAdd}
 	}
 	if !unconfined {
 		sc["seccomp"] = map[string]any{"profile_type": 0} // RuntimeDefault
 	}
-	return harness.ContainerConfig{
-		Name:    name,
-		Command: []string{"sleep", "3600"},
-		Raw:     map[string]any{"linux": map[string]any{"security_context": sc}},
-	}
+	c.Raw = map[string]any{"linux": map[string]any{"security_context": sc}}
+	return c
 }
 
 // mustRunPod runs a pod and fails the test if it is refused.
@@ -292,7 +320,7 @@ func (p *pg) mustRunPod(ctx context.Context, pod harness.PodConfig) string {
 
 // expectRefused checks what the user sees: crictl's error, with containerd's
 // NRI prefix and patchgate's one-line reason.
-func expectRefused(t *testing.T, r harness.Result, want ...string) {
+func expectRefused(t testing.TB, r harness.Result, want ...string) {
 	t.Helper()
 	if r.ExitCode == 0 {
 		t.Fatalf("%v succeeded, want it refused with %q", r.Args, want)
@@ -340,4 +368,25 @@ func fmtSummaries(s []recordSummary) string {
 		fmt.Fprintf(&b, "  %s %s %s [%s]\n", r.Source, r.Action, r.Container, r.Rules)
 	}
 	return b.String()
+}
+
+// logSpec logs the parts of a container's OCI spec patchgate judges, to
+// explain a failed expectation.
+func (p *pg) logSpec(ctx context.Context, id string) {
+	p.t.Helper()
+	st, r := p.h.Inspect(ctx, id)
+	if r.Err() != nil {
+		p.t.Logf("inspect %s: %v", id, r.Err())
+		return
+	}
+	spec, err := st.Spec()
+	if err != nil || spec.Linux == nil || spec.Process == nil {
+		p.t.Logf("spec of %s: %v", id, err)
+		return
+	}
+	b, _ := json.Marshal(map[string]any{
+		"devices": len(spec.Linux.Devices), "deviceCgroup": spec.Linux.Resources, "capabilities": spec.Process.Capabilities,
+		"maskedPaths": spec.Linux.MaskedPaths, "hooks": spec.Hooks,
+	})
+	p.t.Logf("spec of %s: %s", id, b)
 }

@@ -64,7 +64,10 @@ spec:
 		podID := p.mustRunPod(ctx, pod)
 		c := worker("priv", nil, true)
 		c.Privileged = true
-		_, r := p.h.CreateContainer(ctx, podID, pod, c)
+		id, r := p.h.CreateContainer(ctx, podID, pod, kubelet(c, true))
+		if r.ExitCode == 0 {
+			p.logSpec(ctx, id)
+		}
 		expectRefused(t, r, "failed to get NRI adjustment for container:",
 			`validator "50-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices]`,
 			`container "priv"`, "a device cgroup that allows every device", `(policy "baseline")`)
@@ -75,6 +78,7 @@ spec:
 		podID := p.mustRunPod(ctx, pod)
 		c := worker("caps", int64p(1000), false)
 		c.CapAdd = []string{"SYS_ADMIN"}
+		c = kubelet(c, false)
 		// NRI cannot see capabilities: the create passes, and the OCI hook
 		// patchgate injected refuses the container when runc creates it.
 		id, r := p.h.CreateContainer(ctx, podID, pod, c)
@@ -82,6 +86,9 @@ spec:
 			t.Fatalf("create: %v", err)
 		}
 		r = p.h.StartContainer(ctx, id)
+		if !strings.Contains(r.ErrorMessage(), "CAP_SYS_ADMIN") {
+			p.logSpec(ctx, id)
+		}
 		expectRefused(t, r, "patchgate: blocked", "[capabilities]", "CAP_SYS_ADMIN", `policy "baseline"`)
 		st, _ := p.h.Inspect(ctx, id)
 		if st != nil && st.Status.State == "CONTAINER_RUNNING" {
@@ -118,7 +125,7 @@ spec:
 		podID := p.mustRunPod(ctx, pod)
 		c := worker("agent", nil, true)
 		c.Privileged = true
-		id, r := p.h.RunContainer(ctx, podID, pod, c)
+		id, r := p.h.RunContainer(ctx, podID, pod, kubelet(c, true))
 		if err := r.Err(); err != nil {
 			t.Fatalf("privileged container in the exempt namespace refused: %v", err)
 		}
@@ -130,9 +137,13 @@ spec:
 
 	t.Run("9-audit-log-holds-exactly-the-expected-records", func(t *testing.T) {
 		got := summarize(p.records())
+		// baseline.yaml audits a missing AppArmor profile (apparmor:
+		// audit), which only the hook can see: this machine runs no
+		// AppArmor, so the compliant container gets an "allowed" record.
 		want := []recordSummary{
-			{"nri", "blocked", "e2e/priv", "hostDevices"},
-			{"hook", "blocked", "e2e/caps", "capabilities"},
+			{"hook", "allowed", "e2e/app", "apparmor"},
+			{"nri", "blocked", "e2e/priv", "hostDevices,seccomp"},
+			{"hook", "blocked", "e2e/caps", "apparmor,capabilities"},
 			{"nri", "blocked", "e2e/hostroot", "hostPathMounts"},
 			{"nri", "blocked", "e2e/POD", "hostNamespaces"},
 			{"nri", "allowed", "e2e-system/agent", ""},
@@ -191,16 +202,22 @@ func TestNRIKernelAware(t *testing.T) {
 	}
 
 	got := summarize(p.records())
+	// NRI records what it judged (user, kernel); the injected hook records
+	// the rules only it can see (kernel-aware.yaml audits a missing AppArmor
+	// profile and privilege escalation, and warns on the latter while the
+	// kernel is behind).
 	want := []recordSummary{
 		{"nri", "flagged", "e2e/root-ok", "runAsRoot"},
+		{"hook", "allowed", "e2e/root-ok", "apparmor,privilegeEscalation"},
 		{"nri", "blocked", "e2e/root-behind", "kernelPatches,runAsRoot"},
 		{"nri", "flagged", "e2e/user-behind", "kernelPatches"},
+		{"hook", "flagged", "e2e/user-behind", "apparmor,privilegeEscalation"},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("audit records:\n%swant:\n%s", fmtSummaries(got), fmtSummaries(want))
 	}
-	if recs := p.records(); !recs[1].Kernel.Behind || recs[0].Kernel.Behind {
-		t.Errorf("kernel.behind in records = %v, %v", recs[0].Kernel.Behind, recs[1].Kernel.Behind)
+	if recs := p.records(); !recs[2].Kernel.Behind || recs[0].Kernel.Behind {
+		t.Errorf("kernel.behind in records = %v, %v", recs[0].Kernel.Behind, recs[2].Kernel.Behind)
 	}
 }
 
@@ -355,6 +372,7 @@ func TestNRIFailClosed(t *testing.T) {
 	}
 	c := worker("priv-after-restart", nil, true)
 	c.Privileged = true
+	c = kubelet(c, true)
 	ppod := podOn("priv", "e2e")
 	ppod.Privileged = true
 	ppodID := p.mustRunPod(ctx, ppod)

@@ -1,0 +1,197 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/adaptation"
+	"github.com/containerd/nri/pkg/api"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/patchgate/patchgate/test/harness"
+)
+
+// BenchmarkContainers50 is the end-to-end figure in docs/benchmarks.md: the
+// time for a real containerd to create and start 50 containers in one pod,
+// without patchgate and with it (NRI plugin, validator and the injected OCI
+// hook, which runc runs for every container). One iteration is one batch of
+// 50; run it with -benchtime=3x.
+//
+//	go test -tags e2e -run '^$' -bench Containers50 -benchtime 3x ./test/e2e/
+func BenchmarkContainers50(b *testing.B) {
+	for _, with := range []bool{false, true} {
+		name := map[bool]string{false: "without-patchgate", true: "with-patchgate"}[with]
+		b.Run(name, func(b *testing.B) {
+			var h *harness.Containerd
+			if with {
+				h = newPG(b, pgOptions{policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"}}).h
+			} else {
+				if toolsErr != nil {
+					harness.SkipOrFail(b, toolsErr)
+				}
+				h = harness.StartT(b, harness.Options{Tools: tools})
+			}
+			ctx := context.Background()
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				pod := podOn(fmt.Sprintf("bench-%d", i), "bench")
+				podID, r := h.RunPod(ctx, pod)
+				if err := r.Err(); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				for j := 0; j < 50; j++ {
+					if _, r := h.RunContainer(ctx, podID, pod, worker(fmt.Sprintf("c%d", j), int64p(1000), false)); r.Err() != nil {
+						b.Fatal(r.Err())
+					}
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				h.RemovePod(ctx, podID)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/50-containers")
+		})
+	}
+}
+
+// BenchmarkDaemonRSS measures the resident memory of the real `patchgate nri`
+// process: idle after connecting, and after judging 1,000 containers sent by
+// a real NRI runtime side (pkg/adaptation, as containerd links it) over the
+// socket: 1,000 distinct containers, a third of them flagged (audit record)
+// and a third refused.
+//
+//	go test -tags e2e -run '^$' -bench DaemonRSS -benchtime 1x ./test/e2e/
+func BenchmarkDaemonRSS(b *testing.B) {
+	root, err := harness.FindRepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(dir, "patchgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/patchgate")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+	polDir := filepath.Join(dir, "policy")
+	if err := os.Mkdir(polDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	pol, err := os.ReadFile(filepath.Join(root, "examples/policies/kernel-aware.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(polDir, "policy.yaml"), pol, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(dir, "nri.sock")
+	synced := make(chan struct{}, 1)
+	rt, err := adaptation.New("containerd", "v2.4.2",
+		func(ctx context.Context, cb adaptation.SyncCB) error {
+			_, err := cb(ctx, nil, nil)
+			select {
+			case synced <- struct{}{}:
+			default:
+			}
+			return err
+		},
+		func(context.Context, []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) { return nil, nil },
+		adaptation.WithSocketPath(sock), adaptation.WithPluginPath(filepath.Join(dir, "plugins")),
+		adaptation.WithPluginConfigPath(filepath.Join(dir, "conf.d")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Stop()
+	<-synced // the runtime calls its sync function once at start, before any plugin
+	cmd := exec.Command(bin, "nri", "--socket="+sock, "--policy="+polDir,
+		"--host-root="+filepath.Join(root, "livepatch/testdata/hosts/debian12-enabled"),
+		"--hook-path="+bin, "--node-name=bench",
+		"--decision-socket="+filepath.Join(dir, "decision.sock"), "--audit-socket="+filepath.Join(dir, "audit.sock"),
+		"--audit-log="+filepath.Join(dir, "audit.log"), "--status-file="+filepath.Join(dir, "status.json"),
+		"--state-file="+filepath.Join(dir, "state.json"))
+	logf, err := os.Create(filepath.Join(dir, "patchgate.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	select {
+	case <-synced:
+	case <-time.After(30 * time.Second):
+		log, _ := os.ReadFile(logf.Name())
+		b.Fatalf("patchgate did not connect:\n%s", log)
+	}
+	time.Sleep(2 * time.Second) // settle: first kernel reading, policy load
+	idle := rssKiB(b, cmd.Process.Pid)
+
+	captures := map[string][2][]byte{}
+	for _, c := range []string{"seccomp-unconfined", "default-kubelet", "privileged"} {
+		pod, err1 := os.ReadFile(filepath.Join(root, "plugin/testdata/nri", c, "nri-pod.json"))
+		ctr, err2 := os.ReadFile(filepath.Join(root, "plugin/testdata/nri", c, "nri-container.json"))
+		if err1 != nil || err2 != nil {
+			b.Fatal(err1, err2)
+		}
+		captures[c] = [2][]byte{pod, ctr}
+	}
+	names := []string{"seccomp-unconfined", "default-kubelet", "privileged"}
+	b.ResetTimer()
+	for i := 0; i < 1000; i++ {
+		c := captures[names[i%3]]
+		pod, ctr := &api.PodSandbox{}, &api.Container{}
+		if err := protojson.Unmarshal(c[0], pod); err != nil {
+			b.Fatal(err)
+		}
+		if err := protojson.Unmarshal(c[1], ctr); err != nil {
+			b.Fatal(err)
+		}
+		ctr.Id = fmt.Sprintf("%060d%04d", 0, i)
+		ctr.Name = fmt.Sprintf("c%d", i)
+		_, _ = rt.CreateContainer(context.Background(), &adaptation.CreateContainerRequest{Pod: pod, Container: ctr})
+	}
+	b.StopTimer()
+	after := rssKiB(b, cmd.Process.Pid)
+	b.ReportMetric(float64(idle)/1024, "idle-RSS-MiB")
+	b.ReportMetric(float64(after)/1024, "RSS-after-1000-MiB")
+}
+
+func rssKiB(b *testing.B, pid int) int {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
