@@ -7,8 +7,9 @@
 #
 # Prints nothing on stdout but the final "KVER=... ROOT=..." line. Re-running
 # it with a warm cache does no network or unpacking work. The kernel version is
-# what this machine's apt index resolves linux-image-amd64 to, unless
-# VMTEST_KVER (e.g. 6.1.0-56-amd64) says otherwise.
+# what this machine's apt index resolves linux-image-amd64 to on the first run
+# (kept in CACHE_DIR/kver), unless VMTEST_KVER (e.g. 6.1.0-56-amd64) says
+# otherwise.
 set -euo pipefail
 
 cache=${1:?usage: fetch.sh CACHE_DIR}
@@ -18,6 +19,15 @@ cache=$(cd "$cache" && pwd)
 log() { echo "vmtest/fetch: $*" >&2; }
 
 kver=${VMTEST_KVER:-}
+# A warm cache keeps the kernel it resolved first (apt-cache alone takes
+# seconds); remove CACHE_DIR/kver to move to a newer one.
+if [ -z "$kver" ] && [ -f "$cache/kver" ]; then
+  kver=$(cat "$cache/kver")
+  if [ -f "$cache/root-${kver}/.complete" ] && [ -f "$cache/root-${kver}/boot/vmlinux-${kver}" ]; then
+    echo "KVER=${kver} ROOT=$cache/root-${kver}"
+    exit 0
+  fi
+fi
 if [ -z "$kver" ]; then
   # linux-image-amd64 depends on exactly one linux-image-<abi>-amd64.
   dep=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
@@ -105,4 +115,5 @@ if [ ! -f "$vmlinux" ]; then
   fi
 fi
 
+[ -n "${VMTEST_KVER:-}" ] || echo "$kver" >"$cache/kver"
 echo "KVER=${kver} ROOT=${root}"
