@@ -224,8 +224,12 @@ func (d *demo) story(ctx context.Context) error {
 	if err := r.Err(); err != nil {
 		return err
 	}
-	priv := container("debug-shell", 0, true)
+	priv := container("debug-shell", -1, true)
 	priv.Privileged = true
+	sc := priv.Raw["linux"].(map[string]any)["security_context"].(map[string]any)
+	sc["privileged"] = true // as kubelet sends it: no masked paths
+	delete(sc, "masked_paths")
+	delete(sc, "readonly_paths")
 	if err := d.create(ctx, ppodID, ppod, priv, false); err != nil {
 		return err
 	}
@@ -277,9 +281,15 @@ func (d *demo) story(ctx context.Context) error {
 	return nil
 }
 
-// container is a busybox container that sleeps; uid -1 is root.
+// container is a busybox container that sleeps, with the security context
+// kubelet would send (its default masked and read-only paths, from
+// k8s.io/kubernetes pkg/securitycontext/util.go); uid -1 is root.
 func container(name string, uid int64, unconfined bool) harness.ContainerConfig {
-	sc := map[string]any{}
+	sc := map[string]any{
+		"masked_paths": []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"},
+		"readonly_paths": []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+	}
 	if uid >= 0 {
 		sc["run_as_user"] = map[string]any{"value": uid}
 	}
@@ -305,8 +315,11 @@ func (d *demo) create(ctx context.Context, podID string, pod harness.PodConfig, 
 	id, r := d.h.RunContainer(ctx, podID, pod, c)
 	if r.ExitCode != 0 {
 		msg := r.ErrorMessage()
-		if i := strings.Index(msg, "failed to get NRI adjustment"); i >= 0 {
-			msg = msg[i:]
+		for _, from := range []string{"failed to get NRI adjustment", "error running hook"} {
+			if i := strings.Index(msg, from); i >= 0 {
+				msg = "... " + msg[i:]
+				break
+			}
 		}
 		d.say("REFUSED: " + msg)
 		if wantAdmitted {
