@@ -302,7 +302,7 @@ func TestRemediateDefaults(t *testing.T) {
 	}
 	// sysfs only: no default, a clear failure.
 	_, _, rem := setup(t, "debian12-enabled", nil, WithBehind(func(*policy.KernelState) bool { return true }))
-	o := rem.Ensure(context.Background(), time.Second)
+	o := rem.Ensure(context.Background(), time.Minute)
 	if o.Status != StatusFailed || !strings.Contains(o.Reason, "remediation.command") {
 		t.Errorf("sysfs: %+v", o)
 	}
@@ -311,7 +311,7 @@ func TestRemediateDefaults(t *testing.T) {
 	if cmds := must(rem.Commands(m.Snapshot())); !reflect.DeepEqual(cmds, [][]string{{"/usr/local/bin/site-update", "--now"}}) {
 		t.Errorf("override: %v", cmds)
 	}
-	o = rem.Ensure(context.Background(), time.Second)
+	o = rem.Ensure(context.Background(), time.Minute)
 	if o.Status != StatusFailed || !strings.Contains(o.Reason, "tool not found") {
 		t.Errorf("missing override command: %+v", o)
 	}
