@@ -62,21 +62,35 @@ func FuzzLoadPolicy(f *testing.F) {
 	})
 }
 
-// FuzzEvaluateSpec: a malformed spec gives an error; a spec that parses is
-// judged without a panic, and never allowed when it plainly breaks an
-// enforced rule.
+// FuzzEvaluateSpec: a malformed spec (container or sandbox) gives an error; a
+// spec that parses is judged without a panic, and never allowed when it
+// plainly breaks an enforced rule.
 func FuzzEvaluateSpec(f *testing.F) {
-	addFileSeeds(f, "testdata/specs/*/config.json")
-	f.Add([]byte(`{"ociVersion": "1.2.0", "process": {"user": {"uid": 0}}, "linux": {}}`))
-	f.Add([]byte(`{"process": null, "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]}}`))
-	f.Add([]byte(`{"linux": {"resources": {"devices": [{"allow": true}]}}}`))
-	f.Add([]byte(`[]`))
+	dirs, err := filepath.Glob("testdata/specs/*")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, d := range dirs {
+		c, err := os.ReadFile(filepath.Join(d, "config.json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		sb, err := os.ReadFile(filepath.Join(d, "sandbox.json"))
+		if err != nil {
+			sb = nil
+		}
+		f.Add(c, sb)
+	}
+	f.Add([]byte(`{"ociVersion": "1.2.0", "process": {"user": {"uid": 0}}, "linux": {}}`), []byte(nil))
+	f.Add([]byte(`{"process": null, "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]}}`), []byte(nil))
+	f.Add([]byte(`{"process": {}, "linux": {"resources": {"devices": [{"allow": true}]}, "namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}}`), []byte(`{"linux": {"sysctl": {"kernel.x": "1"}}}`))
+	f.Add([]byte(`[]`), []byte(`{}`))
 	p, err := LoadBytes("strict.yaml", []byte(header+"metadata: {name: strict}\nspec: {defaultAction: enforce}\n"))
 	if err != nil {
 		f.Fatal(err)
 	}
 	k := freshKernel()
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, data, sandboxData []byte) {
 		spec, err := ParseSpec(data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidSpec) {
@@ -84,7 +98,16 @@ func FuzzEvaluateSpec(f *testing.F) {
 			}
 			return
 		}
-		w, err := FromSpec(spec, nil, FromSpecOptions{Source: "fuzz"})
+		var sandbox *specs.Spec
+		if len(sandboxData) > 0 {
+			if sandbox, err = ParseSpec(sandboxData); err != nil {
+				if !errors.Is(err, ErrInvalidSpec) {
+					t.Fatalf("error does not wrap ErrInvalidSpec: %v", err)
+				}
+				return
+			}
+		}
+		w, err := FromSpec(spec, sandbox, FromSpecOptions{Source: "fuzz"})
 		if err != nil {
 			if !errors.Is(err, ErrInvalidSpec) {
 				t.Fatalf("error does not wrap ErrInvalidSpec: %v", err)
@@ -95,7 +118,7 @@ func FuzzEvaluateSpec(f *testing.F) {
 		if d.Verdict != Allow {
 			return
 		}
-		// Allowed: check the plain facts against the raw spec.
+		// Allowed: check the plain facts against the raw specs.
 		switch {
 		case spec.Linux.Seccomp == nil:
 			t.Fatal("allowed without seccomp")
@@ -111,6 +134,18 @@ func FuzzEvaluateSpec(f *testing.F) {
 		for _, ns := range []string{"pid", "ipc", "network", "uts"} {
 			if findNS(spec.Linux.Namespaces, specsNS(ns)) == nil {
 				t.Fatalf("allowed in the host %s namespace", ns)
+			}
+			// A container joining the sandbox's namespace by path shares
+			// the host's when the sandbox has none of its own.
+			if c := findNS(spec.Linux.Namespaces, specsNS(ns)); sandbox != nil && c.Path != "" && findNS(sandbox.Linux.Namespaces, specsNS(ns)) == nil {
+				t.Fatalf("allowed joining a sandbox that uses the host %s namespace", ns)
+			}
+		}
+		if sandbox != nil {
+			for name := range sandbox.Linux.Sysctl {
+				if !p.compiled.sysctlAllowed(name) {
+					t.Fatalf("allowed with pod sysctl %q", name)
+				}
 			}
 		}
 	})
