@@ -90,6 +90,7 @@ const kernelAware = "../../examples/policies/kernel-aware.yaml"
 
 func TestCheckExitCodes(t *testing.T) {
 	cvePolicy := writePolicy(t, "  kernel:\n    requiredCVEs: [CVE-2021-3347]\n")
+	kcarePolicy := writePolicy(t, "  kernel:\n    provider: kernelcare\n")
 	for _, c := range []struct {
 		policy, host string
 		code         int
@@ -104,6 +105,10 @@ func TestCheckExitCodes(t *testing.T) {
 		{cvePolicy, "ubuntu16-canonical-yaml", 1, []string{"kernelCVEs"}},
 		// The Canonical client is not enabled: the CVEs cannot be known.
 		{cvePolicy, "ubuntu22-canonical-disabled", 2, []string{"kernelStateUnknown"}},
+		// The policy names a provider whose tool is not installed: the
+		// whole state is unknown, whatever the policy requires.
+		{kcarePolicy, "debian12-enabled", 2, []string{"kernelStateUnknown"}},
+		{kcarePolicy, "ubuntu20-kernelcare", 0, nil},
 		// No policy: the default has no kernel requirement.
 		{"", "debian12-nolivepatch", 0, nil},
 	} {
