@@ -239,7 +239,7 @@ func buildTools(ctx context.Context, goBin, modDir, binDir, stamp string, log io
 	cmd.Dir = modDir
 	// Static binaries: the shim and containerd need no libc, as in containerd's own releases of
 	// the shim; cgo-only plugins (btrfs) are left out, the overlayfs snapshotter is used.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"))
 	var stderr bytes.Buffer
 	cmd.Stdout = log
 	cmd.Stderr = io.MultiWriter(log, &stderr)
