@@ -268,6 +268,7 @@ func testNoPatches(t *testing.T, r *Run) {
 		t.Errorf("%s: release %q is not uname -r", describe(s), out.Kernel.Release)
 	}
 	testEval(t, r, "1-eval", policy.Deny)
+	testEval(t, r, "1-eval-host", policy.Deny) // the state read from the real sysfs by eval itself
 
 	s = step(t, r, "1-check-text")
 	wantRC(t, s, 1)
@@ -312,6 +313,7 @@ func testLoadSample(t *testing.T, r *Run) {
 		t.Fatalf("%s: want compliant with livepatch_sample enabled and transitioned", describe(s))
 	}
 	testEval(t, r, "2-eval", policy.Warn)
+	testEval(t, r, "2-eval-host", policy.Warn) // the state read from the real sysfs by eval itself
 
 	ts := step(t, r, "2-tainted")
 	taint, err := strconv.ParseUint(ts.Text("stdout"), 10, 64)
@@ -329,7 +331,7 @@ func testLoadSample(t *testing.T, r *Run) {
 
 // testEval: `patchgate eval` of runc's default (root) spec under
 // examples/policies/kernel-aware.yaml, with the kernel state the check before
-// it printed. Root is blocked while the required patch is missing and
+// it printed (--kernel-state) or read by eval itself (--host-root /). Root is blocked while the required patch is missing and
 // admitted with a warning once it is in force.
 func testEval(t *testing.T, r *Run, id string, want policy.Verdict) {
 	t.Helper()
