@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/patchgate/patchgate/policy"
 )
@@ -69,7 +70,7 @@ func runPolicyValidate(args []string, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: valid (policy %q, %s)\n", path, p.Name(), p.Digest())
+		fmt.Fprintf(stdout, "%s: valid (policy %q, %s, %d %s)\n", path, p.Name(), p.Digest(), len(p.Sources), plural(len(p.Sources), "file", "files"))
 	}
 	return code
 }
@@ -102,7 +103,13 @@ func runPolicyShow(args []string, stdout, stderr io.Writer) int {
 	case "yaml":
 		out, err = p.MarshalYAML()
 		if err == nil {
-			out = append([]byte(fmt.Sprintf("# effective policy %q, %s\n", p.Name(), p.Digest())), out...)
+			head := fmt.Sprintf("# effective policy %q, %s\n", p.Name(), p.Digest())
+			if len(p.Sources) > 0 {
+				head += "# merged from: " + strings.Join(p.Sources, ", ") + "\n"
+			} else {
+				head += "# the built-in default policy\n"
+			}
+			out = append([]byte(head), out...)
 		}
 	case "json":
 		out, err = json.MarshalIndent(p, "", "  ")
@@ -119,4 +126,11 @@ func runPolicyShow(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
