@@ -1,6 +1,7 @@
 package livepatch
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -474,4 +475,32 @@ func FuzzParseKlpStatus(f *testing.F) {
 			t.Fatalf("status %q", s)
 		}
 	})
+}
+
+// An old client that rejects --format: the provider asks again without it
+// and parses the YAML.
+func TestCanonicalFallsBackToYAML(t *testing.T) {
+	root := copyTree(t, "ubuntu16-canonical-yaml")
+	script := `#!/bin/sh
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+case "$*" in
+"status --verbose") cat "$root/recorded/canonical-livepatch-status.yaml" ;;
+*) echo "unknown flag: --format" >&2; exit 2 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(root, "snap/bin/canonical-livepatch"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := Canonical{}.Read(context.Background(), &Env{HostRoot: root})
+	if r.Failed || r.CanonicalState != "applied" || !reflect.DeepEqual(r.FixedCVEs, []string{"CVE-2015-7837", "CVE-2016-0758"}) {
+		t.Errorf("%+v", r)
+	}
+	// Both forms failing: the reason names both.
+	if err := os.WriteFile(filepath.Join(root, "snap/bin/canonical-livepatch"), []byte("#!/bin/sh\necho 'unknown flag: --format' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = Canonical{}.Read(context.Background(), &Env{HostRoot: root})
+	if !r.Failed || len(r.Unknown) != 2 || !strings.Contains(r.Unknown[0].Reason, "unknown flag") {
+		t.Errorf("%+v", r)
+	}
 }
