@@ -33,7 +33,8 @@
 // next Open, so every line of the log parses.
 //
 // Rotation happens under the same mutex between two records, so it neither
-// loses nor repeats one. Backups are Path.1 (newest) to Path.MaxBackups.
+// loses nor repeats one. Backups are Path.<UTC time of the rotation>
+// (BackupLayout); the oldest beyond MaxBackups are deleted.
 //
 // The socket and the spool: a sender that gets no acknowledgement appends the
 // record to the spool, even if the daemon did write it before dying. The

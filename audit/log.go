@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,7 +51,7 @@ var (
 // Config is the audit log's configuration. Front ends map the policy's
 // spec.audit block onto it (maxSizeMB * 1<<20 -> MaxSizeBytes).
 type Config struct {
-	// Path is the log file; backups are Path.1 (newest) .. Path.MaxBackups.
+	// Path is the log file; backups are Path.<UTC time of rotation>.
 	Path string
 	// MaxSizeBytes rotates the log before a record would take it past this
 	// size (0: DefaultMaxSizeBytes).
@@ -386,35 +386,34 @@ func (l *Log) writeLine(line []byte, uuid string, sync, dedup bool) (bool, error
 	return true, nil
 }
 
-// rotateLocked renames Path.i to Path.i+1 (the oldest falls off), Path to
-// Path.1, and opens a new Path. Each record is written whole to exactly one
-// file under l.mu, so rotation neither loses nor repeats one.
+// BackupLayout is the time suffix of a rotated file: Path + "." + the UTC
+// time of the rotation. It has a fixed width, so names sort like times.
+const BackupLayout = "2006-01-02T15-04-05.000000000Z"
+
+// rotateLocked renames Path to Path.<time> and opens a new Path, then deletes
+// the oldest backups beyond MaxBackups. A backup never changes its name again,
+// so a reader that lists the directory while the log rotates misses at most
+// the one file just renamed (and sees the current file change). Each record is
+// written whole to exactly one file under l.mu, so rotation neither loses nor
+// repeats one.
 func (l *Log) rotateLocked() error {
 	if err := l.f.Close(); err != nil {
 		l.warnLocked(fmt.Errorf("close before rotation: %w", err))
 	}
 	l.f = nil
-	// Shift the run of backups 1..n-1 up by one; n is the first free slot,
-	// so the loop costs as many renames as there are backups.
-	n := 1
-	for ; n <= l.cfg.MaxBackups; n++ {
-		if _, err := os.Lstat(backupPath(l.cfg.Path, n)); err != nil {
-			break
+	files, err := LogFiles(l.cfg.Path)
+	if err != nil {
+		_ = l.openFile()
+		return err
+	}
+	// Keep names increasing even if the clock steps back.
+	t := time.Now().UTC()
+	for _, f := range files {
+		if bt, ok := backupTime(l.cfg.Path, f); ok && !t.After(bt) {
+			t = bt.Add(time.Nanosecond)
 		}
 	}
-	for i := n - 1; i >= 1; i-- {
-		var err error
-		if i == l.cfg.MaxBackups {
-			err = os.Remove(backupPath(l.cfg.Path, i)) // retention: the oldest falls off
-		} else {
-			err = os.Rename(backupPath(l.cfg.Path, i), backupPath(l.cfg.Path, i+1))
-		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			_ = l.openFile()
-			return err
-		}
-	}
-	if err := os.Rename(l.cfg.Path, backupPath(l.cfg.Path, 1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Rename(l.cfg.Path, l.cfg.Path+"."+t.Format(BackupLayout)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		_ = l.openFile()
 		return err
 	}
@@ -424,10 +423,27 @@ func (l *Log) rotateLocked() error {
 	if l.cfg.Sync {
 		syncDir(filepath.Dir(l.cfg.Path))
 	}
+	// Retention: files[0] was the current file (now the newest backup), the
+	// rest are backups, newest first.
+	for i, f := range files {
+		if i >= l.cfg.MaxBackups && f != l.cfg.Path {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.warnLocked(fmt.Errorf("remove old backup: %w", err))
+			}
+		}
+	}
 	return nil
 }
 
-func backupPath(path string, i int) string { return path + "." + strconv.Itoa(i) }
+// backupTime parses the time suffix of a backup file name.
+func backupTime(path, name string) (time.Time, bool) {
+	suffix, ok := strings.CutPrefix(filepath.Base(name), filepath.Base(path)+".")
+	if !ok || len(suffix) != len(BackupLayout) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(BackupLayout, suffix)
+	return t, err == nil
+}
 
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
@@ -526,10 +542,10 @@ func (l *Log) syncFile() error {
 func (l *Log) loadSeen(full bool) {
 	budget := int64(seenWindowBytes)
 	var ids []string
-	for i := 0; i <= l.cfg.MaxBackups && (full || budget > 0); i++ {
-		p := l.cfg.Path
-		if i > 0 {
-			p = backupPath(l.cfg.Path, i)
+	files, _ := LogFiles(l.cfg.Path) // current first, then backups newest first
+	for _, p := range files {
+		if !full && budget <= 0 {
+			break
 		}
 		got, n := uuidsInTail(p, budget, full)
 		budget -= n
@@ -587,21 +603,29 @@ func uuidsInTail(path string, budget int64, full bool) ([]string, int64) {
 // readLine reads one line of at most MaxLineBytes (the rest of a longer line
 // is discarded and the returned line is marked by ErrLineTooLong).
 func readLine(br *bufio.Reader) ([]byte, error) {
+	line, _, err := readLineN(br)
+	return line, err
+}
+
+// readLineN is readLine that also returns how many bytes it consumed.
+func readLineN(br *bufio.Reader) ([]byte, int, error) {
 	line, err := br.ReadSlice('\n')
+	n := len(line)
 	if errors.Is(err, bufio.ErrBufferFull) {
 		long := append([]byte(nil), line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = br.ReadSlice('\n')
-			if len(long) < MaxLineBytes+1 {
+			n += len(line)
+			if len(long) <= MaxLineBytes {
 				long = append(long, line...)
 			}
 		}
 		if len(long) > MaxLineBytes {
-			return long[:MaxLineBytes], errLineTooLongOr(err)
+			return long[:MaxLineBytes], n, errLineTooLongOr(err)
 		}
-		return long, err
+		return long, n, err
 	}
-	return line, err
+	return line, n, err
 }
 
 // errLineTooLong marks a line cut at MaxLineBytes.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -116,15 +115,34 @@ func TestMaxBackupsDropsOldest(t *testing.T) {
 	dir := shortDir(t)
 	path := filepath.Join(dir, "audit.log")
 	l := openLog(t, Config{Path: path, MaxSizeBytes: 2048, MaxBackups: 2})
+	var sent []string
 	for i := 0; i < 40; i++ {
-		if err := l.Write(context.Background(), blockedRecord(t, SourceNRI, "c")); err != nil {
+		r := blockedRecord(t, SourceNRI, "c")
+		if err := l.Write(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
+		sent = append(sent, r.UUID)
 	}
 	files, _ := LogFiles(path)
-	want := []string{path, path + ".1", path + ".2"}
-	if strings.Join(files, " ") != strings.Join(want, " ") {
-		t.Fatalf("files = %v, want %v", files, want)
+	if len(files) != 3 || files[0] != path {
+		t.Fatalf("files = %v, want the current file and 2 backups", files)
+	}
+	for _, f := range files[1:] {
+		if _, ok := backupTime(path, f); !ok {
+			t.Fatalf("%s is not named %s.<%s>", f, path, BackupLayout)
+		}
+	}
+	if files[1] <= files[2] {
+		t.Fatalf("backups not newest first: %v", files)
+	}
+	// What is kept is the newest records, each once, in one unbroken run.
+	got := readAllUUIDs(t, path)
+	kept := 0
+	for i := len(sent) - 1; i >= 0 && got[sent[i]] == 1; i-- {
+		kept++
+	}
+	if kept != len(got) || kept == 0 || kept == len(sent) {
+		t.Fatalf("kept %d newest of %d; log holds %d", kept, len(sent), len(got))
 	}
 }
 

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
@@ -27,16 +25,28 @@ func (p Problem) Error() string { return fmt.Sprintf("%s:%d: %v", p.File, p.Line
 // and problem for each line that is not one (with its 1-based line number).
 // Empty lines are skipped. It stops only at a read error or when ctx is done.
 func Scan(ctx context.Context, r io.Reader, name string, fn func(Record), problem func(Problem)) error {
+	// Scan reads a whole stream: a last line without '\n' is still a line.
+	_, _, err := scanFrom(ctx, r, name, 1, true, fn, problem)
+	return err
+}
+
+// scanFrom scans complete lines, numbering them from firstLine. It returns
+// the bytes and lines consumed. A last line without '\n' is not consumed, so
+// that a reader following a growing file can come back for the rest; it is
+// judged only with judgeFrag.
+func scanFrom(ctx context.Context, r io.Reader, name string, firstLine int, judgeFrag bool, fn func(Record), problem func(Problem)) (consumed int64, lines int, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	for n := 1; ; n++ {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
+	for n := firstLine; ; n++ {
+		if (n-firstLine)%1024 == 1023 && ctx.Err() != nil {
+			return consumed, lines, ctx.Err()
 		}
-		line, err := readLine(br)
+		line, size, err := readLineN(br)
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errLineTooLong) {
-			return fmt.Errorf("%s:%d: %w", name, n, err)
+			return consumed, lines, fmt.Errorf("%s:%d: %w", name, n, err)
 		}
-		if len(trimNL(line)) > 0 {
+		atEOF := errors.Is(err, io.EOF)
+		complete := size > 0 && !atEOF
+		if len(trimNL(line)) > 0 && (complete || judgeFrag) {
 			if errors.Is(err, errLineTooLong) {
 				problem(Problem{File: name, Line: n, Err: fmt.Errorf("%w: %w", ErrInvalidRecord, errLineTooLong)})
 			} else if rec, perr := ParseRecord(line); perr != nil {
@@ -45,8 +55,12 @@ func Scan(ctx context.Context, r io.Reader, name string, fn func(Record), proble
 				fn(rec)
 			}
 		}
-		if errors.Is(err, io.EOF) {
-			return nil
+		if complete {
+			consumed += int64(size)
+			lines++
+		}
+		if atEOF {
+			return consumed, lines, nil
 		}
 	}
 }
@@ -58,17 +72,32 @@ type ReadOptions struct {
 	SpoolPath string
 }
 
+type fileKey [2]uint64 // device, inode
+
+type fileCursor struct {
+	off  int64
+	line int
+}
+
 // ReadAll reads the log at path, its rotated backups and (optionally) the
-// spool, drops repeated UUIDs, and returns the records sorted by time. The
-// current file is read first and backups from newest to oldest, re-listing
-// until no unread file appears, so a rotation during the read loses no file.
-// A missing log is not an error (no records).
+// spool, drops repeated UUIDs, and returns the records sorted by time. A
+// missing log is not an error (no records).
+//
+// It is safe against a daemon that writes, rotates and ingests meanwhile.
+// Each pass reads the spool before the log (a record moves from the spool
+// into the log, never back) and follows every file by inode from where the
+// last pass stopped. Backups never change their name, so only a rotation
+// during a pass can hide a file from it (the current file renamed after the
+// directory was listed); passes repeat until the current file is the same
+// before and after one. Every record stored before ReadAll started is then
+// returned, unless retention deleted its file meanwhile.
 func ReadAll(ctx context.Context, path string, opts ReadOptions) ([]Record, []Problem, error) {
 	var recs []Record
 	var problems []Problem
 	byUUID := map[string]bool{}
-	read := map[[2]uint64]bool{}
-	readFile := func(p string) (bool, error) {
+	cursors := map[fileKey]*fileCursor{}
+	done := map[string]bool{} // backups read to the end (they never change)
+	readFile := func(p string, judgeFrag bool) (eof bool, err error) {
 		f, err := os.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
 			return false, nil
@@ -81,44 +110,95 @@ func ReadAll(ctx context.Context, path string, opts ReadOptions) ([]Record, []Pr
 		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 			return false, err
 		}
-		key := [2]uint64{st.Dev, st.Ino}
-		if read[key] {
-			return false, nil
+		key := fileKey{st.Dev, st.Ino}
+		c := cursors[key]
+		if c == nil {
+			c = &fileCursor{}
+			cursors[key] = c
 		}
-		read[key] = true
-		err = Scan(ctx, f, p, func(r Record) {
-			if !byUUID[r.UUID] {
-				byUUID[r.UUID] = true
-				recs = append(recs, r)
+		if c.off < st.Size {
+			if _, err := f.Seek(c.off, io.SeekStart); err != nil {
+				return false, err
 			}
-		}, func(pr Problem) { problems = append(problems, pr) })
-		return true, err
+			// A last line without '\n' is being written, or was torn by a
+			// crash: it is left for a later pass, judged only in the last.
+			consumed, lines, err := scanFrom(ctx, f, p, c.line+1, judgeFrag, func(r Record) {
+				if !byUUID[r.UUID] {
+					byUUID[r.UUID] = true
+					recs = append(recs, r)
+				}
+			}, func(pr Problem) { problems = append(problems, pr) })
+			c.off += consumed
+			c.line += lines
+			if err != nil {
+				return false, err
+			}
+		}
+		return c.off >= st.Size, nil
 	}
-	for {
+	var names []string
+	for pass := 0; ; pass++ {
+		if pass > 10000 {
+			return nil, nil, fmt.Errorf("%s: the log keeps rotating faster than it can be read", path)
+		}
+		before, err := inodeOf(path)
+		if err != nil {
+			return nil, nil, err
+		}
 		files, err := LogFiles(path)
 		if err != nil {
 			return nil, nil, err
 		}
+		names = names[:0]
 		if opts.SpoolPath != "" {
-			files = append(files, opts.SpoolPath+".ingest", opts.SpoolPath)
+			names = append(names, opts.SpoolPath, opts.SpoolPath+".ingest")
 		}
-		any := false
-		for _, p := range files {
-			got, err := readFile(p)
+		names = append(names, files...)
+		for _, p := range names {
+			if done[p] {
+				continue
+			}
+			eof, err := readFile(p, false)
 			if err != nil {
 				return nil, nil, err
 			}
-			any = any || got
+			if eof && p != path && p != opts.SpoolPath && p != opts.SpoolPath+".ingest" {
+				done[p] = true
+			}
 		}
-		if !any {
+		after, err := inodeOf(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if before == after {
 			break
+		}
+	}
+	// Last, what is left after the last complete line of each file: the rest
+	// of a line being written, or one torn by a crash.
+	for _, p := range names {
+		if _, err := readFile(p, true); err != nil {
+			return nil, nil, err
 		}
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Time.Before(recs[j].Time.Time) })
 	return recs, problems, nil
 }
 
-// LogFiles returns the log and its numbered backups that exist, newest first.
+// inodeOf identifies the file at path; the zero key when there is none.
+func inodeOf(path string) (fileKey, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return fileKey{}, nil
+		}
+		return fileKey{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return fileKey{st.Dev, st.Ino}, nil
+}
+
+// LogFiles returns the log and its backups (Path.<time>) that exist: the
+// current file first, then backups newest first.
 func LogFiles(path string) ([]string, error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	ents, err := os.ReadDir(dir)
@@ -128,29 +208,17 @@ func LogFiles(path string) ([]string, error) {
 		}
 		return nil, err
 	}
-	type backup struct {
-		n    int
-		name string
-	}
-	var out []string
-	var backups []backup
+	var out, backups []string
 	for _, e := range ents {
 		name := e.Name()
 		if name == base {
 			out = append(out, filepath.Join(dir, name))
 			continue
 		}
-		suffix, ok := strings.CutPrefix(name, base+".")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.Atoi(suffix); err == nil && n > 0 && strconv.Itoa(n) == suffix {
-			backups = append(backups, backup{n, filepath.Join(dir, name)})
+		if _, ok := backupTime(path, name); ok {
+			backups = append(backups, filepath.Join(dir, name))
 		}
 	}
-	sort.Slice(backups, func(i, j int) bool { return backups[i].n < backups[j].n })
-	for _, b := range backups {
-		out = append(out, b.name)
-	}
-	return out, nil
+	sort.Sort(sort.Reverse(sort.StringSlice(backups)))
+	return append(out, backups...), nil
 }

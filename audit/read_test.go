@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestScanLongLines(t *testing.T) {
@@ -32,5 +34,77 @@ func TestScanLongLines(t *testing.T) {
 	}
 	if len(problems) != 1 || problems[0].Line != 2 || !errors.Is(problems[0].Err, errLineTooLong) {
 		t.Fatalf("problems %v", problems)
+	}
+}
+
+// TestReadAllDuringRotation: while a writer keeps rotating the log, every
+// ReadAll snapshot holds every record whose Write returned before the
+// snapshot started (backups are never deleted here), each once.
+func TestReadAllDuringRotation(t *testing.T) {
+	dir := shortDir(t)
+	path := dir + "/audit.log"
+	l := openLog(t, Config{Path: path, MaxSizeBytes: 8000, MaxBackups: 100000})
+	rec := blockedRecord(t, SourceNRI, "api")
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := rec
+			r.UUID = NewUUID()
+			if err := l.Write(context.Background(), r); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			acked = append(acked, r.UUID)
+			mu.Unlock()
+		}
+	}()
+	last := 0
+	for round := 0; ; round++ {
+		// Let the writer get ahead between snapshots (rotating meanwhile).
+		var before []string
+		for spins := 0; ; spins++ {
+			mu.Lock()
+			before = append(before[:0], acked...)
+			mu.Unlock()
+			if len(before) >= last+40 || spins > 200000 {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		last = len(before)
+		if len(before) >= 300 && round >= 6 {
+			break
+		}
+		recs, problems, err := ReadAll(context.Background(), path, ReadOptions{})
+		if err != nil || len(problems) > 0 {
+			t.Fatalf("ReadAll: %v %v", err, problems)
+		}
+		have := make(map[string]int, len(recs))
+		for _, r := range recs {
+			have[r.UUID]++
+		}
+		for _, u := range before {
+			if have[u] != 1 {
+				close(stop)
+				<-done
+				t.Fatalf("round %d: acknowledged record %s seen %d times (%d acked, %d read)", round, u, have[u], len(before), len(recs))
+			}
+		}
+	}
+	close(stop)
+	<-done
+	files, _ := LogFiles(path)
+	if len(files) < 10 {
+		t.Fatalf("only %d files: rotation not exercised", len(files))
 	}
 }

@@ -59,7 +59,7 @@ func parseSince(s string) (time.Duration, error) {
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("path", audit.DefaultPath, "audit log `file` (rotated backups FILE.1, FILE.2, ... are read too)")
+	path := fs.String("path", audit.DefaultPath, "audit log `file` (its rotated backups FILE.<time> are read too)")
 	spool := fs.Bool("spool", true, "also show records still waiting in the spool")
 	since := fs.String("since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
 	action := fs.String("action", "", "only records with this action: blocked, flagged or allowed")
