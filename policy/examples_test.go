@@ -40,3 +40,36 @@ func TestExamplePoliciesLoad(t *testing.T) {
 		names[p.Name()] = true
 	}
 }
+
+// TestExamplePolicyDirectory loads the drop-in layout example as two nodes.
+func TestExamplePolicyDirectory(t *testing.T) {
+	dir := "../examples/policy-dir"
+	gpu, err := Load(dir, "gpu-worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := Load(dir, "worker-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gpu.Name() != "fleet-gpu" || other.Name() != "fleet" {
+		t.Errorf("names %q %q", gpu.Name(), other.Name())
+	}
+	if len(gpu.Sources) != 4 || len(other.Sources) != 3 {
+		t.Errorf("sources %v / %v", gpu.Sources, other.Sources)
+	}
+	for _, p := range []*Policy{gpu, other} {
+		if len(p.Spec.Exemptions) != 2 || len(p.Spec.Kernel.RequiredPatches) != 1 || p.Spec.Rules.RunAsRoot.WhenKernelBehind != ActionEnforce {
+			t.Errorf("%s: drop-ins not merged: %+v", p.Name(), p.Spec)
+		}
+	}
+	w := &Workload{Seen: FieldsAll, Container: ContainerIdentity{Name: "cuda"}, Devices: []Device{{Path: "/dev/nvidia0"}},
+		User: User{UID: 1000}, NoNewPrivileges: true, MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"}, AppArmorProfile: "p"}
+	k := kernelFixture(t, "patched")
+	if d := Evaluate(gpu, w, k, testNow); d.Verdict != Allow {
+		t.Errorf("gpu node: %s %+v", d.Verdict, d.Violations)
+	}
+	if d := Evaluate(other, w, k, testNow); d.Verdict != Deny {
+		t.Errorf("other node: %s", d.Verdict)
+	}
+}
