@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
@@ -149,5 +151,43 @@ func TestServeBusyPort(t *testing.T) {
 	defer ln.Close()
 	if err := Serve(context.Background(), ln.Addr().String(), New()); err == nil {
 		t.Fatal("Serve on a busy port returned nil")
+	}
+}
+
+// TestAuditMetricsFromRealLog: a log whose directory cannot exist (its parent
+// is a regular file) fails every write; the metrics show exactly the log's
+// own counts.
+func TestAuditMetricsFromRealLog(t *testing.T) {
+	dir := t.TempDir()
+	blocker := dir + "/file"
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	l, err := audit.Open(audit.Config{Path: blocker + "/audit.log", Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := policy.Decision{Verdict: policy.Deny}
+	for i := 0; i < 2; i++ {
+		if err := l.Write(context.Background(), audit.NewRecord(audit.SourceNRI, nil, &d, nil, nil)); err == nil {
+			t.Fatal("write under a regular file succeeded")
+		}
+	}
+	m := New()
+	m.WatchAudit(l.Health)
+	want := `
+# HELP patchgate_audit_write_failures_total Audit records that could not be written to the log.
+# TYPE patchgate_audit_write_failures_total counter
+patchgate_audit_write_failures_total 2
+# HELP patchgate_audit_healthy 1 when the last audit write succeeded, else 0.
+# TYPE patchgate_audit_healthy gauge
+patchgate_audit_healthy 0
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want),
+		"patchgate_audit_write_failures_total", "patchgate_audit_healthy"); err != nil {
+		t.Fatal(err)
 	}
 }
