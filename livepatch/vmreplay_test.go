@@ -2,6 +2,7 @@ package livepatch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -74,14 +75,13 @@ func patchList(ps []policy.Patch) string {
 // and returns what the kernel showed.
 func materializeDump(t *testing.T, file, root string) vmDumpWant {
 	t.Helper()
-	f, err := os.Open(file)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var want vmDumpWant
 	values := map[string]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -65,12 +65,13 @@ func (b Boot) Start(ctx context.Context) (*Result, error) {
 	}
 	var serial, stderr bytes.Buffer
 	var out io.Writer = &serial
+	var logFile *os.File
 	if b.Log != "" {
 		f, err := os.Create(b.Log)
 		if err != nil {
 			return nil, fmt.Errorf("vmtest: serial log: %w", err)
 		}
-		defer f.Close()
+		logFile = f
 		out = io.MultiWriter(&serial, f)
 	}
 	cmd := exec.CommandContext(ctx, bin, b.Args()...)
@@ -79,6 +80,11 @@ func (b Boot) Start(ctx context.Context) (*Result, error) {
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
+	if logFile != nil {
+		if cerr := logFile.Close(); cerr != nil {
+			return nil, fmt.Errorf("vmtest: serial log: %w", cerr)
+		}
+	}
 	res := &Result{
 		Serial:   serial.Bytes(),
 		Stderr:   stderr.String(),

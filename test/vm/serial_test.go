@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
@@ -13,12 +14,11 @@ import (
 // It keeps the parser honest about real console output: firmware escape
 // codes, CRLF line ends, kernel lines, multi-line JSON.
 func TestParseRecordedBoot(t *testing.T) {
-	f, err := os.Open("testdata/serial-main.log")
+	b, err := os.ReadFile("testdata/serial-main.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	run, err := Parse(f)
+	run, err := Parse(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
