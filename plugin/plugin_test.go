@@ -15,6 +15,7 @@ import (
 	validator "github.com/containerd/nri/plugins/default-validator"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
 
@@ -303,5 +304,51 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A plugin the runtime launched has no node service until Configure hands
+// it the drop-in configuration (nri.conf).
+func TestConfigureBuildsTheNode(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	var got string
+	p, err := New(WithConfigure(func(_ context.Context, config string) (Node, error) {
+		got = config
+		return h.svc, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.nodeOrErr(); err == nil {
+		t.Fatal("node before Configure")
+	}
+	if _, err := p.Configure(context.Background(), "policy: /etc/patchgate\n", "containerd", "v2.4.2"); err != nil {
+		t.Fatal(err)
+	}
+	if got != "policy: /etc/patchgate\n" {
+		t.Errorf("configure got %q", got)
+	}
+	if n, err := p.nodeOrErr(); err != nil || n != Node(h.svc) {
+		t.Errorf("node after Configure: %v %v", n, err)
+	}
+	if _, err := New(); err == nil {
+		t.Error("a plugin with neither a node nor a way to configure one was accepted")
+	}
+	if err := p.SetHook("relative/patchgate"); err == nil {
+		t.Error("relative hook path accepted")
+	}
+}
+
+func TestDenyMessage(t *testing.T) {
+	d := &policy.Decision{Verdict: policy.Deny, KernelBehind: true, Policy: policy.PolicyRef{Name: "p"},
+		Violations: []policy.Violation{
+			{Rule: "runAsRoot", Action: policy.ActionEnforce, Detail: "container \"a\" must not run as uid 0\n(process.user.uid)"},
+			{Rule: "kernelPatches", Action: policy.ActionWarn, Detail: "patch missing"},
+		}}
+	if got, want := DenyMessage(d, false), `patchgate: denied [runAsRoot]: container "a" must not run as uid 0 (process.user.uid) (policy "p")`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if got := DenyMessage(d, true); !strings.HasPrefix(got, "patchgate: kernel live patch in progress, retry [runAsRoot]") {
+		t.Errorf("remediation message: %s", got)
 	}
 }
