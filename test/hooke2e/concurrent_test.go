@@ -90,3 +90,48 @@ func TestConcurrentHooks(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentRunc starts 20 containers with runc at once, half of them
+// root, with the service up: each root one is refused with the hook's
+// reason, each other one runs, and each refusal has one audit record.
+func TestConcurrentRunc(t *testing.T) {
+	needTools(t, "runc")
+	e := newEnv(t)
+	e.startService()
+	rfs := rootfs(t)
+	const n = 20
+	type job struct {
+		id, bundle string
+		deny       bool
+	}
+	jobs := make([]job, n)
+	for i := range jobs {
+		uid := 1000
+		if i%2 == 0 {
+			uid = 0
+		}
+		jobs[i] = job{id: fmt.Sprintf("pg-crun-%02d", i), bundle: e.runcBundle(t, rfs, setUser(uid)), deny: uid == 0}
+	}
+	var wg sync.WaitGroup
+	outs := make([]string, n)
+	errs := make([]error, n)
+	for i := range jobs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outs[i], errs[i] = e.runcRun(t, jobs[i].bundle, jobs[i].id)
+		}(i)
+	}
+	wg.Wait()
+	want := map[string]string{}
+	for i, j := range jobs {
+		if j.deny {
+			checkRefusal(t, j.id, outs[i], errs[i], []string{"[runAsRoot]"})
+			want[j.id] = "root"
+		} else {
+			checkRefusal(t, j.id, outs[i], errs[i], nil)
+		}
+	}
+	e.finish("service-up", len(want))
+	e.expectAudited(want)
+}
