@@ -36,19 +36,15 @@ vmtest: deps
 
 # End-to-end tests against a real containerd v2.4.2 with NRI, runc and crictl (test/harness).
 # Builds the tools into .cache/e2e first. Needs root; under CI=true nothing may skip.
+e2e: deps
+	./scripts/e2e.sh
+
 # The README's first command: a private containerd with patchgate, step by step. Needs root.
 demo: deps
 	./scripts/demo.sh
 
-e2e: deps
-	./scripts/e2e.sh
-
-# The OCI hook under real runc and podman, service up and down (docs/hook.md).
-hook# The README's first command: a private containerd with patchgate, step by step. Needs root.
-demo: deps
-	./scripts/demo.sh
-
-e2e: deps
+# The OCI hook under real runc, podman and containerd, service up and down (docs/hook.md).
+hooke2e: deps
 	$(GO) test -tags e2e -count=1 ./test/hooke2e/
 
 # Whole-process hook time, median and p95 over RUNS runs (docs/hook.md).
