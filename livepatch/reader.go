@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/patchgate/patchgate/policy"
@@ -143,18 +144,27 @@ func (r *Reader) ActiveProviders() []Provider {
 // Read reads every active provider and merges their reports. It never
 // fails: what could not be read is in KernelState.Unknown.
 func (r *Reader) Read(ctx context.Context) policy.KernelState {
-	sys := Sysfs{}.Read(ctx, &r.env)
-	var reports []Report
-	for _, p := range r.ActiveProviders() {
-		if r.provider != ProviderAuto && !p.Installed(&r.env) {
-			rep := Report{Provider: p.Name(), Patches: []policy.Patch{}}
-			_, _, err := r.env.LookTool(toolOf(p.Name()))
-			rep.unknown(PartAll, fmt.Sprintf("spec.kernel.provider is %s but its tool is missing: %v", p.Name(), err))
-			reports = append(reports, rep)
-			continue
-		}
-		reports = append(reports, p.Read(ctx, &r.env))
+	providers := r.ActiveProviders()
+	reports := make([]Report, len(providers))
+	// Providers run side by side: one hung tool costs one timeout, not
+	// one per provider. Reports keep the providers' order.
+	var wg sync.WaitGroup
+	for i, p := range providers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.provider != ProviderAuto && !p.Installed(&r.env) {
+				rep := Report{Provider: p.Name(), Patches: []policy.Patch{}}
+				_, _, err := r.env.LookTool(toolOf(p.Name()))
+				rep.unknown(PartAll, fmt.Sprintf("spec.kernel.provider is %s but its tool is missing: %v", p.Name(), err))
+				reports[i] = rep
+				return
+			}
+			reports[i] = p.Read(ctx, &r.env)
+		}()
 	}
+	sys := Sysfs{}.Read(ctx, &r.env)
+	wg.Wait()
 	return Merge(sys, reports, r.now())
 }
 
