@@ -28,9 +28,17 @@ if [ -z "$kver" ] && [ -f "$cache/kver" ]; then
     exit 0
   fi
 fi
+resolve() { # linux-image-amd64 depends on exactly one linux-image-<abi>-amd64.
+  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+}
 if [ -z "$kver" ]; then
-  # linux-image-amd64 depends on exactly one linux-image-<abi>-amd64.
-  dep=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  dep=$(resolve)
+  if [ -z "$dep" ] && [ "$(id -u)" -eq 0 ]; then
+    # A machine whose apt lists were never fetched (a fresh container image).
+    log "apt-get update (the apt lists do not know linux-image-amd64)"
+    apt-get update -qq >&2 || true
+    dep=$(resolve)
+  fi
   if [ -z "$dep" ]; then
     log "apt-cache cannot resolve linux-image-amd64 (run apt-get update?)"
     exit 3
