@@ -87,6 +87,8 @@ type env struct {
 	statusFile string
 	hostRoot   string
 	podmanDir  string
+	// useHookBin makes runc bundles run patchgate-hook instead of patchgate.
+	useHookBin bool
 	// hookHostRoot is the hook's --host-root (default hostRoot).
 	hookHostRoot string
 	serve        *exec.Cmd

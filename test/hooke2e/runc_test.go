@@ -100,8 +100,12 @@ func (e *env) runcBundle(t testing.TB, rootfsDir string, tweak func(map[string]a
 	proc["args"] = []string{"/bin/true"}
 	delete(proc, "rlimits") // the sandbox lacks CAP_SYS_RESOURCE (E2E-FACTS)
 	spec["root"] = map[string]any{"path": rootfsDir, "readonly": true}
+	bin := patchgateBin
+	if e.useHookBin {
+		bin = hookBin
+	}
 	spec["hooks"] = map[string]any{"createRuntime": []any{map[string]any{
-		"path": patchgateBin,
+		"path": bin,
 		"args": append([]string{"patchgate", "hook"}, e.hookArgs()...),
 	}}}
 	if tweak != nil {
@@ -134,6 +138,9 @@ func TestRunc(t *testing.T) {
 			e := newEnv(t)
 			if mode == "service-up" {
 				e.startService()
+				// The small binary, with the same hooks.d-style argv
+				// ("patchgate", "hook", flags...).
+				e.useHookBin = true
 			}
 			rfs := rootfs(t)
 			cases := []runcCase{
