@@ -209,3 +209,27 @@ func TestMessageStaysOneBoundedLine(t *testing.T) {
 		t.Fatalf("message of %d bytes: %.200q", len(o.Message), o.Message)
 	}
 }
+
+func TestMainRefusesBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"--bogus"},
+		{"positional"},
+		{"--policy", "relative.yaml"},
+		{"--socket", "run/d.sock"},
+		{"--timeout", "0s"},
+		{"--nri-judged", "nonsense"},
+	} {
+		var stderr strings.Builder
+		code := Main(args, strings.NewReader(""), &stderr)
+		if code != ExitBlock || !strings.HasPrefix(stderr.String(), "patchgate: blocked the container: cannot decide:") ||
+			strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
+		if CheckArgs(args) == nil {
+			t.Errorf("%v: CheckArgs accepted", args)
+		}
+	}
+	if err := CheckArgs([]string{"--policy", "/etc/patchgate", "--socket", "", "--nri-judged", "user,mounts"}); err != nil {
+		t.Fatal(err)
+	}
+}

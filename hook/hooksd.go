@@ -40,6 +40,9 @@ func NewHooksDConfig(bin, stage string, extra []string) (*HooksDConfig, error) {
 	if !hookStages[stage] {
 		return nil, fmt.Errorf("stage %q cannot block a container; use createRuntime (or prestart, createContainer)", stage)
 	}
+	if err := CheckArgs(extra); err != nil {
+		return nil, fmt.Errorf("the hook would refuse every container with these flags: %w", err)
+	}
 	args := append([]string{"patchgate", "hook"}, extra...)
 	return &HooksDConfig{
 		Version: "1.0.0",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/patchgate/patchgate/audit"
@@ -14,36 +15,79 @@ import (
 	"github.com/patchgate/patchgate/service/decision"
 )
 
+// flags are `patchgate hook`'s flags.
+type flags struct {
+	policyPath, nodeName, socket, stateFile, hostRoot string
+	auditSocket, auditSpool, nriJudged                string
+	timeout, serviceTimeout                           time.Duration
+	judged                                            policy.Field
+}
+
+// parseFlags parses the hook's arguments; any error means the hook cannot
+// decide.
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory, for deciding without the service")
+	fs.StringVar(&f.nodeName, "node-name", NodeName(), "node name for the nodes/<name>.yaml overlay")
+	fs.StringVar(&f.socket, "socket", decision.DefaultSocket, `node service decision socket ("" to always decide locally)`)
+	fs.StringVar(&f.stateFile, "state-file", livepatch.DefaultStateFile, "kernel state file the service keeps fresh")
+	fs.StringVar(&f.hostRoot, "host-root", "/", "host root for /proc and /sys")
+	fs.StringVar(&f.auditSocket, "audit-socket", audit.DefaultSocket, "audit socket of the service")
+	fs.StringVar(&f.auditSpool, "audit-spool", "", "audit spool file (default: next to the policy's audit log)")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "whole decision budget")
+	fs.DurationVar(&f.serviceTimeout, "service-timeout", time.Second, "budget for asking the service")
+	fs.StringVar(&f.nriJudged, "nri-judged", "", "fields the NRI plugin that injected this hook has judged already (set by `patchgate nri`)")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("bad hook arguments (check the hooks.d file or the NRI hook injection): %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected hook arguments %q", fs.Args())
+	}
+	judged, err := policy.ParseFieldNames(f.nriJudged)
+	if err != nil {
+		return nil, fmt.Errorf("--nri-judged: %w", err)
+	}
+	f.judged = judged
+	if f.timeout <= 0 || f.serviceTimeout <= 0 {
+		return nil, fmt.Errorf("--timeout and --service-timeout must be positive")
+	}
+	// The runtime runs the hook in the bundle: a relative path would be
+	// read from there.
+	for name, p := range map[string]string{"--policy": f.policyPath, "--audit-socket": f.auditSocket, "--state-file": f.stateFile, "--host-root": f.hostRoot} {
+		if p == "" || !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("%s %q must be an absolute path", name, p)
+		}
+	}
+	for name, p := range map[string]string{"--socket": f.socket, "--audit-spool": f.auditSpool} {
+		if p != "" && !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("%s %q must be an absolute path", name, p)
+		}
+	}
+	return f, nil
+}
+
+// CheckArgs reports whether `patchgate hook` accepts args; `patchgate
+// hooks-config` uses it so that a hooks.d file never carries flags that
+// would make the hook refuse every container.
+func CheckArgs(args []string) error {
+	_, err := parseFlags(args, io.Discard)
+	return err
+}
+
 // Main is `patchgate hook`: flags in args, the runtime's state on stdin, one
 // line on stderr, and the exit code to return (ExitAdmit or ExitBlock). It
 // is shared by the patchgate binary and the small patchgate-hook binary.
 func Main(args []string, stdin io.Reader, stderr io.Writer) int {
-	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	policyPath := fs.String("policy", policy.DefaultDir, "policy file or directory, for deciding without the service")
-	nodeName := fs.String("node-name", NodeName(), "node name for the nodes/<name>.yaml overlay")
-	socket := fs.String("socket", decision.DefaultSocket, `node service decision socket ("" to always decide locally)`)
-	stateFile := fs.String("state-file", livepatch.DefaultStateFile, "kernel state file the service keeps fresh")
-	hostRoot := fs.String("host-root", "/", "host root for /proc and /sys")
-	auditSocket := fs.String("audit-socket", audit.DefaultSocket, "audit socket of the service")
-	auditSpool := fs.String("audit-spool", "", "audit spool file (default: next to the policy's audit log)")
-	timeout := fs.Duration("timeout", 2*time.Second, "whole decision budget")
-	serviceTimeout := fs.Duration("service-timeout", time.Second, "budget for asking the service")
-	nriJudged := fs.String("nri-judged", "", "fields the NRI plugin that injected this hook has judged already (set by `patchgate nri`)")
-	if err := fs.Parse(args); err != nil {
-		// A hook that cannot parse its own flags cannot decide: deny.
-		fmt.Fprintln(stderr, "patchgate: blocked the container: cannot decide: bad hook arguments (check the hooks.d file or the NRI hook injection)")
-		return ExitBlock
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate: blocked the container: cannot decide: unexpected hook arguments %q\n", fs.Args())
-		return ExitBlock
-	}
-	judged, err := policy.ParseFieldNames(*nriJudged)
+	f, err := parseFlags(args, io.Discard)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate: blocked the container: cannot decide: --nri-judged: %v\n", err)
+		// A hook that cannot parse its own flags cannot decide: deny.
+		fmt.Fprintf(stderr, "patchgate: blocked the container: cannot decide: %v\n", err)
 		return ExitBlock
 	}
+	policyPath, nodeName, socket, stateFile, hostRoot := &f.policyPath, &f.nodeName, &f.socket, &f.stateFile, &f.hostRoot
+	auditSocket, auditSpool, timeout, serviceTimeout, judged := &f.auditSocket, &f.auditSpool, &f.timeout, &f.serviceTimeout, f.judged
 	cfg := Config{
 		NRIJudged:  judged,
 		PolicyPath: *policyPath,

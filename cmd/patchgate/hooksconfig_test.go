@@ -56,7 +56,8 @@ func TestHooksConfigFlags(t *testing.T) {
 		strings.Join(cfg.Hook.Args, " ") != "patchgate hook --policy /srv/p.yaml" {
 		t.Fatalf("got %+v", cfg)
 	}
-	for _, bad := range [][]string{{"--path", "patchgate"}, {"--path", "/a/../b"}, {"--stage", "poststop"}, {"--nope"}} {
+	for _, bad := range [][]string{{"--path", "patchgate"}, {"--path", "/a/../b"}, {"--stage", "poststop"}, {"--nope"},
+		{"--", "--bogus-flag"}, {"--", "--policy", "relative/policy.yaml"}, {"--", "--nri-judged", "nonsense"}, {"--", "extra-arg"}} {
 		out.Reset()
 		errb.Reset()
 		if code := runHooksConfig(bad, &out, &errb); code != exitInvalid || out.Len() != 0 {
