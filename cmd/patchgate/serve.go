@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -44,6 +45,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "info", "operational log level")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "patchgate serve: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	// The service hands this path to hooks; make it absolute.
+	if abs, err := filepath.Abs(*policyPath); err == nil {
+		*policyPath = abs
 	}
 	logger := logrus.New()
 	logger.SetOutput(stderr)
