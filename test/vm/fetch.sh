@@ -56,32 +56,40 @@ pkgs=(
   "linux-source-${series}"
 )
 
-# All five come from one source upload; download the same version of each so
-# the headers match the image.
-ver=$(apt-cache policy "linux-image-${kver}" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')
-if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
-  log "no candidate for linux-image-${kver}"
-  exit 3
-fi
+# The image (linux-signed-amd64) and the rest (linux) are built from the same
+# upload; each is downloaded at its own candidate version. The headers carry the
+# image's ABI in their name, which is what the modules' vermagic must match.
+candidate() {
+  apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
+}
 
 root="$cache/root-${kver}"
 debs="$cache/debs"
 mkdir -p "$debs"
 
 if [ ! -f "$root/.complete" ]; then
+  declare -A deb_of
   for p in "${pkgs[@]}"; do
-    if ! ls "$debs/${p}_"*"_"*.deb >/dev/null 2>&1; then
+    ver=$(candidate "$p")
+    if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then
+      log "no candidate version for $p"
+      exit 3
+    fi
+    deb_of[$p]="$debs/${p}_${ver//:/%3a}_$(dpkg --print-architecture).deb"
+    [ -f "${deb_of[$p]}" ] || deb_of[$p]="$debs/${p}_${ver//:/%3a}_all.deb"
+    if [ ! -f "${deb_of[$p]}" ]; then
       log "apt-get download ${p}=${ver}"
       (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "${p}=${ver}" >&2) || {
         log "apt-get download ${p}=${ver} failed"
         exit 3
       }
+      deb_of[$p]=$(ls "$debs/${p}_${ver//:/%3a}_"*.deb | head -n1)
     fi
   done
   rm -rf "$root.tmp"
   mkdir -p "$root.tmp"
   for p in "${pkgs[@]}"; do
-    deb=$(ls "$debs/${p}_"*.deb | head -n1)
+    deb=${deb_of[$p]}
     log "dpkg-deb -x $(basename "$deb")"
     dpkg-deb -x "$deb" "$root.tmp"
   done
