@@ -160,3 +160,26 @@ func TestEvaluateNilInputsDeny(t *testing.T) {
 		t.Errorf("invalid literal policy: %s", d.Verdict)
 	}
 }
+
+// TestDecisionIsDeterministic: details never depend on map iteration order.
+func TestDecisionIsDeterministic(t *testing.T) {
+	p := everyRuleEnforced(t)
+	w := fixtureWorkload(t, "privileged-fail")
+	w.Sysctls = map[string]string{"kernel.a": "1", "vm.b": "2", "kernel.c": "3", "net.core.d": "4", "fs.e": "5"}
+	w.HostNamespaces = []string{"uts", "pid", "network", "ipc", "pid"}
+	first := Evaluate(p, w, kernelFixture(t, "behind"), testNow)
+	for i := 0; i < 50; i++ {
+		d := Evaluate(p, w, kernelFixture(t, "behind"), testNow)
+		if !slices.Equal(d.Violations, first.Violations) {
+			t.Fatalf("run %d differs:\n%+v\n%+v", i, d.Violations, first.Violations)
+		}
+	}
+	for _, v := range first.Violations {
+		if v.Rule == RuleSysctls && v.Detail != `container "app" must not set sysctls "fs.e", "kernel.a", "kernel.c", "net.core.d", "vm.b" (linux.sysctl)` {
+			t.Errorf("sysctls detail %q", v.Detail)
+		}
+		if v.Rule == RuleHostNamespaces && v.Detail != `container "app" must not share the host's "ipc", "network", "pid", "uts" namespaces (linux.namespaces)` {
+			t.Errorf("hostNamespaces detail %q", v.Detail)
+		}
+	}
+}

@@ -187,3 +187,38 @@ func kernelPolicyFuzz(f *testing.F) *Policy {
 }
 
 func specsNS(s string) specs.LinuxNamespaceType { return specs.LinuxNamespaceType(s) }
+
+// FuzzMergePolicy: a base file and a drop-in merge into a valid policy or fail
+// with ErrInvalid naming one of the two files; never a panic.
+func FuzzMergePolicy(f *testing.F) {
+	base, err := os.ReadFile("../examples/policies/kernel-aware.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(base, []byte(header+"spec: {exemptions: [{name: x, namespaces: [a]}], kernel: {tools: {kpatch: /usr/sbin/kpatch}}}\n"))
+	f.Add(base, []byte(header+"spec: {rules: ~, kernel: [a]}\n"))
+	f.Add([]byte(header+"spec: {exemptions: [{name: x, namespaces: [a]}]}\n"), []byte(header+"spec: {exemptions: [{name: x, namespaces: [b]}]}\n"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		p, err := load([]source{{name: "a.yaml", data: a}, {name: "b.yaml", data: b}})
+		if err != nil {
+			var ve *ValidationError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &ve) || len(ve.Errors) == 0 {
+				t.Fatalf("error %v", err)
+			}
+			for _, e := range ve.Errors {
+				if e.File != "a.yaml" && e.File != "b.yaml" {
+					t.Fatalf("error names no input file: %+v", e)
+				}
+			}
+			return
+		}
+		out, err := p.MarshalYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := LoadBytes("show.yaml", out)
+		if err != nil || back.Digest() != p.Digest() {
+			t.Fatalf("merged policy does not round-trip: %v\n%s", err, out)
+		}
+	})
+}

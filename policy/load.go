@@ -290,6 +290,10 @@ func load(srcs []source) (*Policy, error) {
 	// Decode each file on its own first, so that a mistake in one file is
 	// reported even when a later file overrides the key.
 	for _, src := range srcs {
+		if len(src.data) > maxPolicyFileSize {
+			errs = append(errs, PosError{File: src.name, Msg: fmt.Sprintf("larger than %d bytes", maxPolicyFileSize)})
+			continue
+		}
 		root, perrs := parseFile(src, files)
 		if len(perrs) > 0 {
 			errs = append(errs, perrs...)
