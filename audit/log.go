@@ -27,11 +27,12 @@ const (
 	DefaultErrorInterval = time.Minute
 	// MaxLineBytes bounds one record; longer lines are rejected.
 	MaxLineBytes = 1 << 20
-	// seenWindowBytes is how much of the log tail Open reads to learn the
-	// UUIDs of recent records (see "Guarantees" in the package doc).
-	seenWindowBytes = 16 << 20
-	seenLimit       = 1 << 16
+	seenLimit    = 1 << 16
 )
+
+// seenWindowBytes is how much of the log tail Open reads to learn the UUIDs of
+// recent records (see "Guarantees" in the package doc); a variable for tests.
+var seenWindowBytes int64 = 16 << 20
 
 // Sentinel errors.
 var (
@@ -537,17 +538,38 @@ func (l *Log) syncFile() error {
 	return nil
 }
 
-// loadSeen learns the UUIDs of the newest records: the last seenWindowBytes of
-// the log, or all files when full is set.
+// loadSeen learns the UUIDs of the newest records: those in the last
+// seenWindowBytes of the log and, when full is set (an ingest file was left by
+// a crash), those anywhere in the log that the ingest file also holds.
 func (l *Log) loadSeen(full bool) {
-	budget := int64(seenWindowBytes)
+	var wanted map[string]bool
+	if full {
+		ids, _ := uuidsInTail(l.ingestPath(), 0, true)
+		wanted = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			wanted[id] = true
+		}
+	}
+	budget := seenWindowBytes
 	var ids []string
-	files, _ := LogFiles(l.cfg.Path) // current first, then backups newest first
+	files, err := LogFiles(l.cfg.Path) // current first, then backups newest first
+	if err != nil {
+		l.log.WithError(err).Warn("cannot list the audit log files; spool de-duplication starts empty")
+	}
 	for _, p := range files {
 		if !full && budget <= 0 {
 			break
 		}
-		got, n := uuidsInTail(p, budget, full)
+		got, n := uuidsInTail(p, max(budget, 0), full)
+		if budget <= 0 { // beyond the window: only what the ingest file holds
+			kept := got[:0]
+			for _, id := range got {
+				if wanted[id] {
+					kept = append(kept, id)
+				}
+			}
+			got = kept
+		}
 		budget -= n
 		ids = append(got, ids...) // older files first
 	}

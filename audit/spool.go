@@ -69,7 +69,11 @@ func appendSpoolOnce(ctx context.Context, path string, line []byte) (bool, error
 	n, err := f.Write(buf)
 	if err != nil {
 		if n > 0 {
-			_ = f.Truncate(held.Size)
+			if terr := f.Truncate(held.Size); terr != nil {
+				// The fragment stays; the next sender starts with '\n' and
+				// ingest moves the fragment to the rejected file.
+				return false, fmt.Errorf("write spool: %w (and cutting off the partial line: %v)", err, terr)
+			}
 		}
 		return false, fmt.Errorf("write spool: %w", err)
 	}

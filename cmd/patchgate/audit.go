@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
 )
 
 func init() {
@@ -59,7 +60,9 @@ func parseSince(s string) (time.Duration, error) {
 func runAudit(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("path", audit.DefaultPath, "audit log `file` (its rotated backups FILE.<time> are read too)")
+	path := fs.String("path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the policy's spec.audit.path, else "+audit.DefaultPath)
+	policyPath := fs.String("policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
+	nodeName := fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 	spool := fs.Bool("spool", true, "also show records still waiting in the spool")
 	since := fs.String("since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
 	action := fs.String("action", "", "only records with this action: blocked, flagged or allowed")
@@ -67,7 +70,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	namespace := fs.String("namespace", "", "only records of pods in this namespace `NS`")
 	out := fs.String("o", "table", "output format: table or json")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: patchgate audit [--path FILE] [--since DURATION] [--action blocked|flagged] [--rule ID] [--namespace NS] [-o table|json]")
+		fmt.Fprintln(stderr, "usage: patchgate audit [--path FILE | --policy FILE] [--since DURATION] [--action blocked|flagged] [--rule ID] [--namespace NS] [-o table|json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +92,19 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	if *out != "table" && *out != "json" {
 		fmt.Fprintf(stderr, "patchgate audit: -o %q: want table or json\n", *out)
 		return exitInvalid
+	}
+	if *path == "" {
+		*path = audit.DefaultPath
+		if *policyPath != "" {
+			pol, err := policy.Load(*policyPath, *nodeName)
+			if err != nil {
+				fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
+				return exitInvalid
+			}
+			if pol.Spec.Audit.Path != "" {
+				*path = pol.Spec.Audit.Path
+			}
+		}
 	}
 	var cutoff time.Time
 	if *since != "" {

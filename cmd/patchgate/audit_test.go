@@ -152,3 +152,27 @@ func TestAuditCommandMissingLog(t *testing.T) {
 		t.Fatalf("output %q", out.String())
 	}
 }
+
+func TestAuditCommandPathFromPolicy(t *testing.T) {
+	logPath := writeAuditFixture(t)
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	doc := "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nmetadata: {name: p}\nspec:\n  audit:\n    path: " + logPath + "\n"
+	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"audit", "--policy", pol, "-o", "json"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res auditOutput
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.Total != 6 {
+		t.Fatalf("read %d records through the policy's audit path, want 6", res.Summary.Total)
+	}
+	// A policy that does not load is an error, not a silent default path.
+	if code := dispatch([]string{"audit", "--policy", filepath.Join(t.TempDir(), "missing.yaml")}, &out, &errb); code != exitInvalid {
+		t.Fatalf("missing policy: exit %d", code)
+	}
+}
