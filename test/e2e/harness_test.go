@@ -203,6 +203,17 @@ func TestHarnessPodsAndContainers(t *testing.T) {
 	} else if st, err := h.WaitExited(ctx, id, 30*time.Second); err != nil || st.Status.ExitCode != 0 {
 		t.Fatalf("after restart: %v %v", st, err)
 	}
+	// A crash (SIGKILL) of containerd is survived the same way.
+	h.Kill()
+	if h.Running() {
+		t.Fatal("containerd still running after Kill")
+	}
+	if err := h.Restart(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, r := h.Inspect(ctx, sleeperID); r.Err() != nil || st.Status.State != "CONTAINER_RUNNING" {
+		t.Fatalf("after a crash and restart: %v %v", st, r.Err())
+	}
 
 	if !proc.Running() || !strings.Contains(proc.Log(), "helper up") {
 		t.Fatalf("helper process: running %t, log %q", proc.Running(), proc.Log())

@@ -356,6 +356,19 @@ func (h *Containerd) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Kill ends containerd with SIGKILL, like a crash; Restart brings it back.
+func (h *Containerd) Kill() {
+	h.mu.Lock()
+	cmd, exited := h.cmd, h.exited
+	h.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+	fmt.Fprintf(h.log, "harness: containerd pid %d killed\n", cmd.Process.Pid)
+}
+
 // Restart stops containerd and starts it again, after applying change (if any) to the
 // config; for example a test turns the default validator on between runs.
 func (h *Containerd) Restart(ctx context.Context, change func(*Config)) error {
