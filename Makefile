@@ -45,7 +45,7 @@ demo: deps
 
 # The OCI hook under real runc, podman and containerd, service up and down (docs/hook.md).
 hooke2e: deps
-	$(GO) test -tags e2e -count=1 ./test/hooke2e/
+	$(GO) test -tags e2e -count=1 -v ./test/hooke2e/
 
 # Whole-process hook time, median and p95 over RUNS runs (docs/hook.md).
 hook-bench: deps

@@ -362,6 +362,8 @@ func (e *env) expectAudited(ids map[string]string) {
 	}
 	if len(recs) != len(ids) {
 		e.t.Errorf("%d audit records, want %d", len(recs), len(ids))
+	} else {
+		e.t.Logf("audit log %s: %d records, exactly one per refusal", e.auditLog, len(recs))
 	}
 }
 

@@ -107,6 +107,8 @@ func TestPodman(t *testing.T) {
 			}
 			if actions["blocked"] != blocked || actions["flagged"] != flagged || len(recs) != blocked+flagged {
 				t.Errorf("audit records by action %v, want %d blocked and %d flagged", actions, blocked, flagged)
+			} else {
+				t.Logf("audit log %s: %d records, one per container: %d blocked, %d flagged", e.auditLog, len(recs), blocked, flagged)
 			}
 		})
 	}

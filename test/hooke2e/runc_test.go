@@ -184,13 +184,16 @@ func TestRunc(t *testing.T) {
 }
 
 // checkRefusal checks that a container ran (want nil) or was refused by
-// the hook with a line naming want.
+// the hook with a line naming want, and logs which (make hooke2e runs -v,
+// so `make test` shows every refusal and its reason).
 func checkRefusal(t *testing.T, name, out string, err error, want []string) {
 	t.Helper()
 	if want == nil {
 		if err != nil {
 			t.Errorf("%s: refused but should run: %v\n%s", name, err, out)
+			return
 		}
+		t.Logf("%s: ran", name)
 		return
 	}
 	if err == nil {
@@ -199,11 +202,34 @@ func checkRefusal(t *testing.T, name, out string, err error, want []string) {
 	}
 	// runc logs the hook's stderr inside a quoted logrus field.
 	plain := strings.ReplaceAll(out, `\"`, `"`)
+	ok := true
 	for _, w := range append([]string{"patchgate: blocked", `policy "e2e-hook"`}, want...) {
 		if !strings.Contains(plain, w) {
 			t.Errorf("%s: runtime error lacks %q:\n%s", name, w, out)
+			ok = false
 		}
 	}
+	if ok {
+		t.Logf("%s: refused: %s", name, hookLine(plain))
+	}
+}
+
+// hookLine is the hook's line inside a runtime's error output.
+func hookLine(s string) string {
+	i := strings.Index(s, "patchgate: blocked")
+	if i < 0 {
+		return s
+	}
+	line := s[i:]
+	for _, end := range []string{"\n", `\n`} { // a newline, or runc's escaped one
+		if j := strings.Index(line, end); j >= 0 {
+			line = line[:j]
+		}
+	}
+	if len(line) > 300 {
+		line = line[:300] + "..."
+	}
+	return line
 }
 
 // waitKernelState waits until the service's state file shows the fixture's
