@@ -64,9 +64,10 @@ func (h *Containerd) writeInstanceFile() error {
 }
 
 // Cleanup removes everything the harness started or created: all pods (crictl rmp -f, before
-// containerd stops, or the shims would keep running), processes from StartProcess, containerd, any process still running
-// from the private directory, mounts and cgroups, the CNI bridge, the private directory, and
-// host directories only the harness created. It carries on past errors and returns them all.
+// containerd stops, or the shims would keep running), processes from StartProcess,
+// containerd, any process still running from the private directory or its cgroups, mounts
+// and cgroups, the CNI bridge, the private directory, and host directories only the harness
+// created. It carries on past errors and returns them all.
 // It is safe to call more than once.
 func (h *Containerd) Cleanup(ctx context.Context) error {
 	if h.cleanedUp {
@@ -181,7 +182,8 @@ func SweepStale(ctx context.Context, baseDir string) ([]string, error) {
 			continue
 		}
 		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		// Only an owner that is certainly gone (ESRCH); a live or unknown owner keeps its instance.
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 			continue
 		}
 		var inst instanceFile

@@ -130,9 +130,6 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("harness: %w", err)
 	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return nil, err
-	}
 	id := strings.TrimPrefix(filepath.Base(dir), "pge2e-")
 	h := &Containerd{
 		Config: Config{
