@@ -90,10 +90,10 @@ func TestRunLocalDecisions(t *testing.T) {
 		exit    int
 		rules   []string
 	}{
-		// This sandbox lacks CAP_SYS_RESOURCE, so podman's --privileged
-		// misses it and the privileged rule (all classic capabilities) does
-		// not fire; the unmasked /proc and the capabilities still block it.
-		{"privileged-pod", ExitBlock, []string{"[capabilities]", "[procMount]", "[hostDevices]", "CAP_SYS_ADMIN"}},
+		// Recorded in a sandbox without CAP_SYS_RESOURCE: podman's
+		// --privileged misses that one capability, which the privileged
+		// rule tolerates.
+		{"privileged-pod", ExitBlock, []string{"[privileged]", "[capabilities]", "[procMount]", "[hostDevices]", "CAP_SYS_ADMIN"}},
 		{"cap-sys-admin", ExitBlock, []string{"[capabilities]", "CAP_SYS_ADMIN"}},
 		{"pid-host", ExitBlock, []string{"[hostNamespaces]", "pid"}},
 		{"default", ExitBlock, []string{"[runAsRoot]"}},
