@@ -110,12 +110,14 @@ spec:
 		pod.HostPID = true
 		_, r := p.h.RunPod(ctx, pod)
 		expectRefused(t, r, "patchgate: denied [hostNamespaces]", `pod "e2e/hostpid"`, `"pid"`)
-		ids, r := p.h.Pods(ctx, "--name", "hostpid")
+		// containerd tears the refused sandbox down; it may still be listed
+		// (not ready) for a moment, but it never runs.
+		ids, r := p.h.Pods(ctx, "--name", "hostpid", "--state", "ready")
 		if err := r.Err(); err != nil {
 			t.Fatal(err)
 		}
 		if len(ids) != 0 {
-			t.Errorf("refused pod exists: %v", ids)
+			t.Errorf("refused pod is ready: %v", ids)
 		}
 	})
 
