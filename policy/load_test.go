@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -200,6 +201,12 @@ func TestLoadBytesRejects(t *testing.T) {
 		{"exemption without matcher", header + "spec: {exemptions: [{name: all}]}\n", "an exemption must set at least one of"},
 		{"annotation without namespaces", header + "spec: {exemptions: [{name: a, images: [x], annotation: patchgate.dev/exempt}]}\n", "must list the namespaces allowed to use it"},
 		{"duplicate exemption", header + "spec: {exemptions: [{name: a, namespaces: [x]}, {name: a, namespaces: [y]}]}\n", `duplicate exemption name "a"`},
+		{"tools not a map", header + "spec: {kernel: {tools: [kpatch]}}\n", "x.yaml:3: spec.kernel.tools: expected a mapping, got a list"},
+		{"tools duplicate", header + "spec:\n  kernel:\n    tools: {kpatch: /a, kpatch: /b}\n", "x.yaml:5: spec.kernel.tools.kpatch: duplicate key"},
+		{"tools null value", header + "spec:\n  kernel:\n    tools: {kpatch: ~}\n", "x.yaml:5: spec.kernel.tools.kpatch: expected a value"},
+		{"labels not strings", header + "spec: {exemptions: [{name: a, podLabels: {app: [x]}}]}\n", "spec.exemptions[0].podLabels.app: expected a string, got a list"},
+		{"duration not a string", header + "spec: {kernel: {maxStateAge: [1m]}}\n", "spec.kernel.maxStateAge: expected a string, got a list"},
+		{"negative duration", header + "spec: {kernel: {maxStateAge: -1m}}\n", `duration "-1m" must not be negative`},
 		{"kernel rule in rules", header + "spec: {rules: {kernelPatches: {action: warn}}}\n", "spec.rules.kernelPatches: unknown key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,5 +362,26 @@ func TestLoadAcceptsReadOnlyMount(t *testing.T) {
 	p, err := Load(dir, "")
 	if err != nil || p.Name() != "cm" {
 		t.Fatalf("read-only mount: %v", err)
+	}
+}
+
+func TestPolicyJSONRoundTrip(t *testing.T) {
+	p := Default()
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Policy
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Spec.Kernel.MaxStateAge != p.Spec.Kernel.MaxStateAge || back.Digest() != p.Digest() {
+		t.Errorf("JSON round trip: %s %s, digest %s %s", back.Spec.Kernel.MaxStateAge, p.Spec.Kernel.MaxStateAge, back.Digest(), p.Digest())
+	}
+	var d Duration
+	for _, bad := range []string{`600`, `"10 minutes"`, `"`} {
+		if err := json.Unmarshal([]byte(bad), &d); err == nil {
+			t.Errorf("duration %s accepted", bad)
+		}
 	}
 }
