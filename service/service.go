@@ -467,7 +467,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			}
 		}
 	}
-	if pol.Spec.Audit.FailClosed && (res.AuditErr != nil || s.auditLog.Health().Blocks()) && d.Verdict != policy.Deny {
+	if pol.Spec.Audit.FailClosed && (res.AuditErr != nil || !s.auditLog.Health().OK) && d.Verdict != policy.Deny {
 		why := res.AuditErr
 		if why == nil {
 			why = s.auditLog.Health().Err()
