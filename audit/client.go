@@ -84,7 +84,12 @@ func (c *Client) Send(ctx context.Context, r Record) error {
 	if sockErr == nil {
 		return nil
 	}
-	if err := AppendSpool(ctx, c.spool, line); err != nil {
+	// The spool is the last place the record can go: the caller's deadline
+	// may have passed while the daemon did not answer, so the spool gets a
+	// deadline of its own (it only bounds the wait for the spool's lock).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	defer cancel()
+	if err := AppendSpool(sctx, c.spool, line); err != nil {
 		return fmt.Errorf("%w: daemon: %v; spool: %w", ErrUnavailable, sockErr, err)
 	}
 	return nil

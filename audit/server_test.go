@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -181,4 +182,35 @@ func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	_ = s.ln.Close()
+}
+
+// TestSendAfterDeadlineStillSpools: a caller whose deadline has passed (the
+// daemon did not answer in time) still gets its record into the spool, even
+// while another sender holds the spool's lock for a moment.
+func TestSendAfterDeadlineStillSpools(t *testing.T) {
+	dir := shortDir(t)
+	spool := filepath.Join(dir, "spool")
+	c, _ := NewClient(WithClientSocket(filepath.Join(dir, "none.sock")), WithSpool(spool), WithTimeout(5*time.Second))
+	// Hold the spool's lock briefly, as a concurrent sender would.
+	f, err := os.OpenFile(spool, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := blockedRecord(t, SourceHook, "api")
+	if err := c.Send(ctx, r); err != nil {
+		t.Fatalf("Send with a done context: %v", err)
+	}
+	if recs := checkLogFile(t, spool); len(recs) != 1 || recs[0].UUID != r.UUID {
+		t.Fatalf("spool holds %d records", len(recs))
+	}
 }
