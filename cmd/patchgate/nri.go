@@ -43,7 +43,8 @@ type nriSettings struct {
 	MetricsAddr string `json:"metricsAddr,omitempty"`
 	HookPath    string `json:"hookPath,omitempty"`
 
-	// Flags only.
+	// Where the node service keeps its sockets and files (flags, or the
+	// optional nri.conf keys below; the defaults are under /run/patchgate).
 	decisionSocket string
 	auditSocket    string
 	auditLog       string
@@ -73,9 +74,28 @@ func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
 	if strings.TrimSpace(data) == "" {
 		return s, nil
 	}
-	var c nriSettings
+	var c struct {
+		nriSettings
+		DecisionSocket string `json:"decisionSocket,omitempty"`
+		AuditSocket    string `json:"auditSocket,omitempty"`
+		AuditLog       string `json:"auditLog,omitempty"`
+		StatusFile     string `json:"statusFile,omitempty"`
+		StateFile      string `json:"stateFile,omitempty"`
+	}
 	if err := yaml.UnmarshalStrict([]byte(data), &c); err != nil {
 		return s, fmt.Errorf("nri.conf: %w", err)
+	}
+	for _, kv := range []struct {
+		from string
+		to   *string
+	}{{c.DecisionSocket, &s.decisionSocket}, {c.AuditSocket, &s.auditSocket}, {c.AuditLog, &s.auditLog},
+		{c.StatusFile, &s.statusFile}, {c.StateFile, &s.stateFile}} {
+		if kv.from != "" {
+			if !filepath.IsAbs(kv.from) {
+				return s, fmt.Errorf("nri.conf: %q must be an absolute path", kv.from)
+			}
+			*kv.to = kv.from
+		}
 	}
 	if c.Policy != "" {
 		s.Policy = c.Policy

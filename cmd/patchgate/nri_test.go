@@ -68,3 +68,17 @@ func TestNRIFlagErrors(t *testing.T) {
 		t.Errorf("exit %d for a bad index", code)
 	}
 }
+
+func TestNRIConfPaths(t *testing.T) {
+	s, err := parseNRIConf("policy: /p\ndecisionSocket: /x/d.sock\nauditSocket: /x/a.sock\nauditLog: /x/audit.log\nstatusFile: /x/s.json\nstateFile: /x/k.json\n", defaultNRISettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Policy != "/p" || s.decisionSocket != "/x/d.sock" || s.auditSocket != "/x/a.sock" || s.auditLog != "/x/audit.log" ||
+		s.statusFile != "/x/s.json" || s.stateFile != "/x/k.json" {
+		t.Errorf("settings = %+v", s)
+	}
+	if _, err := parseNRIConf("stateFile: relative.json\n", defaultNRISettings()); err == nil {
+		t.Error("relative state file accepted")
+	}
+}

@@ -451,3 +451,69 @@ func TestNRIHookRefusedIsLoud(t *testing.T) {
 		t.Errorf("status file does not say refused: %s %v", status, err)
 	}
 }
+
+// patchgate also works when containerd launches it (a pre-registered
+// plugin in plugin_path, NRI_PLUGIN_* environment): it takes its settings
+// from the drop-in configuration (nri.conf) in plugin_config_path.
+func TestNRILaunchedByContainerd(t *testing.T) {
+	p := newPG(t, pgOptions{policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"}})
+	ctx := opCtx(t)
+	// Use containerd-launched patchgate instead of the external one.
+	p.stop()
+	plugin := filepath.Join(p.h.NRIPluginDir, "10-patchgate")
+	data, err := os.ReadFile(p.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(p.h.NRIPluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plugin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(p.dir, "run")
+	conf := strings.Join([]string{
+		"policy: " + p.policyDir,
+		"nodeName: e2e-node",
+		"hostRoot: " + p.hostRoot,
+		"metricsAddr: \"\"",
+		"hookPath: " + plugin,
+		"decisionSocket: " + filepath.Join(run, "launched-decision.sock"),
+		"auditSocket: " + filepath.Join(run, "launched-audit.sock"),
+		"auditLog: " + p.auditLog,
+		"statusFile: " + filepath.Join(run, "launched-status.json"),
+		"stateFile: " + p.stateFile,
+	}, "\n") + "\n"
+	if err := os.MkdirAll(p.h.NRIConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.h.NRIConfDir, "10-patchgate.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// containerd starts pre-registered plugins when it starts.
+	if err := p.h.Restart(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(run, "launched-status.json")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not launch patchgate:\n%s", p.h.LogTail(40))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ppod := podOn("priv", "e2e")
+	ppod.Privileged = true
+	podID := p.mustRunPod(ctx, ppod)
+	c := worker("priv", nil, true)
+	c.Privileged = true
+	_, r := p.h.CreateContainer(ctx, podID, ppod, kubelet(c, true))
+	expectRefused(t, r, `validator "10-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices]`)
+	pod := podOn("web", "e2e")
+	webID := p.mustRunPod(ctx, pod)
+	if _, r := p.h.RunContainer(ctx, webID, pod, worker("app", int64p(1000), false)); r.Err() != nil {
+		t.Fatalf("compliant container refused by the launched plugin: %v", r.Err())
+	}
+}
