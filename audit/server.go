@@ -151,6 +151,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		defer bg.Done()
 		t := time.NewTicker(s.interval)
 		defer t.Stop()
+		var lastErr string
+		var lastLogged time.Time
 		for {
 			select {
 			case <-ctx.Done():
@@ -158,8 +160,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			case <-stop:
 				return
 			case <-t.C:
-				if _, err := s.log.IngestSpool(ctx); err != nil {
+				_, err := s.log.IngestSpool(ctx)
+				// The same failure every interval is logged once a minute.
+				if err != nil && (err.Error() != lastErr || time.Since(lastLogged) >= s.log.cfg.ErrorInterval) {
 					s.logger.WithError(err).Error("audit spool not ingested")
+					lastLogged = time.Now()
+				}
+				lastErr = ""
+				if err != nil {
+					lastErr = err.Error()
 				}
 			}
 		}

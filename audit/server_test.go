@@ -196,14 +196,17 @@ func TestSendAfterDeadlineStillSpools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
+	unlocked := make(chan struct{})
 	go func() {
+		defer close(unlocked)
 		time.Sleep(50 * time.Millisecond)
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = syscall.Flock(fd, syscall.LOCK_UN)
 	}()
+	defer func() { <-unlocked; _ = f.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r := blockedRecord(t, SourceHook, "api")
