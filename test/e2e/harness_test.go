@@ -364,6 +364,13 @@ func TestHarnessSweepStale(t *testing.T) {
 	if left := h.Leftovers(); len(left) > 0 {
 		t.Fatalf("left behind after the sweep: %v", left)
 	}
+	// The killed pod never had its network torn down; its libcni cache entry must go too.
+	results, _ := filepath.Glob("/var/lib/cni/results/*")
+	for _, r := range results {
+		if data, err := os.ReadFile(r); err == nil && strings.Contains(string(data), h.Dir+"/") {
+			t.Errorf("libcni result of the swept instance left: %s", r)
+		}
+	}
 }
 
 // TestHarnessStartFailureCleansUp: when containerd cannot start, Start reports why (with

@@ -114,12 +114,9 @@ func cleanupInstance(ctx context.Context, dir, cgroupParent, bridge string, befo
 			errs = append(errs, fmt.Errorf("ip link delete %s: %w: %s", bridge, err, strings.TrimSpace(string(out))))
 		}
 	}
-	if bridge != "" {
-		results, _ := filepath.Glob(filepath.Join(hostVarLibCNI, "results", bridge+"-*"))
-		for _, r := range results {
-			if err := os.Remove(r); err != nil {
-				errs = append(errs, err)
-			}
+	for _, r := range cniResultsOf(func(netns string) bool { return strings.HasPrefix(netns, dir+"/") }) {
+		if err := os.Remove(r); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
 	if !before.varLibCNI {
@@ -157,11 +154,32 @@ func (h *Containerd) Leftovers() []string {
 	if exists("/sys/class/net/" + h.BridgeName) {
 		out = append(out, "network link "+h.BridgeName)
 	}
-	if results, _ := filepath.Glob(filepath.Join(hostVarLibCNI, "results", h.BridgeName+"-*")); len(results) > 0 {
-		out = append(out, results...)
-	}
+	out = append(out, cniResultsOf(func(netns string) bool { return strings.HasPrefix(netns, h.Dir+"/") })...)
 	if !h.hostState.runContainerdS && exists(hostRunContainerdS) {
 		out = append(out, hostRunContainerdS+" (created during the run)")
+	}
+	return out
+}
+
+// cniResultsOf lists libcni's cached results (/var/lib/cni/results/<network>-<id>-<ifname>,
+// libcni api.go) whose network namespace path matches; harness pods keep their netns under
+// the private state dir, so the path tells which results are the harness's. These are left
+// behind when a pod's network is never torn down (a killed instance), for the loopback
+// network ("cni-loopback") as well as the bridge.
+func cniResultsOf(match func(netns string) bool) []string {
+	files, _ := filepath.Glob(filepath.Join(hostVarLibCNI, "results", "*"))
+	var out []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil || len(data) > 1<<20 {
+			continue
+		}
+		var cached struct {
+			Netns string `json:"netns"`
+		}
+		if json.Unmarshal(data, &cached) == nil && cached.Netns != "" && match(cached.Netns) {
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -193,6 +211,20 @@ func SweepStale(ctx context.Context, baseDir string) ([]string, error) {
 		before := hostState{inst.Host.RunContainerd, inst.Host.RunContainerdS, inst.Host.VarLibCNI}
 		errs = append(errs, cleanupInstance(ctx, dir, inst.CgroupParent, inst.BridgeName, before)...)
 		swept = append(swept, dir)
+	}
+	// Results of harness instances whose directory is already gone (killed before this sweep
+	// existed, or removed by hand).
+	prefix := filepath.Join(baseDir, "pge2e-")
+	for _, r := range cniResultsOf(func(netns string) bool {
+		if !strings.HasPrefix(netns, prefix) {
+			return false
+		}
+		inst := strings.SplitN(strings.TrimPrefix(netns, prefix), "/", 2)[0]
+		return inst != "" && !exists(prefix+inst)
+	}) {
+		if err := os.Remove(r); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	return swept, errors.Join(errs...)
 }
