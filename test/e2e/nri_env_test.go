@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +37,7 @@ type pg struct {
 	args      []string
 	proc      *harness.Process
 	syncs     int
+	metricsAt string
 }
 
 type pgOptions struct {
@@ -45,6 +49,8 @@ type pgOptions struct {
 	// (livepatch/testdata/hosts/<host>, copied so a test may change it).
 	host string
 	nri  harness.NRIConfig
+	// metrics serves Prometheus metrics on a free loopback port.
+	metrics bool
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -110,6 +116,10 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		"--kernel-interval=200ms",
 		"--poll-interval=200ms",
 		"--log-level=debug",
+	}
+	if o.metrics {
+		p.metricsAt = freeLoopbackAddr(t)
+		p.args = append(p.args, "--metrics-addr="+p.metricsAt)
 	}
 	t.Cleanup(func() {
 		if t.Failed() && p.proc != nil {
@@ -389,4 +399,29 @@ func (p *pg) logSpec(ctx context.Context, id string) {
 		"maskedPaths": spec.Linux.MaskedPaths, "hooks": spec.Hooks,
 	})
 	p.t.Logf("spec of %s: %s", id, b)
+}
+
+func freeLoopbackAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// metrics scrapes patchgate's Prometheus endpoint.
+func (p *pg) metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.metricsAt + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -429,8 +430,9 @@ spec:
 // notices and says so in its log and status file.
 func TestNRIHookRefusedIsLoud(t *testing.T) {
 	p := newPG(t, pgOptions{
-		policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"},
-		nri:    harness.NRIConfig{Validator: harness.ValidatorConfig{Enable: true, RejectOCIHookAdjustment: true}},
+		policy:  map[string]string{"policy.yaml": "examples/policies/baseline.yaml"},
+		nri:     harness.NRIConfig{Validator: harness.ValidatorConfig{Enable: true, RejectOCIHookAdjustment: true}},
+		metrics: true,
 	})
 	ctx := opCtx(t)
 	pod := podOn("app", "e2e")
@@ -449,6 +451,15 @@ func TestNRIHookRefusedIsLoud(t *testing.T) {
 	status, err := os.ReadFile(filepath.Join(p.dir, "run", "status.json"))
 	if err != nil || !strings.Contains(string(status), `"refused"`) {
 		t.Errorf("status file does not say refused: %s %v", status, err)
+	}
+	// ... and `patchgate check` says so.
+	out, _ := exec.CommandContext(ctx, p.bin, "check", "--policy", p.policyDir, "--host-root", p.hostRoot,
+		"--status-file", filepath.Join(p.dir, "run", "status.json")).CombinedOutput()
+	if !strings.Contains(string(out), "OCI hook injection REFUSED") {
+		t.Errorf("patchgate check does not report the refused hook:\n%s", out)
+	}
+	if !strings.Contains(p.metrics(t), "patchgate_hook_injection_refused 1") {
+		t.Error("metric patchgate_hook_injection_refused is not 1")
 	}
 }
 
