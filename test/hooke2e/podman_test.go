@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -22,7 +23,15 @@ func (e *env) podman(t testing.TB, hooksDir, rootfsDir, name string, flags ...st
 			t.Fatal(err)
 		}
 		e.podmanDir = d
-		e.t.Cleanup(func() { os.RemoveAll(d) })
+		e.t.Cleanup(func() {
+			// `podman run --rm` leaves a `podman container cleanup`
+			// process behind that may still touch the store: wait for
+			// every process naming the directory to go, then remove it.
+			waitNoProcessMentions(d, 15*time.Second)
+			if err := os.RemoveAll(d); err != nil {
+				e.t.Errorf("removing the podman store: %v", err)
+			}
+		})
 	}
 	args := []string{
 		"--root", filepath.Join(e.podmanDir, "root"),
@@ -110,5 +119,25 @@ func TestPodman(t *testing.T) {
 				t.Logf("audit log %s: %d records, one per container: %d blocked, %d flagged", e.auditLog, len(recs), blocked, flagged)
 			}
 		})
+	}
+}
+
+// waitNoProcessMentions waits until no process's command line contains s.
+func waitNoProcessMentions(s string, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		found := false
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			cmd, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+			if err == nil && strings.Contains(string(cmd), s) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
