@@ -383,16 +383,14 @@ func (h *Containerd) StartContainer(ctx context.Context, id string) Result {
 	return h.Crictl(ctx, "start", id)
 }
 
-// RunContainer creates and starts a container.
+// RunContainer creates and starts a container. The Result is the failed create's, or the
+// start's; the id is returned once the container was created.
 func (h *Containerd) RunContainer(ctx context.Context, podID string, pod PodConfig, c ContainerConfig) (string, Result) {
 	id, r := h.CreateContainer(ctx, podID, pod, c)
 	if r.ExitCode != 0 {
 		return "", r
 	}
-	if r := h.StartContainer(ctx, id); r.ExitCode != 0 {
-		return id, r
-	}
-	return id, r
+	return id, h.StartContainer(ctx, id)
 }
 
 // RemoveContainer runs `crictl rm -f`.
@@ -442,12 +440,16 @@ type ContainerStatus struct {
 // info.runtimeSpec). Annotations that NRI plugins add appear here, not in Status.Annotations,
 // which holds the CRI config's annotations.
 func (s *ContainerStatus) Spec() (*specs.Spec, error) {
-	if len(s.Info.RuntimeSpec) == 0 {
-		return nil, errors.New("harness: crictl inspect has no info.runtimeSpec")
+	return decodeRuntimeSpec(s.Info.RuntimeSpec, "inspect")
+}
+
+func decodeRuntimeSpec(raw json.RawMessage, cmd string) (*specs.Spec, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("harness: crictl %s has no info.runtimeSpec", cmd)
 	}
 	var spec specs.Spec
-	if err := json.Unmarshal(s.Info.RuntimeSpec, &spec); err != nil {
-		return nil, fmt.Errorf("harness: decoding info.runtimeSpec: %w", err)
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, fmt.Errorf("harness: decoding crictl %s info.runtimeSpec: %w", cmd, err)
 	}
 	return &spec, nil
 }
@@ -487,14 +489,7 @@ type PodStatus struct {
 
 // Spec decodes the sandbox's OCI runtime spec (crictl inspectp's info.runtimeSpec).
 func (s *PodStatus) Spec() (*specs.Spec, error) {
-	if len(s.Info.RuntimeSpec) == 0 {
-		return nil, errors.New("harness: crictl inspectp has no info.runtimeSpec")
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(s.Info.RuntimeSpec, &spec); err != nil {
-		return nil, fmt.Errorf("harness: decoding info.runtimeSpec: %w", err)
-	}
-	return &spec, nil
+	return decodeRuntimeSpec(s.Info.RuntimeSpec, "inspectp")
 }
 
 // InspectPod runs `crictl inspectp -o json`.
