@@ -48,6 +48,7 @@ func (e *env) podman(t testing.TB, hooksDir, rootfsDir, name string, flags ...st
 
 func TestPodman(t *testing.T) {
 	needTools(t, "podman", "runc")
+	cleanupPodmanCgroups(t)
 	for _, mode := range []string{"service-down", "service-up"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t)
@@ -140,4 +141,30 @@ func waitNoProcessMentions(s string, limit time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// cleanupPodmanCgroups removes, after the test, the empty cgroups podman
+// (cgroupfs manager) leaves behind (libpod_parent/conmon in every
+// hierarchy), unless they were there before. rmdir never removes a cgroup
+// that still has processes.
+func cleanupPodmanCgroups(t *testing.T) {
+	existed := map[string]bool{}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/libpod_parent")
+	for _, d := range dirs {
+		existed[d] = true
+	}
+	if unified, err := os.Stat("/sys/fs/cgroup/libpod_parent"); err == nil && unified.IsDir() {
+		existed["/sys/fs/cgroup/libpod_parent"] = true
+	}
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/libpod_parent")
+		dirs = append(dirs, "/sys/fs/cgroup/libpod_parent")
+		for _, d := range dirs {
+			if existed[d] {
+				continue
+			}
+			_ = os.Remove(filepath.Join(d, "conmon"))
+			_ = os.Remove(d)
+		}
+	})
 }
