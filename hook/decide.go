@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
@@ -143,7 +146,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 
 // BuildWorkload loads and judges-ready the container of state st.
 func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
-	if _, err := ClassifyBundle(st.Bundle, st.ID); err != nil {
+	info, err := ClassifyBundle(st.Bundle, st.ID)
+	if err != nil {
 		return nil, err
 	}
 	spec, _, err := ReadSpec(st.Bundle)
@@ -151,7 +155,7 @@ func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
 		return nil, err
 	}
 	ident := IdentityFrom(st.ID, spec.Annotations)
-	w, err := policy.FromSpec(spec, nil, policy.FromSpecOptions{
+	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
 		Source:        "hook",
 		Pod:           ident.Pod,
 		Container:     ident.Container,
@@ -277,4 +281,29 @@ func (o Outcome) Print(w io.Writer) {
 	if o.Message != "" {
 		fmt.Fprintln(w, o.Message)
 	}
+}
+
+// annotationSandboxID is containerd's CRI annotation naming the pod sandbox
+// of a container.
+const annotationSandboxID = "io.kubernetes.cri.sandbox-id"
+
+// sandboxSpec is the pod sandbox's spec of a containerd CRI container: the
+// sibling bundle named by the io.kubernetes.cri.sandbox-id annotation
+// (<state>/io.containerd.runtime.v2.task/<namespace>/<sandbox-id>), read
+// with the same care as the container's. Only there are the pod's sysctls
+// and host namespaces visible. nil when there is none or it cannot be read:
+// the rules that need it then stay deferred or judge the container alone.
+func sandboxSpec(info BundleInfo, st *State, spec *specs.Spec) *specs.Spec {
+	if info.Layout != LayoutContainerd {
+		return nil
+	}
+	id := spec.Annotations[annotationSandboxID]
+	if id == "" || id == st.ID || strings.ContainsAny(id, "/.\x00") {
+		return nil
+	}
+	sb, _, err := ReadSpec(filepath.Join(filepath.Dir(st.Bundle), id))
+	if err != nil || sb.Linux == nil {
+		return nil
+	}
+	return sb
 }

@@ -122,6 +122,20 @@ spec:
 		}
 	})
 
+	t.Run("3-pod-sysctl-refused-by-the-hook", func(t *testing.T) {
+		// NRI's pod sandbox carries no sysctls; the hook reads the sandbox's
+		// own spec next to the container's bundle and refuses it at start.
+		pod := podOn("sysctl", "e2e")
+		pod.Sysctls = map[string]string{"kernel.msgmax": "65536"}
+		podID := p.mustRunPod(ctx, pod)
+		id, r := p.h.CreateContainer(ctx, podID, pod, worker("sysctl-app", int64p(1000), false))
+		if err := r.Err(); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		r = p.h.StartContainer(ctx, id)
+		expectRefused(t, r, "patchgate: blocked", "[sysctls]", "kernel.msgmax")
+	})
+
 	t.Run("6-exempt-namespace-admits-privileged", func(t *testing.T) {
 		pod := podOn("agent", "e2e-system")
 		pod.Privileged = true
@@ -149,6 +163,7 @@ spec:
 			{"hook", "blocked", "e2e/caps", "apparmor,capabilities"},
 			{"nri", "blocked", "e2e/hostroot", "hostPathMounts"},
 			{"nri", "blocked", "e2e/POD", "hostNamespaces"},
+			{"hook", "blocked", "e2e/sysctl-app", "apparmor,sysctls"},
 			{"nri", "allowed", "e2e-system/agent", ""},
 		}
 		if !slices.Equal(got, want) {
