@@ -69,7 +69,8 @@ type Plugin struct {
 	hookPath   string
 	hookArgs   []string
 	hookTO     int64
-	reqTimeout time.Duration
+	reqTimeout atomic.Int64 // the runtime's NRI request timeout, in ns
+	stub       atomic.Pointer[stub.Stub]
 	backoffMax time.Duration
 	log        logrus.FieldLogger
 	metrics    Metrics
@@ -174,7 +175,7 @@ func WithRequestTimeout(d time.Duration) Option {
 		if d < 100*time.Millisecond {
 			return fmt.Errorf("%w: request timeout %v too short", ErrConfig, d)
 		}
-		p.reqTimeout = d
+		p.reqTimeout.Store(int64(d))
 		return nil
 	}
 }
@@ -214,13 +215,13 @@ func New(opts ...Option) (*Plugin, error) {
 		name:       "patchgate",
 		idx:        "50",
 		socket:     api.DefaultSocketPath,
-		reqTimeout: api.DefaultPluginRequestTimeout,
 		backoffMax: 5 * time.Second,
 		log:        logrus.StandardLogger(),
 		now:        time.Now,
 		reported:   map[string]bool{},
 		hookTO:     5,
 	}
+	p.reqTimeout.Store(int64(api.DefaultPluginRequestTimeout))
 	for _, o := range opts {
 		if err := o(p); err != nil {
 			return nil, err
@@ -242,13 +243,19 @@ func (p *Plugin) nodeOrErr() (Node, error) {
 
 // maxWait is how long a request may wait for a remediation: half the
 // runtime's request timeout, so the answer always arrives in time.
-func (p *Plugin) maxWait() time.Duration { return p.reqTimeout / 2 }
+func (p *Plugin) maxWait() time.Duration { return time.Duration(p.reqTimeout.Load()) / 2 }
 
 // Configure is the runtime's first request. When the runtime launched the
 // plugin, config is its drop-in configuration (nri.conf) and the node
 // service is built from it here.
 func (p *Plugin) Configure(ctx context.Context, config, runtime, version string) (api.EventMask, error) {
-	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version}).Info("connected to the container runtime")
+	// The stub has taken the runtime's request timeout from this request.
+	if s := p.stub.Load(); s != nil {
+		if d := (*s).RequestTimeout(); d >= 100*time.Millisecond {
+			p.reqTimeout.Store(int64(d))
+		}
+	}
+	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "request_timeout": p.maxWait() * 2}).Info("connected to the container runtime")
 	if p.node.Load() == nil {
 		n, err := p.configure(ctx, config)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 	validator "github.com/containerd/nri/plugins/default-validator"
@@ -350,5 +351,16 @@ func TestDenyMessage(t *testing.T) {
 	}
 	if got := DenyMessage(d, true); !strings.HasPrefix(got, "patchgate: kernel live patch in progress, retry [runAsRoot]") {
 		t.Errorf("remediation message: %s", got)
+	}
+}
+
+// The plugin plans its remediation wait with the runtime's configured
+// request timeout, learnt at Configure.
+func TestRequestTimeoutFromRuntime(t *testing.T) {
+	adaptation.SetPluginRequestTimeout(4 * time.Second)
+	defer adaptation.SetPluginRequestTimeout(api.DefaultPluginRequestTimeout)
+	h := newHarness(t, harnessOpts{})
+	if got := h.p.maxWait(); got != 2*time.Second {
+		t.Errorf("maxWait = %v with a 4s request timeout, want 2s", got)
 	}
 }

@@ -70,6 +70,7 @@ func (p *Plugin) serveOnce(ctx context.Context) error {
 		return err
 	}
 	p.hooks.reset()
+	p.stub.Store(&s)
 	err = s.Run(ctx)
 	s.Stop()
 	if err == nil {
