@@ -66,6 +66,7 @@ type Service struct {
 	polStatus atomic.Pointer[PolicyStatus]
 	hookInj   atomic.Pointer[HookInjection]
 	fprint    string
+	statusMu  sync.Mutex // serialises writeStatus, so an older snapshot never replaces a newer one
 
 	auditLog *audit.Log
 	auditSrv *audit.Server

@@ -57,6 +57,8 @@ func (s *Service) writeStatus() {
 	if s.statusPath == "" {
 		return
 	}
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
 	if err := WriteStatusFile(s.statusPath, s.Status()); err != nil {
 		s.logger.WithError(err).Warn("writing status file")
 	}
