@@ -125,8 +125,9 @@ func (t *hookTracker) sweep() {
 	reason := "containers admitted by patchgate with its OCI hook are not created: the runtime refuses the hook " +
 		"(containerd: [plugins.\"io.containerd.nri.v1.nri\".default_validator] reject_oci_hook_adjustment = true). " +
 		"capabilities, privileged, noNewPrivileges, AppArmor and masked paths cannot be judged"
-	t.p.log.WithFields(map[string]any{"lost_containers": lost}).Error("HOOK INJECTION REFUSED: " + reason)
+	// Status file and metric first: whoever reacts to the log line finds them already updated.
 	t.publish(service.HookInjection{Status: hookRefused, Reason: reason})
+	t.p.log.WithFields(map[string]any{"lost_containers": lost}).Error("HOOK INJECTION REFUSED: " + reason)
 }
 
 func (t *hookTracker) publish(h service.HookInjection) {
