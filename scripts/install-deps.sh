@@ -5,6 +5,7 @@
 set -euo pipefail
 
 pkgs=(
+  gcc libc6-dev   # cgo, which go test -race needs
   runc            # OCI runtime for the hook tests and containerd
   podman          # hook tests with podman
   busybox-static  # one-file rootfs for test images and the VM initramfs
