@@ -160,6 +160,7 @@ func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
 		Pod:           ident.Pod,
 		Container:     ident.Container,
 		HostNamespace: policy.HostNamespaceResolver(hostRoot),
+		Bundle:        st.Bundle,
 	})
 	if err != nil {
 		return nil, err

@@ -47,6 +47,12 @@ type FromSpecOptions struct {
 	// that the sandbox spec does not explain leaves the hostNamespaces rule
 	// deferred.
 	HostNamespace func(typ, path string) (bool, error)
+	// Bundle is the container's absolute bundle directory, when known: a
+	// relative bind-mount source is relative to it (OCI runtime-spec,
+	// config.md "mounts") and is resolved against it, so that the
+	// hostPathMounts rule judges the host path it names. Without it, a
+	// relative source that leaves the bundle with ".." is a violation.
+	Bundle string
 }
 
 // ParseSpec decodes an OCI runtime spec (config.json). Unknown fields are
@@ -136,8 +142,16 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	w.MaskedPaths = lx.MaskedPaths
 	w.ReadonlyPaths = lx.ReadonlyPaths
 
+	bundle := ""
+	if filepath.IsAbs(opts.Bundle) {
+		bundle = filepath.Clean(opts.Bundle)
+	}
 	for _, m := range spec.Mounts {
-		w.Mounts = append(w.Mounts, Mount{Destination: m.Destination, Source: m.Source, Type: m.Type, Options: m.Options})
+		wm := Mount{Destination: m.Destination, Source: m.Source, Type: m.Type, Options: m.Options}
+		if bundle != "" && wm.Source != "" && !filepath.IsAbs(wm.Source) && isBind(&wm) {
+			wm.Source = filepath.Join(bundle, wm.Source)
+		}
+		w.Mounts = append(w.Mounts, wm)
 	}
 	for _, d := range lx.Devices {
 		w.Devices = append(w.Devices, Device{Path: d.Path, Type: d.Type, Major: d.Major, Minor: d.Minor})

@@ -127,10 +127,17 @@ func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
 			continue
 		}
 		src := canonRun(cleanPath(m.Source))
-		if !path.IsAbs(src) {
+		if c.allowReadOnly && hasOption(m.Options, "ro") {
 			continue
 		}
-		if c.allowReadOnly && hasOption(m.Options, "ro") {
+		if !path.IsAbs(src) {
+			// A relative source is relative to the bundle directory (OCI
+			// runtime-spec, config.md "mounts"). FromSpec resolves it when
+			// the bundle is known; here it is not, so one that climbs out
+			// of the bundle could be any host path: the strict side.
+			if src == ".." || strings.HasPrefix(src, "../") {
+				bad = append(bad, fmt.Sprintf("%s (from %s: relative to an unknown bundle directory and leaves it)", m.Destination, m.Source))
+			}
 			continue
 		}
 		// Only a short destination can clean to one of the four the

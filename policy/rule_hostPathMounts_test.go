@@ -1,6 +1,11 @@
 package policy
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 func TestHostPathMounts(t *testing.T) {
 	testRuleOnFixtures(t, RuleHostPathMounts, []ruleFixtureCase{
@@ -34,6 +39,10 @@ func TestHostPathMounts(t *testing.T) {
 		}, `container "app" must not bind-mount denied host path: /s (from /var/lib/kubelet/pods/bbbb/volumes/kubernetes.io~secret/token) (mounts)`},
 		{"runtime dir onto a non-runtime destination", bind("/state", "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm"), `container "app" must not bind-mount denied host path: /state (from /run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm) (mounts)`},
 		{"read-only still denied by default", bind("/e", "/etc", "ro"), `container "app" must not bind-mount denied host path: /e (from /etc) (mounts)`},
+		{"relative source leaving an unknown bundle", bind("/hostetc", "../../../../../../../etc", "rw"), `container "app" must not bind-mount denied host path: /hostetc (from ../../../../../../../etc: relative to an unknown bundle directory and leaves it) (mounts)`},
+		{"relative source that is just ..", bind("/up", ".."), `container "app" must not bind-mount denied host path: /up (from ..: relative to an unknown bundle directory and leaves it) (mounts)`},
+		{"relative source climbing back in", bind("/d", "data/../../x"), `container "app" must not bind-mount denied host path: /d (from data/../../x: relative to an unknown bundle directory and leaves it) (mounts)`},
+		{"relative source inside the bundle", bind("/d", "data/sub"), ""},
 		{"unrelated path", bind("/d", "/srv/data"), ""},
 		{"similar prefix", bind("/d", "/etcetera"), ""},
 		{"proc filesystem is not a bind", func(w *Workload) {
@@ -54,5 +63,42 @@ func TestHostPathMounts(t *testing.T) {
 	}
 	if _, bad := tweak(t, ro, RuleHostPathMounts, bind("/e", "/etc", "rw")); !bad {
 		t.Error("allowReadOnly: a read-write bind of /etc was allowed")
+	}
+}
+
+// A relative bind source is resolved against the bundle FromSpec is given
+// and judged as the host path it names (REVIEW A1).
+func TestHostPathMountsRelativeSourceWithBundle(t *testing.T) {
+	p := everyRuleEnforced(t)
+	for _, tc := range []struct {
+		src, bundle string
+		bad         bool
+		detail      string
+	}{
+		{"../../../../../../../etc", "/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc", true,
+			`container "c" must not bind-mount denied host path: /hostetc (from /etc) (mounts)`},
+		{"../../../../etc", "/b/u/n/d", true, `container "c" must not bind-mount denied host path: /hostetc (from /etc) (mounts)`},
+		{"data", "/b/u/n/d", false, ""},
+		{"../../srv", "/b/u/n/d", false, ""},
+	} {
+		spec := &specs.Spec{
+			Process: &specs.Process{},
+			Linux:   &specs.Linux{Seccomp: &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}},
+			Mounts:  []specs.Mount{{Destination: "/hostetc", Type: "bind", Source: tc.src, Options: []string{"rbind", "rw"}}},
+		}
+		w, err := FromSpec(spec, nil, FromSpecOptions{Bundle: tc.bundle, Container: ContainerIdentity{Name: "c"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := Evaluate(p, w, nil, time.Now())
+		var got *Violation
+		for i := range d.Violations {
+			if d.Violations[i].Rule == RuleHostPathMounts {
+				got = &d.Violations[i]
+			}
+		}
+		if (got != nil) != tc.bad || (got != nil && got.Detail != tc.detail) {
+			t.Errorf("%s in %s: violation %+v, want bad=%v %q", tc.src, tc.bundle, got, tc.bad, tc.detail)
+		}
 	}
 }
