@@ -325,7 +325,8 @@ func newPGWithRemedy(t *testing.T, delay string) *pg {
 	if err := os.RemoveAll(filepath.Join(p.hostRoot, "sys/kernel/livepatch/livepatch_sample")); err != nil {
 		t.Fatal(err)
 	}
-	p.syncs = 0
+	// The log file is shared by every patchgate process of this test (opened
+	// O_APPEND), so the count of sync lines goes on from the earlier process.
 	p.start()
 	p.waitKernel(false)
 	return p
@@ -367,7 +368,8 @@ func TestNRIFailClosed(t *testing.T) {
 		t.Errorf("tolerating pod refused while patchgate is down: %v", r.Err())
 	}
 
-	p.syncs = 0
+	// The log file is shared by every patchgate process of this test (opened
+	// O_APPEND), so the count of sync lines goes on from the earlier process.
 	p.start()
 	if _, r := p.h.CreateContainer(ctx, podID, pod, worker("after", int64p(1000), false)); r.Err() != nil {
 		t.Fatalf("create after patchgate came back: %v", r.Err())
