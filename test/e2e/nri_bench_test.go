@@ -28,12 +28,12 @@ import (
 //
 //	go test -tags e2e -run '^$' -bench Containers50 -benchtime 3x ./test/e2e/
 func BenchmarkContainers50(b *testing.B) {
-	for _, with := range []bool{false, true} {
-		name := map[bool]string{false: "without-patchgate", true: "with-patchgate"}[with]
-		b.Run(name, func(b *testing.B) {
+	for _, variant := range []string{"without-patchgate", "with-patchgate", "with-patchgate-hook-binary"} {
+		b.Run(variant, func(b *testing.B) {
 			var h *harness.Containerd
-			if with {
-				h = newPG(b, pgOptions{policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"}}).h
+			if variant != "without-patchgate" {
+				h = newPG(b, pgOptions{policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"},
+					smallHook: variant == "with-patchgate-hook-binary"}).h
 			} else {
 				if toolsErr != nil {
 					harness.SkipOrFail(b, toolsErr)

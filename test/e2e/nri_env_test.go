@@ -51,6 +51,9 @@ type pgOptions struct {
 	nri  harness.NRIConfig
 	// metrics serves Prometheus metrics on a free loopback port.
 	metrics bool
+	// smallHook injects bin/patchgate-hook (the hook alone, faster to
+	// start) instead of the patchgate binary.
+	smallHook bool
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -75,6 +78,16 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/patchgate: %v\n%s", err, out)
+	}
+
+	hookBin := bin
+	if o.smallHook {
+		hookBin = filepath.Join(binDir, "patchgate-hook")
+		build := exec.Command("go", "build", "-o", hookBin, "./cmd/patchgate-hook")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/patchgate-hook: %v\n%s", err, out)
+		}
 	}
 
 	h := harness.StartT(t, harness.Options{Tools: tools, NRI: o.nri})
@@ -107,7 +120,7 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		"--policy=" + p.policyDir,
 		"--node-name=e2e-node",
 		"--host-root=" + p.hostRoot,
-		"--hook-path=" + bin,
+		"--hook-path=" + hookBin,
 		"--decision-socket=" + filepath.Join(p.dir, "run", "decision.sock"),
 		"--audit-socket=" + filepath.Join(p.dir, "run", "audit.sock"),
 		"--audit-log=" + p.auditLog,
