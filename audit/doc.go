@@ -39,7 +39,9 @@
 // The socket and the spool: a sender that gets no acknowledgement appends the
 // record to the spool, even if the daemon did write it before dying. The
 // daemon therefore de-duplicates by UUID everything it takes from the socket
-// or the spool against the UUIDs it has seen: those written since Open (the
+// or the spool, and every Write whose caller supplied the UUID (the node
+// service writing the record for a decision whose hook already sent its
+// own), against the UUIDs it has seen: those written since Open (the
 // last 65,536) and those in the last 16 MiB of the log at Open. Ingest renames
 // the spool, waits for in-flight senders, writes, fsyncs the log and only
 // then deletes the renamed file; after a crash in the middle, Open finds the

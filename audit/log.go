@@ -314,16 +314,23 @@ func (l *Log) repairTail() {
 // record is not in the log; it is counted, logged at most once per
 // ErrorInterval, and shown by Health. The caller's decision goes ahead unless
 // Config.FailClosed asks it to block.
+//
+// A record whose UUID the caller supplied is skipped (nil error) when the
+// log has already written that UUID, exactly as for records arriving over
+// the socket or from the spool: the hook may have sent its own record for
+// the same decision first, or the caller may be retrying. A record without
+// a UUID gets a fresh one and is always written.
 func (l *Log) Write(ctx context.Context, r Record) error {
 	_ = ctx
-	if r.UUID == "" {
+	dedup := r.UUID != ""
+	if !dedup {
 		r.UUID = NewUUID()
 	}
 	line, err := r.Marshal()
 	if err != nil {
 		return err
 	}
-	_, err = l.writeLine(line, r.UUID, l.cfg.Sync, false)
+	_, err = l.writeLine(line, r.UUID, l.cfg.Sync, dedup)
 	return err
 }
 

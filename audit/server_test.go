@@ -217,3 +217,43 @@ func TestSendAfterDeadlineStillSpools(t *testing.T) {
 		t.Fatalf("spool holds %d records", len(recs))
 	}
 }
+
+// TestWriteSkipsUUIDAlreadyIngested: the hook gave up on the decision
+// socket, decided locally and sent its record through the audit socket;
+// then the service's own Write for the same request (same UUID) arrives.
+// The log must hold the record once (REVIEW C1/F2).
+func TestWriteSkipsUUIDAlreadyIngested(t *testing.T) {
+	dir := shortDir(t)
+	path, sock := filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.sock")
+	d := startDaemon(t, Config{Path: path}, sock)
+	c, err := NewClient(WithClientSocket(sock), WithSpool(SpoolPathFor(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := blockedRecord(t, SourceHook, "api")
+	if err := c.Send(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	late := r
+	late.Source = SourceNRI
+	if err := d.log.Write(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	// And Write then Write (a service retry after its in-memory set was reset).
+	if err := d.log.Write(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	// A record without a UUID gets a fresh one and is written.
+	fresh := blockedRecord(t, SourceNRI, "db")
+	fresh.UUID = ""
+	if err := d.log.Write(context.Background(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	got := readAllUUIDs(t, path)
+	if got[r.UUID] != 1 || len(got) != 2 {
+		t.Fatalf("log = %v, want %s once plus one fresh record", got, r.UUID)
+	}
+	if h := d.log.Health(); h.Records != 2 {
+		t.Fatalf("health counts %d records, want 2", h.Records)
+	}
+}
