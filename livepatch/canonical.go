@@ -178,7 +178,14 @@ func (Canonical) Read(ctx context.Context, env *Env) Report {
 		return r
 	}
 	r.CanonicalState, r.CanonicalSupported = st.State, st.Supported
-	r.FixedCVEs = st.FixedCVEs
+	// The fixes the client lists count only while its patch is in force:
+	// the older YAML form lists them whatever patchState says, so with
+	// "apply-failed", "unapplied" or "applying" none of them is fixed.
+	if canonicalInForce(st.State) && st.CheckState == "checked" {
+		r.FixedCVEs = st.FixedCVEs
+	} else if len(st.FixedCVEs) > 0 {
+		r.Conflicts = append(r.Conflicts, fmt.Sprintf("canonical-livepatch lists %d fix(es) but its check state is %q and patch state %q: not counted as fixed", len(st.FixedCVEs), st.CheckState, st.State))
+	}
 	switch {
 	case st.Supported == "kernel-upgrade-required" || st.State == "kernel-upgrade-required":
 		r.UpdatesPending = boolPtr(true)

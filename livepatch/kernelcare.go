@@ -172,6 +172,42 @@ func (KernelCare) Read(ctx context.Context, env *Env) Report {
 		r.Patches = append(r.Patches, policy.Patch{Name: KernelCarePatchName, Enabled: info.Applied(), Provider: ProviderKernelCare})
 	}
 
+	// The effective version and the fixed CVEs are KernelCare's only while
+	// its patchset is applied: a downloaded-but-unloaded or failed patchset
+	// fixes nothing, and an unreadable --info cannot say.
+	switch {
+	case err != nil:
+		r.unknown(PartVersion, "kcarectl --info unreadable: "+err.Error())
+		r.unknown(PartCVEs, "kcarectl --info unreadable: "+err.Error())
+	case !info.Applied():
+		r.Conflicts = append(r.Conflicts, fmt.Sprintf("kcarectl --info kpatch-state %q: KernelCare's patchset is not applied, its CVEs and effective version are not counted", info.State))
+	default:
+		readKcareFixes(ctx, env, &r, info)
+	}
+	r.FixedCVEs = sortedUnique(r.FixedCVEs)
+	if r.FixedCVEs == nil {
+		r.FixedCVEs = []string{}
+	}
+
+	// Updates: --check exits 0 when a newer patchset is available.
+	checkArgs := []string{"--check"}
+	res, err = env.Run(ctx, "kcarectl", checkArgs...)
+	switch {
+	case err != nil:
+		r.unknown(PartUpdates, err.Error())
+	case res.ExitCode == 0:
+		r.UpdatesPending = boolPtr(true)
+	case res.ExitCode == 1:
+		r.UpdatesPending = boolPtr(false)
+	default:
+		r.unknown(PartUpdates, failure("kcarectl", checkArgs, res).Error())
+	}
+	return r
+}
+
+// readKcareFixes reads the effective version and the fixed CVEs of an
+// applied patchset into r.
+func readKcareFixes(ctx context.Context, env *Env, r *Report, info KcareInfo) {
 	// Effective version: /proc/kcare/effective_version, else --uname, else
 	// --info's description.
 	var effErr error
@@ -207,7 +243,7 @@ func (KernelCare) Read(ctx context.Context, env *Env) Report {
 		cveErrs = append(cveErrs, err.Error())
 	}
 	piArgs := []string{"--patch-info"}
-	res, err = env.Run(ctx, "kcarectl", piArgs...)
+	res, err := env.Run(ctx, "kcarectl", piArgs...)
 	if err == nil && res.ExitCode != 0 {
 		err = failure("kcarectl", piArgs, res)
 	}
@@ -225,20 +261,5 @@ func (KernelCare) Read(ctx context.Context, env *Env) Report {
 	if err != nil && !cvelistRead {
 		r.unknown(PartCVEs, strings.Join(cveErrs, "; "))
 	}
-	r.FixedCVEs = sortedUnique(cves)
-
-	// Updates: --check exits 0 when a newer patchset is available.
-	checkArgs := []string{"--check"}
-	res, err = env.Run(ctx, "kcarectl", checkArgs...)
-	switch {
-	case err != nil:
-		r.unknown(PartUpdates, err.Error())
-	case res.ExitCode == 0:
-		r.UpdatesPending = boolPtr(true)
-	case res.ExitCode == 1:
-		r.UpdatesPending = boolPtr(false)
-	default:
-		r.unknown(PartUpdates, failure("kcarectl", checkArgs, res).Error())
-	}
-	return r
+	r.FixedCVEs = cves
 }

@@ -107,6 +107,23 @@ var hostCases = map[string]wantState{
 		cves:    []string{"CVE-2015-7837", "CVE-2016-0758"},
 		pending: boolPtr(false),
 	},
+	// ubuntu16-canonical-yaml with patchState apply-failed (REVIEW B5): the
+	// client still lists its fixes, but none counts as fixed; the lkp_
+	// module sysfs shows in force disagrees with the client's state.
+	"ubuntu16-canonical-yaml-applyfailed": {
+		release: "4.4.0-87-generic", distro: "dpkg", tainted: true, providers: []string{"sysfs", "canonical"},
+		patches:      []policy.Patch{p("lkp_Ubuntu_4_4_0_87_110_generic_33", true, false, "canonical")},
+		unknownParts: []string{"updates/canonical"},
+		conflicts:    2,
+	},
+	// ubuntu20-kernelcare with a kpatch-state other than "patch is applied"
+	// (REVIEW B5): the patch is not in force, no CVEs, no effective version.
+	"ubuntu20-kernelcare-notapplied": {
+		release: "5.4.0-1028-raspi", distro: "dpkg", providers: []string{"sysfs", "kernelcare"},
+		patches:   []policy.Patch{p("kernelcare", false, false, "kernelcare")},
+		pending:   boolPtr(true),
+		conflicts: 1,
+	},
 	"ubuntu22-canonical-disabled": {
 		release: "5.15.0-91-generic", distro: "dpkg", providers: []string{"sysfs"},
 		patches:      []policy.Patch{},
