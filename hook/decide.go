@@ -101,9 +101,13 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	}
 
 	if cfg.Service != nil {
-		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, AfterNRI: cfg.NRIJudged != 0})
+		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, AfterNRI: cfg.NRIJudged != 0, NRIJudged: cfg.NRIJudged})
 		switch {
 		case err == nil && resp.Error == "":
+			// The hook is the last judge: a rule still deferred was judged
+			// by nobody. The service marks it already; this keeps the hook
+			// safe whatever the service answered.
+			policy.MarkUnjudged(resp.Decision, cfg.NRIJudged, resp.OnError)
 			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
 		case err == nil:
 			// The service could not decide this one; its policy's
@@ -132,6 +136,9 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		}
 	}
 	d := policy.Evaluate(pol, w, k, cfg.Now())
+	// The hook is the last judge: what neither NRI nor the hook could see
+	// follows spec.hook.onError.
+	policy.MarkUnjudged(&d, cfg.NRIJudged, pol.Spec.Hook.OnError)
 	record := true
 	if cfg.NRIJudged != 0 {
 		record = policy.AfterNRI(&d)

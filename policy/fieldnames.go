@@ -76,3 +76,54 @@ func AfterNRI(d *Decision) (record bool) {
 	d.Verdict = verdictOf(kept)
 	return len(kept) > 0
 }
+
+// RuleUnjudged is the rule ID of the violation MarkUnjudged adds.
+const RuleUnjudged = "unjudged"
+
+// Unjudged lists the deferred rules of d that nobody judged: those whose
+// input fields are not all among judged (the fields the NRI plugin that
+// injected the hook saw and judged). The rest were judged by NRI.
+func Unjudged(d *Decision, judged Field) []string {
+	var out []string
+	for _, id := range d.Deferred {
+		needs := FieldsAll
+		for i := range containerRules {
+			if containerRules[i].id == id {
+				needs = containerRules[i].needs
+			}
+		}
+		if !judged.Has(needs) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// MarkUnjudged is for the last judge (the OCI hook, and the node service
+// answering it): a rule still deferred there was judged by nobody, so it
+// is never a pass. Under spec.hook.onError deny (also "") it adds an
+// enforce violation RuleUnjudged naming the rules, under allow a warn one,
+// and recomputes the verdict. It returns the unjudged rule IDs; a decision
+// that already carries RuleUnjudged is left as it is.
+func MarkUnjudged(d *Decision, judged Field, onError string) []string {
+	ids := Unjudged(d, judged)
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, v := range d.Violations {
+		if v.Rule == RuleUnjudged {
+			return ids
+		}
+	}
+	action, mode := ActionEnforce, OnErrorDeny
+	if onError == OnErrorAllow {
+		action, mode = ActionWarn, OnErrorAllow
+	}
+	d.Violations = append(d.Violations, Violation{
+		Rule: RuleUnjudged, Action: action, Reason: "input not visible",
+		Detail: fmt.Sprintf("cannot judge %s %s: input not visible to the hook or NRI; spec.hook.onError is %s",
+			plural(len(ids), "rule", "rules"), strings.Join(ids, ", "), mode),
+	})
+	d.Verdict = verdictOf(d.Violations)
+	return ids
+}

@@ -41,3 +41,31 @@ func TestAfterNRI(t *testing.T) {
 		t.Errorf("kernel-only/exemption-only decision still recorded: %+v", d)
 	}
 }
+
+func TestUnjudgedAndMarkUnjudged(t *testing.T) {
+	d := Decision{Verdict: Allow, Deferred: []string{RuleHostNamespaces, RuleRunAsRoot}}
+	if got := Unjudged(&d, FieldUser); len(got) != 1 || got[0] != RuleHostNamespaces {
+		t.Fatalf("Unjudged = %v", got)
+	}
+	if got := Unjudged(&d, FieldUser|FieldHostNamespaces); len(got) != 0 {
+		t.Fatalf("all judged by NRI: %v", got)
+	}
+	if ids := MarkUnjudged(&d, 0, ""); len(ids) != 2 || d.Verdict != Deny || len(d.Violations) != 1 ||
+		d.Violations[0].Rule != RuleUnjudged || d.Violations[0].Action != ActionEnforce ||
+		d.Violations[0].Detail != "cannot judge rules hostNamespaces, runAsRoot: input not visible to the hook or NRI; spec.hook.onError is deny" {
+		t.Fatalf("deny: %v %+v", ids, d)
+	}
+	MarkUnjudged(&d, 0, "")
+	if len(d.Violations) != 1 {
+		t.Fatalf("marked twice: %+v", d.Violations)
+	}
+	w := Decision{Verdict: Allow, Deferred: []string{RuleSysctls}}
+	MarkUnjudged(&w, 0, OnErrorAllow)
+	if w.Verdict != Warn || w.Violations[0].Action != ActionWarn {
+		t.Fatalf("allow: %+v", w)
+	}
+	n := Decision{Verdict: Allow}
+	if MarkUnjudged(&n, 0, "") != nil || n.Verdict != Allow || len(n.Violations) != 0 {
+		t.Fatalf("nothing deferred: %+v", n)
+	}
+}

@@ -424,6 +424,12 @@ type AdmitOptions struct {
 	// AfterNRI: the hook the NRI plugin injected is asking; see
 	// policy.AfterNRI. No remediation either: NRI started it.
 	AfterNRI bool
+	// Final: the caller is the last judge (the OCI hook asking over the
+	// decision socket), so a rule still deferred was judged by nobody and
+	// follows spec.hook.onError (policy.MarkUnjudged). NRIJudged are the
+	// fields the NRI plugin judged before the hook ran.
+	Final     bool
+	NRIJudged policy.Field
 }
 
 // Admit is the whole decision for one container: evaluate; when the kernel
@@ -436,6 +442,9 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 	pol := s.Policy()
 	k := s.Kernel()
 	d := policy.Evaluate(pol, w, k, s.now())
+	if o.Final {
+		policy.MarkUnjudged(&d, o.NRIJudged, pol.Spec.Hook.OnError)
+	}
 	record := true
 	if o.AfterNRI {
 		record = policy.AfterNRI(&d)
@@ -451,6 +460,9 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			// The remediator refreshed the monitor after patching.
 			k = s.Kernel()
 			d = policy.Evaluate(pol, w, k, s.now())
+			if o.Final {
+				policy.MarkUnjudged(&d, o.NRIJudged, pol.Spec.Hook.OnError)
+			}
 		}
 	}
 	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}

@@ -183,15 +183,29 @@ func TestDecideOverSocketAuditsOnce(t *testing.T) {
 		t.Fatalf("audit records = %+v", recs)
 	}
 	// The Seen field crosses the socket: a workload whose user was not
-	// seen is deferred, not judged.
+	// seen is deferred, and since the hook asking is the last judge, a
+	// rule nobody judged follows spec.hook.onError (deny): REVIEW F1.
 	unseen := rootWorkload("c3")
 	unseen.Seen = policy.FieldsAll &^ policy.FieldUser
 	resp, err = c.Ask(context.Background(), audit.NewUUID(), unseen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Decision.Verdict != policy.Allow || !contains(resp.Decision.Deferred, "runAsRoot") {
+	if resp.Decision.Verdict != policy.Deny || !contains(resp.Decision.Deferred, "runAsRoot") ||
+		len(resp.Decision.Violations) != 1 || resp.Decision.Violations[0].Rule != policy.RuleUnjudged ||
+		!strings.Contains(resp.Decision.Violations[0].Detail, "runAsRoot") {
 		t.Fatalf("unseen user: %+v", resp.Decision)
+	}
+	// The same, with the user judged by the NRI plugin that injected the
+	// hook: not unjudged, so allowed.
+	nri := rootWorkload("c4")
+	nri.Seen = policy.FieldsAll &^ policy.FieldUser
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: nri, AfterNRI: true, NRIJudged: policy.FieldUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Decision.Verdict != policy.Allow || !contains(resp.Decision.Deferred, "runAsRoot") || len(resp.Decision.Violations) != 0 {
+		t.Fatalf("user judged by NRI: %+v", resp.Decision)
 	}
 }
 
@@ -208,8 +222,11 @@ func TestBadRequestsAnswered(t *testing.T) {
 	e := newTestEnv(t)
 	e.start(t)
 	for _, tc := range []struct{ in, want string }{
-		{`{"v":1,"id":"x"}` + "\n", "no workload"},
-		{`{"v":9,"workload":{}}` + "\n", "protocol version 9"},
+		{`{"v":1,"id":"x","seen":1}` + "\n", "no workload"},
+		{`{"v":9,"workload":{},"seen":1}` + "\n", "protocol version 9"},
+		// Without "seen" every container rule would be deferred and the
+		// answer decided on the kernel alone: refused (REVIEW F1).
+		{`{"v":1,"id":"x","workload":{"source":"hook","container":{"id":"c"}}}` + "\n", `no "seen"`},
 		{`{"v":1,"bogus":true}` + "\n", "unknown field"},
 		{"not json\n", "decision socket protocol error"},
 	} {

@@ -131,7 +131,7 @@ func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred 
 	if w.Source == "" {
 		w.Source = audit.SourceHook
 	}
-	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: req.AfterNRI})
+	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: req.AfterNRI, Final: true, NRIJudged: req.NRIJudged})
 	resp.Decision = &res.Decision
 	resp.Audited = res.Audited
 	if res.AuditErr != nil {

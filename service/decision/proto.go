@@ -39,6 +39,32 @@ type DecideRequest struct {
 	// judged the kernel and the rest and written their record, so the
 	// service judges what is left and records only its violations.
 	AfterNRI bool `json:"afterNRI,omitempty"`
+	// NRIJudged are the fields the NRI plugin judged before the hook ran:
+	// their deferred rules are not "unjudged" (policy.Unjudged).
+	NRIJudged policy.Field `json:"nriJudged,omitempty"`
+}
+
+// UnmarshalJSON decodes a request strictly (unknown keys refused) and
+// refuses one without "seen": a workload whose seen fields are missing
+// would have every container rule deferred and be judged on the kernel
+// alone, so it is a protocol error, never an allow.
+func (r *DecideRequest) UnmarshalJSON(data []byte) error {
+	type plain DecideRequest
+	var aux struct {
+		plain
+		Seen *policy.Field `json:"seen"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aux); err != nil {
+		return err
+	}
+	if aux.Seen == nil {
+		return fmt.Errorf("request has no \"seen\" fields")
+	}
+	*r = DecideRequest(aux.plain)
+	r.Seen = *aux.Seen
+	return nil
 }
 
 // DecideResponse is the service's answer.
