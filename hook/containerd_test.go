@@ -84,7 +84,7 @@ func TestContainerdRecorded(t *testing.T) {
 	if err != nil || info.Layout != LayoutContainerd || info.Namespace != "k8s.io" {
 		t.Fatalf("classify: %+v %v", info, err)
 	}
-	w, err := BuildWorkload(st, hostRoot)
+	w, err := BuildWorkload(st, hostRoot, IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestContainerdRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err = BuildWorkload(st, hostRoot)
+	w, err = BuildWorkload(st, hostRoot, IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestContainerdUnresolvableNamespaceDeferred(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := BuildWorkload(st, t.TempDir())
+	w, err := BuildWorkload(st, t.TempDir(), IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}

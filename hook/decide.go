@@ -53,6 +53,10 @@ type Config struct {
 	// judged (and audited) already: the hook leaves their rules alone and
 	// judges only what NRI cannot see, so a container gets one record.
 	NRIJudged policy.Field
+	// IdentityFrom is the runtime whose identity annotations are trusted
+	// (IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO; "" is
+	// none). See BuildWorkload.
+	IdentityFrom string
 	// Timeout is the whole hook's budget (default 2s).
 	Timeout time.Duration
 	// Now is the clock (default time.Now).
@@ -90,7 +94,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	if err != nil {
 		return cannotDecide(cfg, nil, err)
 	}
-	w, err := BuildWorkload(st, cfg.HostRoot)
+	w, err := BuildWorkload(st, cfg.HostRoot, cfg.IdentityFrom)
 	if err != nil {
 		return cannotDecide(cfg, nil, err)
 	}
@@ -151,8 +155,20 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	return outcome(ByLocal, &d, w, pol.Name())
 }
 
-// BuildWorkload loads and judges-ready the container of state st.
-func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
+// Values of `patchgate hook --identity-from`.
+const (
+	IdentityFromNone       = "none"
+	IdentityFromContainerd = "containerd"
+	IdentityFromCRIO       = "crio"
+)
+
+// BuildWorkload loads and judges-ready the container of state st. The pod
+// and container identity (namespace, name, image: what exemptions match)
+// comes from the spec's annotations only when identityFrom names the
+// runtime that wrote them and the annotations are that runtime's: any
+// other runtime (podman, runc) lets whoever starts the container set them.
+// Otherwise the workload has only the container id.
+func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, error) {
 	info, err := ClassifyBundle(st.Bundle, st.ID)
 	if err != nil {
 		return nil, err
@@ -162,12 +178,19 @@ func BuildWorkload(st *State, hostRoot string) (*policy.Workload, error) {
 		return nil, err
 	}
 	ident := IdentityFrom(st.ID, spec.Annotations)
+	// The bundle's place must be that runtime's too.
+	trusted := (identityFrom == IdentityFromContainerd && ident.Runtime == RuntimeContainerd && info.Layout == LayoutContainerd) ||
+		(identityFrom == IdentityFromCRIO && ident.Runtime == RuntimeCRIO && info.Layout == LayoutContainersStorage)
+	if !trusted {
+		ident = Identity{Container: policy.ContainerIdentity{ID: st.ID}}
+	}
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
-		Source:        "hook",
-		Pod:           ident.Pod,
-		Container:     ident.Container,
-		HostNamespace: policy.HostNamespaceResolver(hostRoot),
-		Bundle:        st.Bundle,
+		Source:           "hook",
+		Pod:              ident.Pod,
+		Container:        ident.Container,
+		HostNamespace:    policy.HostNamespaceResolver(hostRoot),
+		Bundle:           st.Bundle,
+		TrustAnnotations: trusted,
 	})
 	if err != nil {
 		return nil, err

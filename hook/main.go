@@ -18,7 +18,7 @@ import (
 // flags are `patchgate hook`'s flags.
 type flags struct {
 	policyPath, nodeName, socket, stateFile, hostRoot string
-	auditSocket, auditSpool, nriJudged                string
+	auditSocket, auditSpool, nriJudged, identityFrom  string
 	timeout, serviceTimeout                           time.Duration
 	judged                                            policy.Field
 }
@@ -39,6 +39,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "whole decision budget")
 	fs.DurationVar(&f.serviceTimeout, "service-timeout", time.Second, "budget for asking the service")
 	fs.StringVar(&f.nriJudged, "nri-judged", "", "fields the NRI plugin that injected this hook has judged already (set by `patchgate nri`)")
+	fs.StringVar(&f.identityFrom, "identity-from", IdentityFromNone, "which runtime's annotations name the pod and container: none (default; any runtime lets the container's creator write them), containerd or crio")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("bad hook arguments (check the hooks.d file or the NRI hook injection): %w", err)
 	}
@@ -50,6 +51,11 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("--nri-judged: %w", err)
 	}
 	f.judged = judged
+	switch f.identityFrom {
+	case IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO:
+	default:
+		return nil, fmt.Errorf("--identity-from %q: want none, containerd or crio", f.identityFrom)
+	}
 	if f.timeout <= 0 || f.serviceTimeout <= 0 {
 		return nil, fmt.Errorf("--timeout and --service-timeout must be positive")
 	}
@@ -89,12 +95,13 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 	policyPath, nodeName, socket, stateFile, hostRoot := &f.policyPath, &f.nodeName, &f.socket, &f.stateFile, &f.hostRoot
 	auditSocket, auditSpool, timeout, serviceTimeout, judged := &f.auditSocket, &f.auditSpool, &f.timeout, &f.serviceTimeout, f.judged
 	cfg := Config{
-		NRIJudged:  judged,
-		PolicyPath: *policyPath,
-		NodeName:   *nodeName,
-		HostRoot:   *hostRoot,
-		Timeout:    *timeout,
-		NewID:      audit.NewUUID,
+		NRIJudged:    judged,
+		IdentityFrom: f.identityFrom,
+		PolicyPath:   *policyPath,
+		NodeName:     *nodeName,
+		HostRoot:     *hostRoot,
+		Timeout:      *timeout,
+		NewID:        audit.NewUUID,
 		Kernel: func(ctx context.Context, pol *policy.Policy) (*policy.KernelState, error) {
 			return LocalKernelState(ctx, pol, *stateFile, *hostRoot)
 		},

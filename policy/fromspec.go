@@ -53,6 +53,15 @@ type FromSpecOptions struct {
 	// hostPathMounts rule judges the host path it names. Without it, a
 	// relative source that leaves the bundle with ".." is a violation.
 	Bundle string
+	// TrustAnnotations takes the pod namespace, name and UID, the container
+	// name and image from the spec's CRI/kubelet annotations (and the pod
+	// annotations from the sandbox spec). Set it only when the runtime that
+	// created the spec is known to set them itself (containerd or CRI-O
+	// under the kubelet): any other runtime lets whoever starts the
+	// container write them (`podman run --annotation
+	// io.kubernetes.cri.sandbox-namespace=kube-system`), and identity picks
+	// exemptions. Without it only Pod and Container count.
+	TrustAnnotations bool
 }
 
 // ParseSpec decodes an OCI runtime spec (config.json). Unknown fields are
@@ -94,7 +103,7 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	w.Pod = opts.Pod
 	w.Pod.Labels = copyMap(opts.Pod.Labels)
 	w.Pod.Annotations = copyMap(opts.Pod.Annotations)
-	if sandbox != nil {
+	if sandbox != nil && opts.TrustAnnotations {
 		for k, v := range sandbox.Annotations {
 			if w.Pod.Annotations == nil {
 				w.Pod.Annotations = map[string]string{}
@@ -113,11 +122,13 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 			}
 		}
 	}
-	pick(&w.Pod.Namespace, AnnotationSandboxNamespace, annotationPodNamespace)
-	pick(&w.Pod.Name, AnnotationSandboxName, annotationPodName)
-	pick(&w.Pod.UID, AnnotationSandboxUID, annotationPodUID)
-	pick(&w.Container.Name, AnnotationContainerName, annotationContainerName)
-	pick(&w.Container.Image, AnnotationImageName)
+	if opts.TrustAnnotations {
+		pick(&w.Pod.Namespace, AnnotationSandboxNamespace, annotationPodNamespace)
+		pick(&w.Pod.Name, AnnotationSandboxName, annotationPodName)
+		pick(&w.Pod.UID, AnnotationSandboxUID, annotationPodUID)
+		pick(&w.Container.Name, AnnotationContainerName, annotationContainerName)
+		pick(&w.Container.Image, AnnotationImageName)
+	}
 
 	// User.
 	w.User = User{UID: spec.Process.User.UID, GID: spec.Process.User.GID}

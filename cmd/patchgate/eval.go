@@ -129,9 +129,13 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := policy.FromSpecOptions{
-		Source:    "eval",
-		Pod:       policy.PodIdentity{Namespace: *namespace, Name: *pod, UID: *podUID, Labels: labels, Annotations: podAnn},
-		Container: policy.ContainerIdentity{Name: *container, Image: *image},
+		Source: "eval",
+		// eval judges a spec the operator chose, as its runtime would
+		// have it judged: the CRI annotations name the pod. (The hook
+		// trusts them only with --identity-from; REVIEW AF1.)
+		TrustAnnotations: true,
+		Pod:              policy.PodIdentity{Namespace: *namespace, Name: *pod, UID: *podUID, Labels: labels, Annotations: podAnn},
+		Container:        policy.ContainerIdentity{Name: *container, Image: *image},
 	}
 	if *hostRoot != "" {
 		// Namespace paths in the spec are judged against that host's

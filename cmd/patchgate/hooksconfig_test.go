@@ -37,14 +37,14 @@ func TestHooksConfigExampleMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Version != "1.0.0" || !cfg.When.Always || len(cfg.Stages) != 1 || cfg.Stages[0] != "createRuntime" ||
-		cfg.Hook.Path != defaultHookPath || strings.Join(cfg.Hook.Args, " ") != "patchgate hook" {
+		cfg.Hook.Path != defaultHookPath || strings.Join(cfg.Hook.Args, " ") != "patchgate hook --identity-from=none" {
 		t.Fatalf("example = %+v", cfg)
 	}
 }
 
 func TestHooksConfigFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := runHooksConfig([]string{"--path", "/opt/pg/patchgate", "--stage", "createContainer", "--", "--policy", "/srv/p.yaml"}, &out, &errb)
+	code := runHooksConfig([]string{"--path", "/opt/pg/patchgate", "--stage", "createContainer", "--identity-from", "crio", "--", "--policy", "/srv/p.yaml"}, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -53,11 +53,12 @@ func TestHooksConfigFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Hook.Path != "/opt/pg/patchgate" || cfg.Stages[0] != "createContainer" ||
-		strings.Join(cfg.Hook.Args, " ") != "patchgate hook --policy /srv/p.yaml" {
+		strings.Join(cfg.Hook.Args, " ") != "patchgate hook --identity-from=crio --policy /srv/p.yaml" {
 		t.Fatalf("got %+v", cfg)
 	}
 	for _, bad := range [][]string{{"--path", "patchgate"}, {"--path", "/a/../b"}, {"--stage", "poststop"}, {"--nope"},
-		{"--", "--bogus-flag"}, {"--", "--policy", "relative/policy.yaml"}, {"--", "--nri-judged", "nonsense"}, {"--", "extra-arg"}} {
+		{"--", "--bogus-flag"}, {"--", "--policy", "relative/policy.yaml"}, {"--", "--nri-judged", "nonsense"}, {"--", "extra-arg"},
+		{"--identity-from", "podman"}, {"--", "--identity-from", "bogus"}} {
 		out.Reset()
 		errb.Reset()
 		if code := runHooksConfig(bad, &out, &errb); code != exitInvalid || out.Len() != 0 {
