@@ -55,6 +55,7 @@ type Service struct {
 	auditCfg     *audit.Config
 	auditSocket  string
 	kernel       KernelMonitor
+	startupRead  time.Duration
 	remediator   Remediator
 	logger       logrus.FieldLogger
 	now          func() time.Time
@@ -163,6 +164,23 @@ func WithKernelMonitor(m KernelMonitor) Option {
 	}
 }
 
+// DefaultStartupRead bounds the kernel read Start does before it serves.
+const DefaultStartupRead = 10 * time.Second
+
+// WithStartupRead bounds the one synchronous kernel read Start does before
+// it serves decisions (default DefaultStartupRead; 0 turns it off). A read
+// that does not finish in time leaves what it got (the parts it could not
+// read are unknown), and Start logs it as an error.
+func WithStartupRead(timeout time.Duration) Option {
+	return func(s *Service) error {
+		if timeout < 0 {
+			return fmt.Errorf("%w: negative start-up read timeout %v", ErrConfig, timeout)
+		}
+		s.startupRead = timeout
+		return nil
+	}
+}
+
 // WithRemediator enables remediation before admission (when the policy
 // enables it too).
 func WithRemediator(r Remediator) Option {
@@ -222,6 +240,7 @@ func New(opts ...Option) (*Service, error) {
 	s := &Service{
 		policyPath:   policy.DefaultDir,
 		pollInterval: 2 * time.Second,
+		startupRead:  DefaultStartupRead,
 		socketPath:   DefaultSocket,
 		statusPath:   DefaultStatusFile,
 		auditSocket:  audit.DefaultSocket,
@@ -243,7 +262,10 @@ func New(opts ...Option) (*Service, error) {
 // Start loads the policy (a policy that does not load is an error here:
 // there is no last good one yet), opens the audit log, takes in its spool,
 // listens on the sockets, and starts the watcher. It returns once the
-// sockets accept connections. Stop it by cancelling ctx or calling Close.
+// sockets accept connections. Before it serves it reads the kernel once
+// (bounded by WithStartupRead), so the first decisions after a boot do not
+// see an unread kernel; requests themselves never wait on a read. Stop it
+// by cancelling ctx or calling Close.
 func (s *Service) Start(ctx context.Context) error {
 	pol, fp, err := s.loadPolicy()
 	if err != nil {
@@ -251,6 +273,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.setPolicy(pol, fp)
 	s.started = s.now()
+	s.startupKernelRead(ctx)
 
 	cfg := s.auditConfig(pol)
 	lg, err := audit.Open(cfg)
@@ -327,6 +350,28 @@ func (s *Service) Start(ctx context.Context) error {
 		"audit_log": cfg.Path, "audit_socket": s.auditSocket,
 	}).Info("patchgate service started")
 	return nil
+}
+
+// startupKernelRead reads the kernel once, synchronously, unless the
+// monitor already has a state. This is start-up, not the request path.
+func (s *Service) startupKernelRead(ctx context.Context) {
+	if s.kernel == nil || s.startupRead <= 0 || s.kernel.Snapshot() != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.startupRead)
+	defer cancel()
+	begin := time.Now()
+	k := s.kernel.Refresh(rctx)
+	took := time.Since(begin).Round(time.Millisecond)
+	switch {
+	case rctx.Err() != nil || k == nil:
+		s.logger.WithFields(logrus.Fields{"timeout": s.startupRead, "took": took}).
+			Error("the first kernel read did not finish within the start-up timeout: decisions see the parts it could not read as unknown until the next read")
+	case len(k.Unknown) > 0:
+		s.logger.WithFields(logrus.Fields{"took": took, "unknown": len(k.Unknown)}).Warn("first kernel read done, with unknown parts")
+	default:
+		s.logger.WithField("took", took).Info("first kernel read done")
+	}
 }
 
 // Done is closed when the service has shut down.

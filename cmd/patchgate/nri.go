@@ -201,6 +201,10 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	if launched {
 		// The runtime started us: the settings arrive in Configure.
 		base := s
+		// The service starts inside Configure, within the runtime's
+		// plugin registration timeout (5 s by default): keep the first
+		// kernel read well inside it.
+		n.startupRead = 3 * time.Second
 		opts = append(opts, plugin.WithConfigure(func(ctx context.Context, config string) (plugin.Node, error) {
 			cfg, err := parseNRIConf(config, base)
 			if err != nil {
@@ -242,6 +246,8 @@ func runPlugin(ctx context.Context, p *plugin.Plugin, stderr io.Writer) int {
 // decision and audit sockets, metrics) in this process and stops it.
 type nodeRunner struct {
 	log *logrus.Logger
+	// startupRead bounds the service's first kernel read (0: the default).
+	startupRead time.Duration
 
 	mu      sync.Mutex
 	m       *metrics.Metrics
@@ -285,6 +291,9 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithLogger(n.log),
 		service.WithMetrics(n.metrics(), s.MetricsAddr),
 	}
+	if n.startupRead > 0 {
+		opts = append(opts, service.WithStartupRead(n.startupRead))
+	}
 	var svc *service.Service
 	if s.auditLog != "" || s.auditSocket != audit.DefaultSocket {
 		a := pol.Spec.Audit
@@ -323,16 +332,18 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		return nil, err
 	}
 	mctx, cancel := context.WithCancel(context.Background())
+	// Start reads the kernel once before it serves (REVIEW BFG1); the
+	// monitor's background reads begin after it, so that first read does
+	// not queue behind one of them.
+	if err := svc.Start(mctx); err != nil {
+		cancel()
+		return nil, err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = mon.Run(mctx)
 	}()
-	if err := svc.Start(mctx); err != nil {
-		cancel()
-		<-done
-		return nil, err
-	}
 	n.mu.Lock()
 	n.svc, n.stopMon, n.monDone = svc, cancel, done
 	n.mu.Unlock()

@@ -124,17 +124,18 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
+	// Start reads the kernel once before it serves (REVIEW BFG1); the
+	// monitor's background reads begin after it, so that first read does
+	// not queue behind one of them.
+	if err := svc.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
+		return exitInvalid
+	}
 	monDone := make(chan struct{})
 	go func() {
 		defer close(monDone)
 		_ = mon.Run(ctx) // returns ctx.Err() when serve stops
 	}()
-	if err := svc.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-		stop()
-		<-monDone
-		return exitInvalid
-	}
 	<-svc.Done()
 	<-monDone
 	if err := svc.Err(); err != nil {
