@@ -479,7 +479,7 @@ type AdmitOptions struct {
 
 // Admit is the whole decision for one container: evaluate; when the kernel
 // is behind and the policy enables remediation, start it and wait at most
-// remediation.admitWait, then evaluate again on the fresh state; write the
+// remediation.admitWait (less if ctx's deadline is sooner), then evaluate again on the fresh state; write the
 // audit record; and deny when the record cannot be written and the policy
 // says audit.failClosed.
 func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions) Result {
@@ -496,7 +496,13 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 	}
 	var rem *audit.Remediation
 	if d.KernelBehind && !o.AfterNRI && pol.Spec.Remediation.Enabled && s.remediator != nil {
-		status, reason := s.remediator.Remediate(ctx, pol.Spec.Remediation.AdmitWait.D())
+		wait := pol.Spec.Remediation.AdmitWait.D()
+		if dl, ok := ctx.Deadline(); ok {
+			// The caller's deadline bounds the wait; with none left the
+			// remediation is still started, not waited for.
+			wait = max(min(wait, time.Until(dl)), 0)
+		}
+		status, reason := s.remediator.Remediate(ctx, wait)
 		rem = &audit.Remediation{Started: true, Outcome: status, Reason: reason}
 		if s.metrics != nil {
 			s.metrics.ObserveRemediation(status)

@@ -115,12 +115,32 @@ func isEOF(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || err.Error() == "EOF"
 }
 
+// answerMargin is kept from the caller's budget for evaluating, writing the
+// audit record and sending the answer after the wait for remediation.
+const answerMargin = 100 * time.Millisecond
+
+// requestBudget is how long the caller waits for the answer to req.
+func requestBudget(req *decision.DecideRequest) (time.Duration, error) {
+	switch {
+	case req.BudgetMillis < 0:
+		return 0, fmt.Errorf("budgetMs %d is negative", req.BudgetMillis)
+	case req.BudgetMillis == 0:
+		return decision.DefaultTimeout, nil
+	}
+	return time.Duration(req.BudgetMillis) * time.Millisecond, nil
+}
+
 func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred *syscall.Ucred) decision.DecideResponse {
+	received := time.Now()
 	pol := s.Policy()
 	resp := decision.DecideResponse{Version: decision.ProtocolVersion, OnError: pol.Spec.Hook.OnError}
+	budget, err := requestBudget(req)
 	switch {
 	case req.Version != decision.ProtocolVersion:
 		resp.Error = fmt.Sprintf("protocol version %d not supported (want %d)", req.Version, decision.ProtocolVersion)
+		return resp
+	case err != nil:
+		resp.Error = err.Error()
 		return resp
 	case req.Workload == nil:
 		resp.Error = "request has no workload"
@@ -131,6 +151,9 @@ func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred 
 	if w.Source == "" {
 		w.Source = audit.SourceHook
 	}
+	// Answer before the caller gives up: it would decide on its own.
+	ctx, cancel := context.WithDeadline(ctx, received.Add(budget-answerMargin))
+	defer cancel()
 	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: req.AfterNRI, Final: true, NRIJudged: req.NRIJudged})
 	resp.Decision = &res.Decision
 	resp.Audited = res.Audited

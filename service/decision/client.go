@@ -22,11 +22,15 @@ const DefaultSocket = "/run/patchgate/decision.sock"
 // service.
 var ErrUnreachable = errors.New("decision service unreachable")
 
+// DefaultTimeout is Client.Timeout when unset, and the budget the service
+// assumes for a request that does not carry one.
+const DefaultTimeout = time.Second
+
 // Client asks the node service for decisions over its unix socket.
 type Client struct {
 	Socket string
-	// Timeout bounds one exchange (default 1s); the ctx deadline applies
-	// too.
+	// Timeout bounds one exchange (default DefaultTimeout); the ctx
+	// deadline applies too. The request tells the service the time left.
 	Timeout time.Duration
 }
 
@@ -43,7 +47,7 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = time.Second
+		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -61,10 +65,10 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
 		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline() // set by WithTimeout above
+	_ = conn.SetDeadline(dl)
 	req.Version = ProtocolVersion
+	req.BudgetMillis = max(time.Until(dl).Milliseconds(), 1)
 	req.Seen = req.Workload.Seen
 	if err := WriteMessage(conn, req); err != nil {
 		return nil, fmt.Errorf("%w: sending request: %v", ErrUnreachable, err)

@@ -42,6 +42,12 @@ type DecideRequest struct {
 	// NRIJudged are the fields the NRI plugin judged before the hook ran:
 	// their deferred rules are not "unjudged" (policy.Unjudged).
 	NRIJudged policy.Field `json:"nriJudged,omitempty"`
+	// BudgetMillis is how long, in milliseconds from sending, the caller
+	// waits for the answer. The service answers within it less a margin,
+	// cutting short its wait for remediation: a caller that gave up would
+	// decide locally and write a second record for the same ID. 0 (not
+	// sent) means DefaultTimeout.
+	BudgetMillis int64 `json:"budgetMs,omitempty"`
 }
 
 // UnmarshalJSON decodes a request strictly (unknown keys refused) and
