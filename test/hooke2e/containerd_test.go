@@ -34,7 +34,9 @@ func (p *hookInjector) CreateContainer(_ context.Context, _ *api.PodSandbox, _ *
 		// A test-only recorder; patchgate itself never runs a shell.
 		{Path: "/bin/busybox", Args: []string{"sh", "-c",
 			`d="$0/$$"; mkdir -p "$d" && cat > "$d/state.json" && pwd > "$d/cwd" && cp config.json "$d/config.json"`, p.recorder}},
-		{Path: patchgateBin, Args: append([]string{"patchgate", "hook"}, p.args...)},
+		// As the NRI plugin injects it: containerd's CRI annotations name
+		// the pod (REVIEW AF1: the hook trusts them only when told).
+		{Path: patchgateBin, Args: append([]string{"patchgate", "hook", "--identity-from=containerd"}, p.args...)},
 	}})
 	return adj, nil, nil
 }
