@@ -61,7 +61,10 @@ func (s *syncBuffer) String() string {
 type harnessOpts struct {
 	policyFile string
 	validator  *validator.DefaultValidatorConfig
+	// hookPath is the injected hook's path; /usr/local/bin/patchgate
+	// unless noHook (the plugin then runs without a hook path).
 	hookPath   string
+	noHook     bool
 	pluginOpts []Option
 }
 
@@ -115,6 +118,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		WithNode(svc), WithSocket(sock), WithLogger(log), WithName("patchgate", "50"),
 		WithReconnectBackoff(50 * time.Millisecond),
 	}, o.pluginOpts...)
+	if o.hookPath == "" && !o.noHook {
+		o.hookPath = "/usr/local/bin/patchgate"
+	}
 	if o.hookPath != "" {
 		popts = append(popts, WithHook(o.hookPath))
 	}

@@ -37,8 +37,9 @@ const (
 	AnnotationFlagged = "patchgate.dev/flagged"
 	// AnnotationRules lists the rule IDs that flagged it, comma-separated.
 	AnnotationRules = "patchgate.dev/rules"
-	// AnnotationUnchecked lists the rules nobody judged because the runtime
-	// refused the OCI hook and the policy's hook.onError is allow.
+	// AnnotationUnchecked lists the rules nobody judged because no OCI hook
+	// runs (none configured, or the runtime refuses it) and the policy's
+	// hook.onError is allow.
 	AnnotationUnchecked = "patchgate.dev/unchecked"
 )
 
@@ -83,6 +84,8 @@ type Plugin struct {
 
 	syncMu   sync.Mutex
 	reported map[string]bool // containers already audited (create or sync)
+
+	noHookOnce sync.Once // the start-up warning when no hook path is configured
 }
 
 type nodeBox struct{ Node }
@@ -137,7 +140,10 @@ func WithSocket(path string) Option {
 // WithHook makes the plugin inject `<path> hook <args...>` as a
 // createRuntime hook, so that the OCI hook judges what NRI cannot see. path
 // is the patchgate binary's path on the host. An empty path disables
-// injection (those rules then stay deferred, and every decision says so).
+// injection: the rules only the hook can judge (capabilities, privileged,
+// ...) are then unjudged, and the policy's hook.onError decides: deny (the
+// default) refuses every container that has any, allow admits it with the
+// AnnotationUnchecked annotation and a warning.
 func WithHook(path string, args ...string) Option {
 	return func(p *Plugin) error {
 		if path != "" && !strings.HasPrefix(path, "/") {
@@ -263,7 +269,32 @@ func (p *Plugin) Configure(ctx context.Context, config, runtime, version string)
 		}
 		p.node.Store(&nodeBox{n})
 	}
+	if hookPath, _ := p.hookConfig(); hookPath == "" {
+		p.noHook()
+	}
 	return 0, nil
+}
+
+// noHookReason is why, without a hook path, some rules cannot be judged.
+const noHookReason = "no OCI hook path configured (patchgate nri --hook-path, or hookPath in nri.conf): " +
+	"capabilities, privileged, privilegeEscalation, AppArmor, procMount and sysctls cannot be judged by NRI alone"
+
+// noHook says loudly, once, that no hook is configured, and puts it in the
+// status file.
+func (p *Plugin) noHook() {
+	node, err := p.nodeOrErr()
+	if err != nil {
+		return
+	}
+	onError := node.Policy().Spec.Hook.OnError
+	p.hooks.publish(service.HookInjection{Status: hookDisabled, Reason: noHookReason})
+	p.noHookOnce.Do(func() {
+		what := "containers with any of them are REFUSED (policy hook.onError: deny)"
+		if onError == policy.OnErrorAllow {
+			what = "containers are admitted with them unchecked, annotated " + AnnotationUnchecked + " (policy hook.onError: allow)"
+		}
+		p.log.Error("NO OCI HOOK: " + noHookReason + "; " + what)
+	})
 }
 
 // Shutdown is the runtime going away; Run reconnects.
@@ -360,10 +391,11 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	}
 	hookPath, hookArgs := p.hookConfig()
 	switch {
-	case hookPath == "":
-	case p.hooks.inject():
+	case hookPath != "" && p.hooks.inject():
 		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs, w)}})
-	case len(d.Deferred) > 0:
+	case len(d.Deferred) > 0 && node.Policy().Spec.Hook.OnError == policy.OnErrorAllow:
+		// No hook will judge them (none configured, or the runtime refuses
+		// it); with onError deny the validator refuses the container.
 		adj.AddAnnotation(AnnotationUnchecked, strings.Join(d.Deferred, ","))
 	}
 	return adj, nil, nil
@@ -409,13 +441,62 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
 		return errors.New(DenyMessage(&d, inProgress))
 	}
+	hookPath, _ := p.hookConfig()
+	hooked := hookPath != "" && hasOwnHook(full, hookPath)
+	if !hooked && len(d.Deferred) > 0 {
+		// Nobody judges the rules NRI cannot see: the policy's
+		// hook.onError decides, as the hook does when it cannot decide.
+		why := noHookReason
+		if hookPath != "" {
+			why = "the OCI hook was not injected (the runtime refuses it)"
+		}
+		if node.Policy().Spec.Hook.OnError != policy.OnErrorAllow {
+			bd := unjudgedDecision(d, w, why)
+			if err := node.AuditLog().Write(ctx, audit.NewRecord(audit.SourceNRI, w, &bd, res.Kernel, nil)); err != nil {
+				log.WithError(err).Error("audit record not written")
+			}
+			log.WithField("unjudged", d.Deferred).Warn("container refused: no OCI hook judges the rules NRI cannot see (policy hook.onError: deny)")
+			return errors.New(UnjudgedMessage(d.Deferred, hookPath == "", d.Policy.Name))
+		}
+		log.WithField("unchecked", d.Deferred).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
+	}
 	if d.Verdict == policy.Warn {
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
-	if hookPath, _ := p.hookConfig(); hookPath != "" && hasOwnHook(full, hookPath) {
+	if hooked {
 		p.hooks.admitted(full.GetId())
 	}
 	return nil
+}
+
+// unjudgedDecision is d refused because the rules in d.Deferred were judged
+// by nobody: each becomes an enforced violation, for the audit record.
+func unjudgedDecision(d policy.Decision, w *policy.Workload, why string) policy.Decision {
+	vs := slices.Clone(d.Violations)
+	for _, r := range d.Deferred {
+		vs = append(vs, policy.Violation{
+			Rule: r, Action: policy.ActionEnforce, Reason: "not judged",
+			Detail: fmt.Sprintf("container %q: %s not judged: %s", w.Container.Name, r, why),
+		})
+	}
+	d.Violations = vs
+	d.Deferred = nil
+	d.Verdict = policy.Deny
+	return d
+}
+
+// UnjudgedMessage is the one-line error for a container refused because no
+// OCI hook judges the rules NRI cannot see (rules) and the policy's
+// hook.onError is deny.
+func UnjudgedMessage(rules []string, noHookPath bool, policyName string) string {
+	rs := slices.Clone(rules)
+	slices.Sort(rs)
+	rs = slices.Compact(rs)
+	why := "the runtime refuses patchgate's OCI hook (allow OCI hook adjustments for patchgate, or set hook.onError: allow)"
+	if noHookPath {
+		why = "no OCI hook path configured (set --hook-path / hookPath in nri.conf)"
+	}
+	return oneLine(fmt.Sprintf("patchgate: cannot judge [%s]: %s (policy %q)", strings.Join(rs, ","), why, policyName))
 }
 
 // PostCreateContainer tells the plugin the container was created: the

@@ -364,3 +364,61 @@ func TestRequestTimeoutFromRuntime(t *testing.T) {
 		t.Errorf("maxWait = %v with a 4s request timeout, want 2s", got)
 	}
 }
+
+// Without a hook path nobody judges capabilities, privileged, ...: under the
+// default hook.onError (deny) a container is refused with a reason naming
+// the unjudged rules and the fix (REVIEW G1).
+func TestNoHookPathRefusesUnjudged(t *testing.T) {
+	h := newHarness(t, harnessOpts{noHook: true})
+	if !strings.Contains(h.logs.String(), "NO OCI HOOK") {
+		t.Errorf("no start-up warning about the missing hook path; logs:\n%s", h.logs.String())
+	}
+	waitFor(t, func() bool { return h.hookStatus() == hookDisabled }, "status file hookInjection.status=disabled")
+	pod, ctr := loadCapture(t, "default-kubelet")
+	_, err := h.create(pod, ctr)
+	if err == nil {
+		t.Fatal("container admitted with capabilities and privileged unjudged")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, nriPrefix+"patchgate: cannot judge [") || strings.ContainsAny(msg, "\n\r") {
+		t.Errorf("error %q is not patchgate's one-line reason", msg)
+	}
+	for _, want := range []string{"capabilities", "privileged", "privilegeEscalation", "--hook-path", "hookPath", `(policy "plugin-test")`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %s", msg, want)
+		}
+	}
+	var blocked bool
+	for _, r := range h.records() {
+		if r.Action == audit.ActionBlocked && r.Container.ID == ctr.GetId() {
+			blocked = true
+		}
+	}
+	if !blocked {
+		t.Errorf("no blocked audit record for the refused container: %+v", h.records())
+	}
+}
+
+// With hook.onError: allow the same container is admitted, annotated with
+// the rules nobody checked, and the plugin warns.
+func TestNoHookPathOnErrorAllowAdmitsUnchecked(t *testing.T) {
+	h := newHarness(t, harnessOpts{noHook: true, policyFile: "hook-allow.yaml"})
+	pod, ctr := loadCapture(t, "default-kubelet")
+	rpl, err := h.create(pod, ctr)
+	if err != nil {
+		t.Fatalf("container refused under hook.onError allow: %v", err)
+	}
+	adj := rpl.GetAdjust()
+	if len(adj.GetHooks().GetCreateRuntime()) != 0 {
+		t.Errorf("hook injected without a hook path: %v", adj.GetHooks())
+	}
+	un := strings.Split(adj.GetAnnotations()[AnnotationUnchecked], ",")
+	for _, want := range []string{"capabilities", "privileged"} {
+		if !slices.Contains(un, want) {
+			t.Errorf("%s annotation %v lacks %s", AnnotationUnchecked, un, want)
+		}
+	}
+	if !strings.Contains(h.logs.String(), "admitted with rules unchecked") {
+		t.Errorf("no warning for the unchecked container; logs:\n%s", h.logs.String())
+	}
+}

@@ -156,7 +156,7 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
-	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook)")
+	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook; the rules only the hook can judge then follow the policy's hook.onError: deny refuses such containers)")
 	fs.StringVar(&s.decisionSocket, "decision-socket", s.decisionSocket, "decision socket the injected hook asks")
 	fs.StringVar(&s.auditSocket, "audit-socket", s.auditSocket, "audit socket for records from the injected hooks")
 	fs.StringVar(&s.auditLog, "audit-log", "", "audit log path (default: the policy's spec.audit.path)")
