@@ -64,20 +64,24 @@ type Metrics interface {
 
 // Plugin is patchgate's NRI plugin. Create it with New and Run it.
 type Plugin struct {
-	name, idx  string
-	socket     string
-	hookMu     sync.RWMutex
-	hookPath   string
-	hookArgs   []string
-	hookTO     int64
-	reqTimeout atomic.Int64 // the runtime's NRI request timeout, in ns
-	stub       atomic.Pointer[stub.Stub]
-	backoffMax time.Duration
-	log        logrus.FieldLogger
-	metrics    Metrics
-	now        func() time.Time
-	configure  func(ctx context.Context, config string) (Node, error)
-	dial       func(string) (net.Conn, error) // nil: the stub's own
+	name, idx string
+	socket    string
+	hookMu    sync.RWMutex
+	hookPath  string
+	hookArgs  []string
+	hookTO    int64
+	// identityFrom tells the injected hook which runtime set the identity
+	// annotations it may trust ("containerd", "crio"), learnt at Configure;
+	// never from the container itself.
+	identityFrom atomic.Pointer[string]
+	reqTimeout   atomic.Int64 // the runtime's NRI request timeout, in ns
+	stub         atomic.Pointer[stub.Stub]
+	backoffMax   time.Duration
+	log          logrus.FieldLogger
+	metrics      Metrics
+	now          func() time.Time
+	configure    func(ctx context.Context, config string) (Node, error)
+	dial         func(string) (net.Conn, error) // nil: the stub's own
 
 	node  atomic.Pointer[nodeBox]
 	hooks *hookTracker
@@ -261,6 +265,7 @@ func (p *Plugin) Configure(ctx context.Context, config, runtime, version string)
 			p.reqTimeout.Store(int64(d))
 		}
 	}
+	p.identityFrom.Store(ptr(identitySource(runtime)))
 	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "request_timeout": p.maxWait() * 2}).Info("connected to the container runtime")
 	if p.node.Load() == nil {
 		n, err := p.configure(ctx, config)
@@ -404,7 +409,11 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 // hook is the createRuntime hook for one container: it tells the hook which
 // fields NRI has judged already, so it judges (and audits) only the rest.
 func (p *Plugin) hook(path string, extra []string, w *policy.Workload) *api.Hook {
-	args := append([]string{path, "hook"}, extra...)
+	from := "none"
+	if f := p.identityFrom.Load(); f != nil {
+		from = *f
+	}
+	args := append([]string{path, "hook", "--identity-from=" + from}, extra...)
 	args = append(args, "--nri-judged="+strings.Join(policy.FieldNames(w.Seen), ","))
 	return &api.Hook{Path: path, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
 }
@@ -633,3 +642,18 @@ func hasOwnHook(ctr *api.Container, path string) bool {
 	}
 	return false
 }
+
+// identitySource maps the runtime name NRI reports at Configure to the hook's
+// --identity-from value: the runtime whose CRI identity annotations the hook
+// may trust. Anything else trusts none, so a pod cannot name its own namespace.
+func identitySource(runtime string) string {
+	switch strings.ToLower(runtime) {
+	case "containerd":
+		return "containerd"
+	case "cri-o", "crio":
+		return "crio"
+	}
+	return "none"
+}
+
+func ptr[T any](v T) *T { return &v }

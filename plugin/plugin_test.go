@@ -184,7 +184,7 @@ func TestHookInjected(t *testing.T) {
 	if len(hooks) != 1 {
 		t.Fatalf("createRuntime hooks = %v", hooks)
 	}
-	want := []string{"/usr/local/bin/patchgate", "hook", "--nri-judged=user,hostNamespaces,mounts,devices,seccomp"}
+	want := []string{"/usr/local/bin/patchgate", "hook", "--identity-from=containerd", "--nri-judged=user,hostNamespaces,mounts,devices,seccomp"}
 	if hooks[0].Path != "/usr/local/bin/patchgate" || !slices.Equal(hooks[0].Args, want) {
 		t.Errorf("hook = %v %v, want args %v", hooks[0].Path, hooks[0].Args, want)
 	}
@@ -420,5 +420,13 @@ func TestNoHookPathOnErrorAllowAdmitsUnchecked(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "admitted with rules unchecked") {
 		t.Errorf("no warning for the unchecked container; logs:\n%s", h.logs.String())
+	}
+}
+
+func TestIdentitySourceFromRuntimeName(t *testing.T) {
+	for runtime, want := range map[string]string{"containerd": "containerd", "cri-o": "crio", "CRI-O": "crio", "": "none", "my-runtime": "none"} {
+		if got := identitySource(runtime); got != want {
+			t.Errorf("identitySource(%q) = %q, want %q", runtime, got, want)
+		}
 	}
 }
