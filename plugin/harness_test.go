@@ -200,6 +200,11 @@ func (h *harness) waitSynced() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The plugin has answered Synchronize, but the runtime adds it to its
+	// plugins and validators only afterwards, under its plugin-sync lock: a
+	// CreateContainer sent now could still find no validator and succeed.
+	// Taking the lock (as containerd does around its requests) waits for that.
+	h.rt.BlockPluginSync().Unblock()
 }
 
 // create runs the runtime's CreateContainer for a captured pod/container,
