@@ -436,7 +436,13 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	// serializes every container operation on the node behind this request.
 	ctx, cancel := context.WithTimeout(ctx, p.maxWait())
 	defer cancel()
-	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI})
+	hookPath, _ := p.hookConfig()
+	hooked := hookPath != "" && hasOwnHook(full, hookPath)
+	// Without patchgate's hook this is the last judge: the rules NRI cannot
+	// see are judged by nobody and follow the policy's hook.onError (deny:
+	// an enforce violation "unjudged"; allow: a warn one), in the decision
+	// and its audit record.
+	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen})
 	d := res.Decision
 	log := p.log.WithFields(logrus.Fields{
 		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,
@@ -445,29 +451,21 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		log.WithError(res.AuditErr).Error("audit record not written")
 	}
 	p.markReported(w.Container.ID)
+	var unjudged []string
+	if !hooked {
+		unjudged = policy.Unjudged(&d, w.Seen)
+	}
 	if d.Verdict == policy.Deny {
 		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
+		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
+			// Refused only because nobody judged them: say how to fix it.
+			return errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
+		}
 		return errors.New(DenyMessage(&d, inProgress))
 	}
-	hookPath, _ := p.hookConfig()
-	hooked := hookPath != "" && hasOwnHook(full, hookPath)
-	if !hooked && len(d.Deferred) > 0 {
-		// Nobody judges the rules NRI cannot see: the policy's
-		// hook.onError decides, as the hook does when it cannot decide.
-		why := noHookReason
-		if hookPath != "" {
-			why = "the OCI hook was not injected (the runtime refuses it)"
-		}
-		if node.Policy().Spec.Hook.OnError != policy.OnErrorAllow {
-			bd := unjudgedDecision(d, w, why)
-			if err := node.AuditLog().Write(ctx, audit.NewRecord(audit.SourceNRI, w, &bd, res.Kernel, nil)); err != nil {
-				log.WithError(err).Error("audit record not written")
-			}
-			log.WithField("unjudged", d.Deferred).Warn("container refused: no OCI hook judges the rules NRI cannot see (policy hook.onError: deny)")
-			return errors.New(UnjudgedMessage(d.Deferred, hookPath == "", d.Policy.Name))
-		}
-		log.WithField("unchecked", d.Deferred).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
+	if len(unjudged) > 0 {
+		log.WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
 	}
 	if d.Verdict == policy.Warn {
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
@@ -476,22 +474,6 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		p.hooks.admitted(full.GetId())
 	}
 	return nil
-}
-
-// unjudgedDecision is d refused because the rules in d.Deferred were judged
-// by nobody: each becomes an enforced violation, for the audit record.
-func unjudgedDecision(d policy.Decision, w *policy.Workload, why string) policy.Decision {
-	vs := slices.Clone(d.Violations)
-	for _, r := range d.Deferred {
-		vs = append(vs, policy.Violation{
-			Rule: r, Action: policy.ActionEnforce, Reason: "not judged",
-			Detail: fmt.Sprintf("container %q: %s not judged: %s", w.Container.Name, r, why),
-		})
-	}
-	d.Violations = vs
-	d.Deferred = nil
-	d.Verdict = policy.Deny
-	return d
 }
 
 // UnjudgedMessage is the one-line error for a container refused because no

@@ -388,15 +388,23 @@ func TestNoHookPathRefusesUnjudged(t *testing.T) {
 			t.Errorf("error %q does not mention %s", msg, want)
 		}
 	}
-	var blocked bool
-	for _, r := range h.records() {
-		if r.Action == audit.ActionBlocked && r.Container.ID == ctr.GetId() {
-			blocked = true
+	if !hasRecord(h.records(), audit.ActionBlocked, ctr.GetId(), policy.RuleUnjudged) {
+		t.Errorf("no blocked audit record with rule %s for the refused container: %+v", policy.RuleUnjudged, h.records())
+	}
+}
+
+func hasRecord(recs []audit.Record, action, id, rule string) bool {
+	for _, r := range recs {
+		if r.Action != action || r.Container.ID != id {
+			continue
+		}
+		for _, v := range r.Violations {
+			if v.Rule == rule {
+				return true
+			}
 		}
 	}
-	if !blocked {
-		t.Errorf("no blocked audit record for the refused container: %+v", h.records())
-	}
+	return false
 }
 
 // With hook.onError: allow the same container is admitted, annotated with
@@ -420,6 +428,9 @@ func TestNoHookPathOnErrorAllowAdmitsUnchecked(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "admitted with rules unchecked") {
 		t.Errorf("no warning for the unchecked container; logs:\n%s", h.logs.String())
+	}
+	if !hasRecord(h.records(), audit.ActionFlagged, ctr.GetId(), policy.RuleUnjudged) {
+		t.Errorf("no flagged audit record with rule %s for the unchecked container: %+v", policy.RuleUnjudged, h.records())
 	}
 }
 
