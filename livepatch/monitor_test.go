@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/patchgate/patchgate/internal/fstree"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,39 +20,8 @@ import (
 // temporary directory, so a test may change it.
 func copyTree(t testing.TB, name string) string {
 	t.Helper()
-	src := hostDir(t, name)
 	dst := filepath.Join(t.TempDir(), name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case info.IsDir():
-			return os.MkdirAll(target, 0o755)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		}
-	})
-	if err != nil {
+	if err := fstree.Copy(hostDir(t, name), dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
+	"github.com/patchgate/patchgate/internal/fstree"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,39 +22,8 @@ func hostTree(name string) string {
 // copyHost copies a fixture host tree so --apply may change it.
 func copyHost(t *testing.T, name string) string {
 	t.Helper()
-	src := hostTree(name)
 	dst := filepath.Join(t.TempDir(), name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			l, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(l, target)
-		case info.IsDir():
-			return os.MkdirAll(target, 0o755)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, info.Mode().Perm())
-		}
-	})
-	if err != nil {
+	if err := fstree.Copy(hostTree(name), dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -15,8 +15,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/patchgate/patchgate/internal/fstree"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -139,7 +139,7 @@ func (d *demo) setup(root string) error {
 	if err := os.WriteFile(filepath.Join(d.host, "usr", "sbin", "pg-apply-livepatch"), tool, 0o755); err != nil {
 		return err
 	}
-	if err := rootOnly(d.dir); err != nil {
+	if err := fstree.RootOnly(d.dir); err != nil {
 		return err
 	}
 	pol, err := os.ReadFile(filepath.Join(root, "examples", "policies", "kernel-aware.yaml"))
@@ -163,24 +163,6 @@ spec:
 		return err
 	}
 	return os.WriteFile(filepath.Join(d.policy, "policy.d", "50-demo-remediation.yaml"), []byte(dropIn), 0o644)
-}
-
-// rootOnly removes group/other write bits: patchgate refuses policies and
-// tools that others could change.
-func rootOnly(dir string) error {
-	return filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if e.Type()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return err
-		}
-		return os.Chmod(p, fi.Mode().Perm()&^0o022)
-	})
 }
 
 func (d *demo) story(ctx context.Context) error {

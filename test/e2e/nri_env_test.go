@@ -6,8 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/patchgate/patchgate/internal/fstree"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -107,7 +107,7 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	if err := os.CopyFS(p.hostRoot, os.DirFS(filepath.Join(root, "livepatch", "testdata", "hosts", o.host))); err != nil {
 		t.Fatal(err)
 	}
-	if err := fixModes(p.hostRoot); err != nil {
+	if err := fstree.RootOnly(p.hostRoot); err != nil {
 		t.Fatal(err)
 	}
 	for name, src := range o.policy {
@@ -146,27 +146,6 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	})
 	p.start()
 	return p
-}
-
-// fixModes makes the copied fixture tree root-only writable, as the policy
-// loader and the tool lookup insist.
-func fixModes(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			return nil
-		}
-		if d.IsDir() {
-			return os.Chmod(path, 0o755)
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return os.Chmod(path, fi.Mode().Perm()&^0o022)
-	})
 }
 
 // writePolicy writes one policy file atomically (the watcher must never see
