@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: build patchgate and the end-to-end tools (containerd v2.4.2 and crictl from the
-# Go module proxy, cached in .cache/e2e; a cold build takes a few minutes), then tell the story
+# Go module proxy, cached in /var/cache/patchgate/e2e, outside the checkout; a cold build takes a few minutes), then tell the story
 # against a private containerd (test/demo). Needs root. Leaves nothing running or behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."

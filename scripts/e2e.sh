@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests against a real containerd v2.4.2 (NRI), runc and crictl on private paths.
-# Builds the tools first (cached in .cache/e2e; a cold build takes a few minutes), so the
+# Builds the tools first (cached in /var/cache/patchgate/e2e, outside the checkout; a cold build takes a few minutes), so the
 # build does not count against the test timeout. Needs root. Under CI=true a missing
 # prerequisite fails; elsewhere the tests skip with the reason.
 #   E2E_TIMEOUT   go test -timeout (default 20m)

@@ -13,6 +13,7 @@ pkgs=(
   libseccomp-dev
   rpm             # oracle for livepatch/kver rpm ordering tests (rpm.vercmp)
   containernetworking-plugins # CNI bridge + host-local for e2e pods without host network
+  xz-utils        # make vmtest unpacks the Debian kernel packages (data.tar.xz)
   iproute2        # e2e cleanup deletes the harness's CNI bridge with `ip link delete`
 )
 missing=()

@@ -5,8 +5,11 @@
 # `apt-get download` (nothing is installed), builds the upstream livepatch
 # sample and three variants, builds a static patchgate, packs an initramfs and
 # boots it twice under qemu TCG; test/vm (build tag vmtest) asserts each step
-# the guest prints on its serial console. Downloads and builds are cached in
-# .cache/vm/ (VMTEST_CACHE); a warm run rebuilds only patchgate and the initramfs.
+# the guest prints on its serial console. Kernel downloads and module builds are
+# cached outside the checkout in $PATCHGATE_CACHE/vm (default
+# /var/cache/patchgate/vm, or VMTEST_CACHE), keyed by kernel version, so a fresh
+# clone on the same machine reuses them; patchgate and the initramfs are built
+# into .cache/vm/ of this checkout on every run.
 #
 # Outside CI a machine that cannot run it (no qemu, no apt access to the
 # kernel packages) gets a SKIP line with the reason; under CI=true that is a
@@ -14,8 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-cache=${VMTEST_CACHE:-$repo/.cache/vm}
-mkdir -p "$cache"
+cache=${VMTEST_CACHE:-${PATCHGATE_CACHE:-/var/cache/patchgate}/vm}
+out=$repo/.cache/vm
+mkdir -p "$cache" "$out"
 cache=$(cd "$cache" && pwd)
 
 skip() {
@@ -45,11 +49,11 @@ kver=$(echo "$fetched" | sed -n 's/^KVER=\([^ ]*\) ROOT=.*/\1/p')
 root=$(echo "$fetched" | sed -n 's/^KVER=[^ ]* ROOT=\(.*\)$/\1/p')
 
 test/vm/build-modules.sh "$root" "$kver" "$cache/modules-$kver"
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$cache/patchgate" ./cmd/patchgate
-test/vm/mkinitramfs.sh "$cache/patchgate" "$cache/modules-$kver" "$cache/initramfs.cpio.gz"
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out/patchgate" ./cmd/patchgate
+test/vm/mkinitramfs.sh "$out/patchgate" "$cache/modules-$kver" "$out/initramfs.cpio.gz"
 echo "vmtest: kernel $kver ready in $(($(date +%s) - start))s; booting under qemu TCG" >&2
 
 export VMTEST_KERNEL="$root/boot/vmlinux-$kver" # see test/vm/fetch.sh
-export VMTEST_INITRD="$cache/initramfs.cpio.gz"
-export VMTEST_OUT="$cache"
+export VMTEST_INITRD="$out/initramfs.cpio.gz"
+export VMTEST_OUT="$out"
 go test -tags vmtest -count=1 -timeout 10m -v "$@" ./test/vm/

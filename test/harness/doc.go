@@ -6,7 +6,7 @@
 // The pieces:
 //
 //   - EnsureTools builds containerd, ctr, containerd-shim-runc-v2 and crictl from the versions
-//     pinned in test/tools/go.mod into a cache directory (.cache/e2e) and reuses them while the
+//     pinned in test/tools/go.mod into a cache directory outside the checkout ($PATCHGATE_CACHE/e2e, default /var/cache/patchgate/e2e) and reuses them while the
 //     pins, the Go version and the build recipe are unchanged.
 //   - WriteImageLayout writes an OCI image-layout tarball; BusyboxImage and PauseImage build the
 //     workload and sandbox images offline from Debian's busybox-static and a static Go pause.

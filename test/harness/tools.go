@@ -54,10 +54,12 @@ type Tools struct {
 }
 
 // ToolsOptions controls EnsureTools. The zero value finds the repository from the working
-// directory, caches under <repo>/.cache/e2e and builds the stock variant.
+// directory, caches under $PATCHGATE_CACHE/e2e (default /var/cache/patchgate/e2e, outside
+// the checkout, so a fresh clone on the same machine reuses the build) and builds the stock
+// variant.
 type ToolsOptions struct {
 	RepoRoot string    // the patchgate checkout; found from the working directory when empty
-	CacheDir string    // default <RepoRoot>/.cache/e2e
+	CacheDir string    // default DefaultCacheDir()/e2e
 	Variant  string    // NRIStock (default) or NRIv0_12_5; $PATCHGATE_E2E_NRI overrides the default
 	Log      io.Writer // build progress; nil discards
 }
@@ -89,7 +91,7 @@ func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
 		o.RepoRoot = root
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = filepath.Join(o.RepoRoot, ".cache", "e2e")
+		o.CacheDir = filepath.Join(DefaultCacheDir(), "e2e")
 	}
 	if o.Variant == "" {
 		o.Variant = os.Getenv("PATCHGATE_E2E_NRI")
@@ -152,6 +154,15 @@ func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
 		return nil, fmt.Errorf("harness: building the pause binary: %w", err)
 	}
 	return t, nil
+}
+
+// DefaultCacheDir is where heavy builds (containerd, crictl) are cached, outside any checkout
+// and keyed inside by version and build recipe: $PATCHGATE_CACHE, else /var/cache/patchgate.
+func DefaultCacheDir() string {
+	if d := os.Getenv("PATCHGATE_CACHE"); d != "" {
+		return d
+	}
+	return "/var/cache/patchgate"
 }
 
 // FindRepoRoot walks up from the working directory to the patchgate module's go.mod.
