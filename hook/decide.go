@@ -49,10 +49,6 @@ type Config struct {
 	Audit func(ctx context.Context, id string, pol *policy.Policy, w *policy.Workload, d *policy.Decision, k *policy.KernelState) error
 	// NewID returns a fresh audit record UUID.
 	NewID func() string
-	// NRIJudged are the fields the NRI plugin that injected the hook has
-	// judged (and audited) already: the hook leaves their rules alone and
-	// judges only what NRI cannot see, so a container gets one record.
-	NRIJudged policy.Field
 	// IdentityFrom is the runtime whose identity annotations are trusted
 	// (IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO; "" is
 	// none). See BuildWorkload.
@@ -98,20 +94,27 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 	if err != nil {
 		return cannotDecide(cfg, nil, err)
 	}
-	w.Seen &^= cfg.NRIJudged
 	id := ""
 	if cfg.NewID != nil {
 		id = cfg.NewID()
 	}
 
 	if cfg.Service != nil {
-		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, AfterNRI: cfg.NRIJudged != 0, NRIJudged: cfg.NRIJudged})
+		// The service knows what the NRI validator judged of this container
+		// (on the container as it will run, every plugin's adjustments
+		// applied) and judges the rest; of a container it does not know,
+		// it judges everything.
+		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, ContainerID: st.ID})
 		switch {
 		case err == nil && resp.Error == "":
 			// The hook is the last judge: a rule still deferred was judged
 			// by nobody. The service marks it already; this keeps the hook
 			// safe whatever the service answered.
-			policy.MarkUnjudged(resp.Decision, cfg.NRIJudged, resp.OnError)
+			var judged policy.Field
+			if resp.AfterNRI {
+				judged = resp.NRIJudged
+			}
+			policy.MarkUnjudged(resp.Decision, judged, resp.OnError)
 			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
 		case err == nil:
 			// The service could not decide this one; its policy's
@@ -140,14 +143,10 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		}
 	}
 	d := policy.Evaluate(pol, w, k, cfg.Now())
-	// The hook is the last judge: what neither NRI nor the hook could see
-	// follows spec.hook.onError.
-	policy.MarkUnjudged(&d, cfg.NRIJudged, pol.Spec.Hook.OnError)
-	record := true
-	if cfg.NRIJudged != 0 {
-		record = policy.AfterNRI(&d)
-	}
-	if record && cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
+	// Without the service nobody can say what NRI judged: the hook judged
+	// everything, and what it could not see follows spec.hook.onError.
+	policy.MarkUnjudged(&d, 0, pol.Spec.Hook.OnError)
+	if cfg.Audit != nil && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		if err := cfg.Audit(ctx, id, pol, w, &d, k); err != nil && pol.Spec.Audit.FailClosed && d.Verdict != policy.Deny {
 			audit.FailClosed(&d, fmt.Errorf("the audit record could not be delivered: %w", err))
 		}

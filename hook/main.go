@@ -20,7 +20,6 @@ type flags struct {
 	policyPath, nodeName, socket, stateFile, hostRoot string
 	auditSocket, auditSpool, nriJudged, identityFrom  string
 	timeout, serviceTimeout                           time.Duration
-	judged                                            policy.Field
 }
 
 // parseFlags parses the hook's arguments; any error means the hook cannot
@@ -38,7 +37,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.auditSpool, "audit-spool", "", "audit spool file (default: next to the policy's audit log)")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "whole decision budget")
 	fs.DurationVar(&f.serviceTimeout, "service-timeout", time.Second, "budget for asking the service")
-	fs.StringVar(&f.nriJudged, "nri-judged", "", "fields the NRI plugin that injected this hook has judged already (set by `patchgate nri`)")
+	fs.StringVar(&f.nriJudged, "nri-judged", "", "accepted for compatibility with hooks injected by older `patchgate nri` and ignored: what NRI judged is asked of the node service")
 	fs.StringVar(&f.identityFrom, "identity-from", IdentityFromNone, "which runtime's annotations name the pod and container: none (default; any runtime lets the container's creator write them), containerd or crio")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("bad hook arguments (check the hooks.d file or the NRI hook injection): %w", err)
@@ -46,11 +45,11 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected hook arguments %q", fs.Args())
 	}
-	judged, err := policy.ParseFieldNames(f.nriJudged)
-	if err != nil {
+	// Still checked, so a mistyped value is seen, but never used: a flag
+	// in the container's hook arguments must not make the hook skip a rule.
+	if _, err := policy.ParseFieldNames(f.nriJudged); err != nil {
 		return nil, fmt.Errorf("--nri-judged: %w", err)
 	}
-	f.judged = judged
 	switch f.identityFrom {
 	case IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO:
 	default:
@@ -93,9 +92,8 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 		return ExitBlock
 	}
 	policyPath, nodeName, socket, stateFile, hostRoot := &f.policyPath, &f.nodeName, &f.socket, &f.stateFile, &f.hostRoot
-	auditSocket, auditSpool, timeout, serviceTimeout, judged := &f.auditSocket, &f.auditSpool, &f.timeout, &f.serviceTimeout, f.judged
+	auditSocket, auditSpool, timeout, serviceTimeout := &f.auditSocket, &f.auditSpool, &f.timeout, &f.serviceTimeout
 	cfg := Config{
-		NRIJudged:    judged,
 		IdentityFrom: f.identityFrom,
 		PolicyPath:   *policyPath,
 		NodeName:     *nodeName,

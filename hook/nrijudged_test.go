@@ -2,32 +2,32 @@ package hook
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
-// A hook injected by the NRI plugin leaves the rules NRI judged alone: the
-// root container (runAsRoot, judged by NRI) is admitted by the hook, while
-// CAP_SYS_ADMIN, which NRI cannot see, is still refused.
-func TestNRIJudgedFieldsAreLeftToNRI(t *testing.T) {
+// --nri-judged is accepted (hooks injected by older plugins carry it) but
+// never makes the hook skip a rule: the root container it names as judged
+// is still refused.
+func TestNRIJudgedFlagSkipsNothing(t *testing.T) {
 	pol := writePolicy(t, "deny", "enforce")
-	judged := policy.FieldUser | policy.FieldHostNamespaces | policy.FieldMounts | policy.FieldDevices | policy.FieldSeccomp
-	cfg := Config{PolicyPath: pol, Kernel: freshKernel, NRIJudged: judged}
-
-	out := Run(context.Background(), cfg, strings.NewReader(stateFor(t, "default")))
-	if out.Exit != ExitAdmit {
-		t.Errorf("root judged by NRI was refused again by the hook: %s", out.Message)
-	}
-	out = Run(context.Background(), cfg, strings.NewReader(stateFor(t, "cap-sys-admin")))
-	if out.Exit != ExitBlock || !strings.Contains(out.Message, "[capabilities]") {
-		t.Errorf("CAP_SYS_ADMIN (invisible to NRI) not refused by the hook: %d %s", out.Exit, out.Message)
-	}
-	// Without the flag the hook judges everything.
-	out = Run(context.Background(), Config{PolicyPath: pol, Kernel: freshKernel}, strings.NewReader(stateFor(t, "default")))
-	if out.Exit != ExitBlock {
-		t.Errorf("plain hook admitted root: %s", out.Message)
+	var stderr strings.Builder
+	args := []string{"--policy", pol, "--socket=", "--state-file", "/nonexistent/state.json",
+		"--audit-spool", filepath.Join(t.TempDir(), "spool"),
+		"--nri-judged=user,hostNamespaces,mounts,devices,seccomp"}
+	code := Main(args, strings.NewReader(stateFor(t, "default")), &stderr)
+	if code != ExitBlock || !strings.Contains(stderr.String(), "[runAsRoot]") {
+		t.Errorf("--nri-judged made the hook skip runAsRoot: exit %d %q", code, stderr.String())
 	}
 }
 
@@ -36,5 +36,96 @@ func TestNRIJudgedFlag(t *testing.T) {
 	if code := Main([]string{"--nri-judged=user,bogus"}, strings.NewReader("{}"), &stderr); code != ExitBlock ||
 		!strings.Contains(stderr.String(), "--nri-judged") {
 		t.Errorf("bad --nri-judged: exit %d, %q", code, stderr.String())
+	}
+}
+
+// nriFields are the fields an NRI Container shows (plugin.ContainerWorkload).
+const nriFields = policy.FieldUser | policy.FieldHostNamespaces | policy.FieldMounts | policy.FieldDevices | policy.FieldSeccomp
+
+// startService runs a real node service with a decision socket and the
+// given policy.
+func startService(t *testing.T, pol string) (*service.Service, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "decision.sock")
+	auditLog := filepath.Join(dir, "audit.log")
+	k, _ := freshKernel(context.Background(), nil)
+	logger := logrus.New()
+	logger.SetOutput(os.Stderr)
+	logger.SetLevel(logrus.WarnLevel)
+	svc, err := service.New(service.WithPolicy(pol, ""), service.WithSocket(sock), service.WithStatusFile(""),
+		service.WithAudit(audit.Config{Path: auditLog, Logger: logger}, ""), service.WithKernelMonitor(fixedKernel{k}),
+		service.WithLogger(logger), service.WithPollInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return svc, sock, auditLog
+}
+
+// The NRI validator judged the container as it will run, but without its
+// devices (as if a later plugin or CDI added one the validator did not
+// see, modelled by leaving FieldDevices out of what it judged). The hook
+// asks the service, which judges exactly the rest: the user (judged by the
+// validator) is not judged again, the host device /dev/kmsg is refused.
+func TestHookJudgesWhatTheValidatorDidNot(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	svc, sock, auditLog := startService(t, pol)
+	kmsg := func(cfg string) string {
+		return strings.Replace(cfg, `"linux":{`, `"linux":{"devices":[{"path":"/dev/kmsg","type":"c","major":1,"minor":11,"fileMode":420,"uid":0,"gid":0}],`, 1)
+	}
+	validate := func(id string) {
+		t.Helper()
+		w := &policy.Workload{Source: audit.SourceNRI, Container: policy.ContainerIdentity{ID: id},
+			User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields &^ policy.FieldDevices}
+		res := svc.Admit(context.Background(), w, service.AdmitOptions{Source: audit.SourceNRI, NRIJudged: w.Seen, RememberJudged: true})
+		if res.Decision.Verdict == policy.Deny {
+			t.Fatalf("validator: %+v", res.Decision)
+		}
+	}
+	cfg := Config{PolicyPath: pol, Kernel: freshKernel, Service: &decision.Client{Socket: sock}, NewID: audit.NewUUID}
+
+	raw := editedState(t, "default", kmsg)
+	st, err := ParseState([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(st.ID)
+	out := Run(context.Background(), cfg, strings.NewReader(raw))
+	if out.By != ByService || out.Exit != ExitBlock || !strings.Contains(out.Message, "[hostDevices]") ||
+		strings.Contains(out.Message, "runAsRoot") {
+		t.Fatalf("device added after the validator: by %s exit %d %q", out.By, out.Exit, out.Message)
+	}
+
+	// Control: the same container without the device is admitted; the
+	// user (root in config.json) was the validator's to judge.
+	raw = stateFor(t, "default")
+	validate(st.ID)
+	out = Run(context.Background(), cfg, strings.NewReader(raw))
+	if out.By != ByService || out.Exit != ExitAdmit {
+		t.Fatalf("control: by %s exit %d %q", out.By, out.Exit, out.Message)
+	}
+
+	// Without the validator's answer (asked once already) the hook judges
+	// everything: root is refused.
+	out = Run(context.Background(), cfg, strings.NewReader(raw))
+	if out.By != ByService || out.Exit != ExitBlock || !strings.Contains(out.Message, "[runAsRoot]") {
+		t.Fatalf("unknown container: by %s exit %d %q", out.By, out.Exit, out.Message)
+	}
+
+	// One record per hook decision: the device refusal, the control
+	// flagged for privilegeEscalation (hook-only), and the root refusal.
+	// Only the last, judged in full, names runAsRoot.
+	data, err := os.ReadFile(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 3 || strings.Contains(lines[0]+lines[1], `"rule":"runAsRoot"`) || !strings.Contains(lines[2], `"rule":"runAsRoot"`) ||
+		!strings.Contains(lines[0], `"rule":"hostDevices"`) || !strings.Contains(lines[1], `"action":"flagged"`) {
+		t.Fatalf("audit records:\n%s", data)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 // editedState is stateFor with the bundle's config.json passed through edit.
@@ -56,11 +58,25 @@ func TestRunUnjudgedFollowsOnError(t *testing.T) {
 		t.Fatalf("onError allow: exit %d %q", out.Exit, out.Message)
 	}
 
-	// Judged by the NRI plugin that injected the hook: not unjudged.
-	out = Run(context.Background(), Config{PolicyPath: deny, Kernel: freshKernel, NRIJudged: policy.FieldHostNamespaces | policy.FieldMounts},
-		strings.NewReader(editedState(t, "user1000-capdrop", goneNetNS)))
-	if out.Exit != ExitAdmit || strings.Contains(out.Message, "unjudged") {
-		t.Fatalf("judged by NRI: exit %d %q", out.Exit, out.Message)
+	// Judged by the NRI validator (the service remembers it): not unjudged.
+	svc, sock, _ := startService(t, deny)
+	raw := editedState(t, "user1000-capdrop", goneNetNS)
+	st, err := ParseState([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nri := &policy.Workload{Container: policy.ContainerIdentity{ID: st.ID}, User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields}
+	if res := svc.Admit(context.Background(), nri, service.AdmitOptions{Source: "nri", NRIJudged: nri.Seen, RememberJudged: true}); res.Decision.Verdict == policy.Deny {
+		t.Fatalf("validator: %+v", res.Decision)
+	}
+	out = Run(context.Background(), Config{PolicyPath: deny, Kernel: freshKernel, Service: &decision.Client{Socket: sock}}, strings.NewReader(raw))
+	if out.By != ByService || out.Exit != ExitAdmit || strings.Contains(out.Message, "unjudged") {
+		t.Fatalf("judged by NRI: by %s exit %d %q", out.By, out.Exit, out.Message)
+	}
+	// Asked without the service, the hook cannot know: unjudged.
+	out = Run(context.Background(), Config{PolicyPath: deny, Kernel: freshKernel}, strings.NewReader(raw))
+	if out.Exit != ExitBlock || !strings.Contains(out.Message, "[unjudged]") {
+		t.Fatalf("no service: exit %d %q", out.Exit, out.Message)
 	}
 
 	// Every recorded real container is complete: still admitted.

@@ -31,6 +31,9 @@ type harness struct {
 	p       *Plugin
 	logs    *syncBuffer
 	auditLn string
+	// decisionSock is the service's decision socket ("" unless
+	// harnessOpts.decisionSocket).
+	decisionSock string
 
 	synced chan struct{}
 	syncs  int
@@ -66,6 +69,9 @@ type harnessOpts struct {
 	hookPath   string
 	noHook     bool
 	pluginOpts []Option
+	// decisionSocket runs the service's decision socket (h.decisionSock),
+	// the one the injected hook asks.
+	decisionSocket bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -88,9 +94,12 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	log.SetOutput(h.logs)
 	log.SetLevel(logrus.DebugLevel)
 	h.auditLn = filepath.Join(dir, "audit", "audit.log")
+	if o.decisionSocket {
+		h.decisionSock = filepath.Join(dir, "decision.sock")
+	}
 	svc, err := service.New(
 		service.WithPolicy(polDir, "node-1"),
-		service.WithSocket(""),
+		service.WithSocket(h.decisionSock),
 		service.WithStatusFile(filepath.Join(dir, "status.json")),
 		service.WithAudit(audit.Config{Path: h.auditLn, Logger: log}, ""),
 		service.WithPollInterval(50*time.Millisecond),

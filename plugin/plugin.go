@@ -397,7 +397,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	hookPath, hookArgs := p.hookConfig()
 	switch {
 	case hookPath != "" && p.hooks.inject():
-		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs, w)}})
+		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs)}})
 	case len(d.Deferred) > 0 && node.Policy().Spec.Hook.OnError == policy.OnErrorAllow:
 		// No hook will judge them (none configured, or the runtime refuses
 		// it); with onError deny the validator refuses the container.
@@ -406,15 +406,17 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	return adj, nil, nil
 }
 
-// hook is the createRuntime hook for one container: it tells the hook which
-// fields NRI has judged already, so it judges (and audits) only the rest.
-func (p *Plugin) hook(path string, extra []string, w *policy.Workload) *api.Hook {
+// hook is the createRuntime hook for one container. It carries no claim
+// about what NRI judged: what the validator judged of the container as it
+// will run (after every plugin's adjustments) is remembered by the node
+// service, which the hook asks; without that answer the hook judges
+// everything.
+func (p *Plugin) hook(path string, extra []string) *api.Hook {
 	from := "none"
 	if f := p.identityFrom.Load(); f != nil {
 		from = *f
 	}
 	args := append([]string{path, "hook", "--identity-from=" + from}, extra...)
-	args = append(args, "--nri-judged="+strings.Join(policy.FieldNames(w.Seen), ","))
 	return &api.Hook{Path: path, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
 }
 
@@ -442,7 +444,9 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	// see are judged by nobody and follow the policy's hook.onError (deny:
 	// an enforce violation "unjudged"; allow: a warn one), in the decision
 	// and its audit record.
-	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen})
+	// With the hook to follow, the service remembers what was judged here,
+	// on the final container, so the hook judges exactly the rest.
+	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen, RememberJudged: hooked})
 	d := res.Decision
 	log := p.log.WithFields(logrus.Fields{
 		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,

@@ -18,6 +18,7 @@ import (
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
+	"github.com/patchgate/patchgate/service/decision"
 )
 
 const nriPrefix = `validator "50-patchgate" rejected container adjustment, reason: `
@@ -184,7 +185,9 @@ func TestHookInjected(t *testing.T) {
 	if len(hooks) != 1 {
 		t.Fatalf("createRuntime hooks = %v", hooks)
 	}
-	want := []string{"/usr/local/bin/patchgate", "hook", "--identity-from=containerd", "--nri-judged=user,hostNamespaces,mounts,devices,seccomp"}
+	// No claim about what NRI judged travels in the container's hook: the
+	// hook asks the service, which remembers what the validator judged.
+	want := []string{"/usr/local/bin/patchgate", "hook", "--identity-from=containerd"}
 	if hooks[0].Path != "/usr/local/bin/patchgate" || !slices.Equal(hooks[0].Args, want) {
 		t.Errorf("hook = %v %v, want args %v", hooks[0].Path, hooks[0].Args, want)
 	}
@@ -439,5 +442,47 @@ func TestIdentitySourceFromRuntimeName(t *testing.T) {
 		if got := identitySource(runtime); got != want {
 			t.Errorf("identitySource(%q) = %q, want %q", runtime, got, want)
 		}
+	}
+}
+
+// The validator's judgement of the container as it will run is what the
+// injected hook is answered on: the service hands the validator's fields to
+// the hook's question for that container ID, once. A container the
+// validator refused is never remembered.
+func TestValidatorJudgementHandedToHook(t *testing.T) {
+	h := newHarness(t, harnessOpts{decisionSocket: true})
+	pod, ctr := loadCapture(t, "seccomp-unconfined")
+	if _, err := h.create(pod, ctr); err != nil {
+		t.Fatal(err)
+	}
+	w, err := ContainerWorkload(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nriSeen := w.Seen
+	w.Seen = policy.FieldsAll
+	c := &decision.Client{Socket: h.decisionSock}
+	resp, err := c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: w, ContainerID: ctr.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.AfterNRI || resp.NRIJudged != nriSeen || nriSeen == 0 {
+		t.Fatalf("hook's question after the validator: afterNRI %v judged %v, want %v", resp.AfterNRI, policy.FieldNames(resp.NRIJudged), policy.FieldNames(nriSeen))
+	}
+
+	_, ctr2 := loadCapture(t, "hostpath-root")
+	if _, err := h.create(pod, ctr2); err == nil {
+		t.Fatal("hostpath-root admitted")
+	}
+	w2, err := ContainerWorkload(pod, ctr2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: w2, ContainerID: ctr2.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.AfterNRI || resp.NRIJudged != 0 {
+		t.Fatalf("refused container remembered: %+v", resp)
 	}
 }

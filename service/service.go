@@ -72,6 +72,7 @@ type Service struct {
 	auditLog *audit.Log
 	auditSrv *audit.Server
 	recent   recentIDs
+	judged   judgedCache
 	ln       *net.UnixListener
 	started  time.Time
 
@@ -475,6 +476,12 @@ type AdmitOptions struct {
 	// fields the NRI plugin judged before the hook ran.
 	Final     bool
 	NRIJudged policy.Field
+	// RememberJudged: the caller is the NRI validator, judging the
+	// container as it will run, and patchgate's OCI hook follows. Unless
+	// the container is refused, the service remembers w.Seen under the
+	// container's ID, and the hook's question for that ID is answered on
+	// the rest only (see answer).
+	RememberJudged bool
 }
 
 // Admit is the whole decision for one container: evaluate; when the kernel
@@ -517,6 +524,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		}
 	}
 	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}
+	recordID := "" // the UUID of the record written, if any
 	if record && audit.ShouldRecord(&d, pol.Spec.Audit.RecordAllowed) {
 		rec := audit.NewRecord(o.Source, w, &d, k, rem)
 		if o.AuditID != "" {
@@ -528,6 +536,8 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			if err := s.auditLog.Write(ctx, rec); err != nil {
 				res.Audited, res.AuditErr = false, err
 				s.recent.remove(o.AuditID)
+			} else {
+				recordID = rec.UUID
 			}
 		}
 	}
@@ -537,6 +547,9 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			why = s.auditLog.Health().Err()
 		}
 		audit.FailClosed(&res.Decision, why)
+	}
+	if o.RememberJudged && res.Decision.Verdict != policy.Deny {
+		s.judged.remember(w.Container.ID, w.Seen, recordID, s.now())
 	}
 	took := s.now().Sub(start)
 	if s.metrics != nil {

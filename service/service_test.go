@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -196,16 +197,112 @@ func TestDecideOverSocketAuditsOnce(t *testing.T) {
 		!strings.Contains(resp.Decision.Violations[0].Detail, "runAsRoot") {
 		t.Fatalf("unseen user: %+v", resp.Decision)
 	}
-	// The same, with the user judged by the NRI plugin that injected the
-	// hook: not unjudged, so allowed.
+	// The caller's own claim that NRI judged the user is not believed: the
+	// old afterNRI/nriJudged fields decode and are ignored.
 	nri := rootWorkload("c4")
 	nri.Seen = policy.FieldsAll &^ policy.FieldUser
-	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: nri, AfterNRI: true, NRIJudged: policy.FieldUser})
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: nri, ContainerID: "c4", AfterNRI: true, NRIJudged: policy.FieldUser})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Decision.Verdict != policy.Allow || !contains(resp.Decision.Deferred, "runAsRoot") || len(resp.Decision.Violations) != 0 {
-		t.Fatalf("user judged by NRI: %+v", resp.Decision)
+	if resp.Decision.Verdict != policy.Deny || resp.AfterNRI || resp.NRIJudged != 0 ||
+		len(resp.Decision.Violations) != 1 || resp.Decision.Violations[0].Rule != policy.RuleUnjudged {
+		t.Fatalf("user claimed judged by the caller: %+v", resp)
+	}
+}
+
+// The NRI validator's judgement is remembered per container ID and handed
+// to the hook's question once: the service judges exactly the fields the
+// validator did not, and the container keeps one record per finding.
+func TestHookAfterValidatorJudgesTheRest(t *testing.T) {
+	e := newTestEnv(t)
+	e.start(t)
+	c := &decision.Client{Socket: e.socket}
+
+	// The validator saw a root user and no devices field (as if a device
+	// were added after it): root is its finding, recorded by it.
+	nri := rootWorkload("ctr-1")
+	nri.Seen = policy.FieldsAll &^ policy.FieldDevices
+	res := e.svc.Admit(context.Background(), nri, AdmitOptions{Source: audit.SourceNRI, NRIJudged: nri.Seen, RememberJudged: true})
+	if res.Decision.Verdict != policy.Deny {
+		t.Fatalf("validator: %+v", res.Decision)
+	}
+	// A refused container is not remembered: it never reaches the hook.
+	if n := e.svc.judged.len(); n != 0 {
+		t.Fatalf("refused container remembered (%d entries)", n)
+	}
+	ok := rootWorkload("ctr-2")
+	ok.User.UID = 1000
+	ok.Seen = policy.FieldsAll &^ policy.FieldDevices
+	if res := e.svc.Admit(context.Background(), ok, AdmitOptions{Source: audit.SourceNRI, NRIJudged: ok.Seen, RememberJudged: true}); res.Decision.Verdict != policy.Allow {
+		t.Fatalf("validator refused uid 1000: %+v", res.Decision)
+	}
+	// The hook sees the final config.json: uid 0 now (changed after the
+	// validator) would not be judged again, but the devices field, which
+	// the validator did not judge, is. Here the hook's workload is root,
+	// which shows the user field is left to the validator.
+	hookW := rootWorkload("ctr-2")
+	resp, err := c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: hookW, ContainerID: "ctr-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.AfterNRI || resp.NRIJudged != policy.FieldsAll&^policy.FieldDevices || resp.Decision.Verdict != policy.Allow {
+		t.Fatalf("hook after validator: %+v %+v", resp, resp.Decision)
+	}
+	// Asked once only: a second question for the same ID is judged in full.
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: rootWorkload("ctr-2"), ContainerID: "ctr-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.AfterNRI || resp.Decision.Verdict != policy.Deny || resp.Decision.Violations[0].Rule != "runAsRoot" {
+		t.Fatalf("second question: %+v", resp)
+	}
+	// A container the validator never saw is judged in full.
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: rootWorkload("ctr-3"), ContainerID: "ctr-3"})
+	if err != nil || resp.AfterNRI || resp.Decision.Verdict != policy.Deny {
+		t.Fatalf("unknown container: %+v %v", resp, err)
+	}
+}
+
+func TestJudgedCacheBounds(t *testing.T) {
+	var c judgedCache
+	t0 := time.Unix(1_800_000_000, 0)
+	c.remember("a", policy.FieldUser, "rec-a", t0)
+	if e, ok := c.take("a", t0.Add(time.Second)); !ok || e.fields != policy.FieldUser || e.auditID != "rec-a" {
+		t.Fatalf("take a = %+v %v", e, ok)
+	}
+	if _, ok := c.take("a", t0.Add(time.Second)); ok {
+		t.Fatal("an entry was handed out twice")
+	}
+	if _, ok := c.take("", t0); ok {
+		t.Fatal("empty ID found")
+	}
+	c.remember("b", policy.FieldUser, "", t0)
+	if _, ok := c.take("b", t0.Add(judgedExpiry+time.Second)); ok {
+		t.Fatal("expired entry handed out")
+	}
+	// Over the limit, the oldest go first.
+	for i := 0; i < judgedLimit+10; i++ {
+		c.remember(fmt.Sprintf("c%d", i), policy.FieldMounts, "", t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	now := t0.Add(time.Minute)
+	if n := c.len(); n != judgedLimit {
+		t.Fatalf("%d entries, want %d", n, judgedLimit)
+	}
+	if _, ok := c.take("c0", now); ok {
+		t.Fatal("oldest entry kept over the limit")
+	}
+	if _, ok := c.take(fmt.Sprintf("c%d", judgedLimit+9), now); !ok {
+		t.Fatal("newest entry dropped")
+	}
+	// Taken entries leave their keys; the order is compacted.
+	for i := 0; i < 3*judgedLimit; i++ {
+		id := fmt.Sprintf("d%d", i)
+		c.remember(id, policy.FieldMounts, "", now)
+		c.take(id, now)
+	}
+	if len(c.order) > 2*judgedLimit+1 {
+		t.Fatalf("order grew to %d", len(c.order))
 	}
 }
 

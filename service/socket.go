@@ -154,7 +154,21 @@ func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred 
 	// Answer before the caller gives up: it would decide on its own.
 	ctx, cancel := context.WithDeadline(ctx, received.Add(budget-answerMargin))
 	defer cancel()
-	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: req.AfterNRI, Final: true, NRIJudged: req.NRIJudged})
+	// What the NRI validator judged of this container, on the container as
+	// it will run, is not judged again; everything else is. The caller's
+	// own claims (the deprecated afterNRI and nriJudged) are never
+	// believed: an unknown container is judged in full and audited on its
+	// own.
+	var judged policy.Field
+	var nriRecord string
+	e, afterNRI := s.judged.take(req.ContainerID, s.now())
+	if afterNRI {
+		judged, nriRecord = e.fields, e.auditID
+	}
+	w.Seen = req.Seen &^ judged
+	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: afterNRI, Final: true, NRIJudged: judged})
+	resp.NRIJudged = judged
+	resp.AfterNRI = afterNRI
 	resp.Decision = &res.Decision
 	resp.Audited = res.Audited
 	if res.AuditErr != nil {
@@ -166,6 +180,7 @@ func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred 
 	s.logger.WithFields(logrus.Fields{
 		"peer_pid": cred.Pid, "pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name,
 		"container_id": w.Container.ID, "decision": res.Decision.Verdict, "rules": ruleIDs(res.Decision),
+		"after_nri": afterNRI, "nri_judged": policy.FieldNames(judged), "nri_record": nriRecord,
 	}).Debug("decision")
 	return resp
 }

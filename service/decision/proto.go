@@ -35,12 +35,17 @@ type DecideRequest struct {
 	// Seen is Workload.Seen, which Workload does not marshal.
 	Seen     policy.Field     `json:"seen"`
 	Workload *policy.Workload `json:"workload"`
-	// AfterNRI is set by a hook that the NRI plugin injected: NRI has
-	// judged the kernel and the rest and written their record, so the
-	// service judges what is left and records only its violations.
-	AfterNRI bool `json:"afterNRI,omitempty"`
-	// NRIJudged are the fields the NRI plugin judged before the hook ran:
-	// their deferred rules are not "unjudged" (policy.Unjudged).
+	// ContainerID is the runtime's container ID (the hook's state "id").
+	// When the NRI validator judged this container, the service remembers
+	// which fields it judged on the container as it will run, and judges
+	// only the rest (DecideResponse.NRIJudged); otherwise it judges
+	// everything.
+	ContainerID string `json:"containerID,omitempty"`
+	// AfterNRI and NRIJudged are what older hooks sent to claim that NRI
+	// had judged some fields. They are accepted so that such a request
+	// still decodes, and ignored: a caller's claim never makes the
+	// service skip a rule.
+	AfterNRI  bool         `json:"afterNRI,omitempty"`
 	NRIJudged policy.Field `json:"nriJudged,omitempty"`
 	// BudgetMillis is how long, in milliseconds from sending, the caller
 	// waits for the answer. The service answers within it less a margin,
@@ -89,6 +94,12 @@ type DecideResponse struct {
 	OnError string `json:"onError,omitempty"`
 	// Error is set when the service could not decide.
 	Error string `json:"error,omitempty"`
+	// AfterNRI is set when the NRI validator judged this container
+	// (DecideRequest.ContainerID) and NRIJudged are the fields it judged:
+	// the decision covers the rest, and a rule still deferred whose fields
+	// are not all among them was judged by nobody.
+	AfterNRI  bool         `json:"afterNRI,omitempty"`
+	NRIJudged policy.Field `json:"nriJudged,omitempty"`
 }
 
 // WriteMessage writes v as one JSON line.
