@@ -5,8 +5,8 @@ import (
 	"strings"
 )
 
-// fieldNames names every Field: the NRI plugin passes the fields it has
-// judged to the OCI hook it injects (`patchgate hook --nri-judged LIST`).
+// fieldNames names every Field, for logs and for the (ignored, still
+// checked) `patchgate hook --nri-judged LIST` of hooks older plugins injected.
 var fieldNames = []struct {
 	f    Field
 	name string
