@@ -1,17 +1,17 @@
 package hook
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"syscall"
+
+	"github.com/patchgate/patchgate/policy"
 )
 
 // ErrInvalidBundle is wrapped by every error about the bundle or its
@@ -134,13 +134,11 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 	if len(data) > MaxSpecBytes {
 		return nil, fmt.Errorf("config.json is more than %d bytes", MaxSpecBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var spec specs.Spec
-	if err := dec.Decode(&spec); err != nil {
-		return nil, fmt.Errorf("decoding OCI spec: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the OCI spec")
+	// The same strict decoder as `patchgate eval`: duplicate and
+	// case-variant keys are refused.
+	spec, err := policy.ParseSpec(data)
+	if err != nil {
+		return nil, fmt.Errorf("decoding OCI spec: %w", err)
 	}
 	if spec.Version == "" {
 		return nil, errors.New("ociVersion is missing")
@@ -151,5 +149,5 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 	if spec.Linux == nil {
 		return nil, errors.New("linux is missing")
 	}
-	return &spec, nil
+	return spec, nil
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/patchgate/patchgate/policy"
 )
 
 // FuzzState feeds arbitrary bytes as the runtime state. Whatever is
@@ -85,6 +87,7 @@ func FuzzSpec(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"ociVersion":"1.0.2","process":{"user":{"uid":1000,"UID":0}},"linux":{}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		spec, err := ParseSpec(data)
 		if err != nil {
@@ -92,6 +95,9 @@ func FuzzSpec(f *testing.F) {
 		}
 		if spec.Process == nil || spec.Linux == nil {
 			t.Fatal("accepted a spec without process or linux")
+		}
+		if err := policy.CheckStrictJSON(data); err != nil {
+			t.Fatalf("accepted a spec with ambiguous keys: %v", err)
 		}
 	})
 }

@@ -129,3 +129,22 @@ func TestHookJudgesWhatTheValidatorDidNot(t *testing.T) {
 		t.Fatalf("audit records:\n%s", data)
 	}
 }
+
+// config.json with a key twice, or two keys that differ only in case, is
+// refused: runc keeps the last, another runtime may keep the first.
+func TestRunRefusesAmbiguousSpec(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	for _, edit := range []func(string) string{
+		func(cfg string) string {
+			return strings.Replace(cfg, `"process":{`, `"Process":{"user":{"uid":1000}},"process":{`, 1)
+		},
+		func(cfg string) string {
+			return strings.Replace(cfg, `"user":{"uid":1000,`, `"user":{"uid":1000,"uid":0,`, 1)
+		},
+	} {
+		out := Run(context.Background(), Config{PolicyPath: pol, Kernel: freshKernel}, strings.NewReader(editedState(t, "user1000-capdrop", edit)))
+		if out.Exit != ExitBlock || out.By != ByOnError || !strings.Contains(out.Message, "ambiguous JSON key") {
+			t.Errorf("exit %d by %s: %q", out.Exit, out.By, out.Message)
+		}
+	}
+}

@@ -65,8 +65,13 @@ type FromSpecOptions struct {
 }
 
 // ParseSpec decodes an OCI runtime spec (config.json). Unknown fields are
-// accepted: newer runtime-spec versions add fields.
+// accepted: newer runtime-spec versions add fields. A key given twice in
+// one object, or two keys that differ only in case, are refused
+// (CheckStrictJSON): runtimes may read them differently.
 func ParseSpec(data []byte) (*specs.Spec, error) {
+	if err := CheckStrictJSON(data); err != nil {
+		return nil, err
+	}
 	var s specs.Spec
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&s); err != nil {
