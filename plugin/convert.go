@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/containerd/nri/pkg/api"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/patchgate/patchgate/policy"
 )
@@ -134,11 +135,7 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 			Minor: d.GetMinor(),
 		})
 	}
-	for _, rule := range lin.GetResources().GetDevices() {
-		if allowAllDevices(rule) {
-			w.DevicesAllowAll = true
-		}
-	}
+	w.DevicesAllowAll, w.DeviceCgroup = policy.DeviceCgroupAllowed(deviceCgroupRules(lin.GetResources().GetDevices()))
 	// seccompPolicy is the spec's linux.seccomp (containerd copies it from
 	// the generated spec); seccompProfile is only what the CRI client asked
 	// for. No filter in the spec means unconfined.
@@ -240,23 +237,30 @@ func runtimeMount(podID string, m *api.Mount) bool {
 	return strings.HasSuffix(m.GetSource(), "/io.containerd.grpc.v1.cri/sandboxes/"+podID+"/"+file)
 }
 
-// allowAllDevices reports whether a device cgroup rule allows every device:
-// allow, type all (empty or "a"), any major/minor, and rwm access.
-func allowAllDevices(r *api.LinuxDeviceCgroup) bool {
-	if !r.GetAllow() {
-		return false
+// deviceCgroupRules converts NRI's device cgroup rules to the OCI form
+// that policy.DeviceCgroupAllowed applies in order, as runc will: an absent
+// major or minor stays absent (any).
+func deviceCgroupRules(rules []*api.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+	if len(rules) == 0 {
+		return nil
 	}
-	if t := r.GetType(); t != "" && t != "a" {
-		return false
+	out := make([]specs.LinuxDeviceCgroup, 0, len(rules))
+	for _, r := range rules {
+		if r == nil {
+			continue
+		}
+		o := specs.LinuxDeviceCgroup{Allow: r.GetAllow(), Type: r.GetType(), Access: r.GetAccess()}
+		if m := r.GetMajor(); m != nil {
+			v := m.GetValue()
+			o.Major = &v
+		}
+		if m := r.GetMinor(); m != nil {
+			v := m.GetValue()
+			o.Minor = &v
+		}
+		out = append(out, o)
 	}
-	if r.GetMajor() != nil && r.GetMajor().GetValue() != -1 {
-		return false
-	}
-	if r.GetMinor() != nil && r.GetMinor().GetValue() != -1 {
-		return false
-	}
-	a := r.GetAccess()
-	return a == "" || (strings.Contains(a, "r") && strings.Contains(a, "w") && strings.Contains(a, "m"))
+	return out
 }
 
 // seccompUnconfined reports whether the spec's seccomp filter confines

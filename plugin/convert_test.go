@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -283,21 +285,93 @@ func TestAdjustmentAllowAllDevicesAndCDI(t *testing.T) {
 	}
 }
 
-func TestAllowAllDevices(t *testing.T) {
+// TestDeviceCgroupRules: NRI's device cgroup rules reach the same model as
+// the hook's; an absent number is any, -1 too, and order counts.
+func TestDeviceCgroupRules(t *testing.T) {
 	m := func(v int64) *api.OptionalInt64 { return &api.OptionalInt64{Value: v} }
+	deny := &api.LinuxDeviceCgroup{Access: "rwm"}
 	for _, tc := range []struct {
-		r    *api.LinuxDeviceCgroup
-		want bool
+		rules    []*api.LinuxDeviceCgroup
+		allowAll bool
+		allowed  []policy.DeviceRule
 	}{
-		{&api.LinuxDeviceCgroup{Access: "rwm"}, false},
-		{&api.LinuxDeviceCgroup{Allow: true, Access: "rwm"}, true},
-		{&api.LinuxDeviceCgroup{Allow: true, Type: "a", Access: "rwm"}, true},
-		{&api.LinuxDeviceCgroup{Allow: true, Type: "c", Major: m(10), Minor: m(229), Access: "rwm"}, false},
-		{&api.LinuxDeviceCgroup{Allow: true, Type: "a", Major: m(-1), Minor: m(-1), Access: "rwm"}, true},
-		{&api.LinuxDeviceCgroup{Allow: true, Access: "r"}, false},
+		{[]*api.LinuxDeviceCgroup{deny}, false, nil},
+		{[]*api.LinuxDeviceCgroup{deny, {Allow: true, Access: "rwm"}}, true, nil},
+		{[]*api.LinuxDeviceCgroup{{Allow: true, Type: "a", Access: "rwm"}}, true, nil},
+		{[]*api.LinuxDeviceCgroup{{Allow: true, Type: "a", Major: m(-1), Minor: m(-1), Access: "rwm"}}, true, nil},
+		{[]*api.LinuxDeviceCgroup{{Allow: true, Access: "r"}}, true, nil},
+		{[]*api.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}, deny}, false, nil},
+		{[]*api.LinuxDeviceCgroup{deny, {Allow: true, Type: "c", Major: m(10), Minor: m(229), Access: "rwm"}}, false,
+			[]policy.DeviceRule{{Type: "c", Major: 10, Minor: 229, Access: "rwm"}}},
+		{[]*api.LinuxDeviceCgroup{deny, {Allow: true, Type: "b", Access: "rwm"}, {Type: "b", Major: m(8), Minor: m(0), Access: "rw"}}, false,
+			[]policy.DeviceRule{{Type: "b", Major: -1, Minor: -1, Access: "rwm"}}},
+		{[]*api.LinuxDeviceCgroup{deny, {Allow: true, Type: "c", Major: m(1), Access: "rw"}}, false,
+			[]policy.DeviceRule{{Type: "c", Major: 1, Minor: -1, Access: "rw"}}},
 	} {
-		if got := allowAllDevices(tc.r); got != tc.want {
-			t.Errorf("allowAllDevices(%v) = %v, want %v", tc.r, got, tc.want)
+		all, got := policy.DeviceCgroupAllowed(deviceCgroupRules(tc.rules))
+		if all != tc.allowAll || !slices.Equal(got, tc.allowed) {
+			t.Errorf("%v: got %v %+v, want %v %+v", tc.rules, all, got, tc.allowAll, tc.allowed)
 		}
+	}
+}
+
+// TestHostDevicesCaptures judges the real NRI captures under the shipped
+// policies: the privileged container's 102 host devices and allow-all
+// cgroup are refused with a short detail; /dev/fuse is refused unless the
+// policy lists "c 10:229"; the kubelet default passes.
+func TestHostDevicesCaptures(t *testing.T) {
+	var pols []*policy.Policy
+	for _, f := range []string{"../examples/policies/baseline.yaml", "../examples/policies/restricted.yaml"} {
+		p, err := policy.Load(f, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pols = append(pols, p)
+	}
+	pols = append(pols, policy.Default())
+	fuse, err := policy.LoadBytes("fuse.yaml", []byte("apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nmetadata: {name: fuse}\nspec: {rules: {hostDevices: {allowed: [\"c 10:229\"]}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &policy.KernelState{Release: "6.1.0-18-amd64", ObservedAt: time.Now()}
+	judge := func(p *policy.Policy, name string) (policy.Violation, bool) {
+		pod, ctr := loadCapture(t, name)
+		w, err := ContainerWorkload(pod, ctr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := policy.Evaluate(p, w, k, time.Now())
+		for _, v := range d.Violations {
+			if v.Rule == policy.RuleHostDevices {
+				return v, true
+			}
+		}
+		if slices.Contains(d.Deferred, policy.RuleHostDevices) {
+			t.Fatalf("%s: hostDevices deferred", name)
+		}
+		return policy.Violation{}, false
+	}
+	for _, p := range pols {
+		// 95: the 102 captured devices less the seven runtime defaults
+		// (null, zero, full, random, urandom, tty, ptmx), judged by number.
+		if v, bad := judge(p, "privileged"); !bad || v.Action != policy.ActionEnforce ||
+			!strings.HasPrefix(v.Detail, `container "privileged" must not have 95 host devices, first "/dev/autofs" c 10:235,`) ||
+			!strings.HasSuffix(v.Detail, "or a device cgroup that allows every device (linux.resources.devices)") || len(v.Detail) > 400 {
+			t.Errorf("%s privileged: %v %+v", p.Name(), bad, v)
+		}
+		if v, bad := judge(p, "device-fuse"); !bad || v.Detail != `container "device-fuse" must not have host device "/dev/fuse" c 10:229 (linux.devices) or a device cgroup that allows c 10:229 rwm (linux.resources.devices)` {
+			t.Errorf("%s device-fuse: %v %+v", p.Name(), bad, v)
+		}
+		for _, name := range []string{"default-kubelet", "host-pid", "seccomp-unconfined"} {
+			if v, bad := judge(p, name); bad {
+				t.Errorf("%s %s: %+v", p.Name(), name, v)
+			}
+		}
+	}
+	if v, bad := judge(fuse, "device-fuse"); bad {
+		t.Errorf("device-fuse with c 10:229 allowed: %+v", v)
+	}
+	if _, bad := judge(fuse, "privileged"); !bad {
+		t.Error("privileged admitted with c 10:229 allowed")
 	}
 }

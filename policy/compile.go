@@ -20,7 +20,7 @@ type compiled struct {
 	allowReadOnly bool
 	runtimeDirs   []string
 	kubeletPods   string // "<kubeletDir>/pods/"
-	devAllowed    []string
+	devAllowed    []devNum
 	sysctlExact   map[string]struct{}
 	sysctlGlobs   []string
 	exemptions    []compiledExemption
@@ -41,7 +41,6 @@ func compile(p *Policy) (*compiled, error) {
 		sysctlExact:   map[string]struct{}{},
 		allowReadOnly: s.Rules.HostPathMounts.AllowReadOnly,
 		hostNS:        append([]string(nil), s.Rules.HostNamespaces.Namespaces...),
-		devAllowed:    append([]string(nil), s.Rules.HostDevices.Allowed...),
 	}
 	if c.kernelAction == "" {
 		c.kernelAction = orEnforce(s.DefaultAction)
@@ -72,6 +71,13 @@ func compile(p *Policy) (*compiled, error) {
 	}
 	if k := s.Rules.HostPathMounts.KubeletDir; k != "" {
 		c.kubeletPods = canonRun(path.Clean(k)) + "/pods/"
+	}
+	for _, d := range s.Rules.HostDevices.Allowed {
+		n, err := parseDevNum(d)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rules.hostDevices.allowed: %v", ErrInvalid, err)
+		}
+		c.devAllowed = append(c.devAllowed, n)
 	}
 	for _, name := range s.Rules.Sysctls.Allowed {
 		if strings.ContainsAny(name, "*?") {

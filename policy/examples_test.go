@@ -63,7 +63,7 @@ func TestExamplePolicyDirectory(t *testing.T) {
 			t.Errorf("%s: drop-ins not merged: %+v", p.Name(), p.Spec)
 		}
 	}
-	w := &Workload{Seen: FieldsAll, Container: ContainerIdentity{Name: "cuda"}, Devices: []Device{{Path: "/dev/nvidia0"}},
+	w := &Workload{Seen: FieldsAll, Container: ContainerIdentity{Name: "cuda"}, Devices: []Device{{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0}, {Path: "/dev/nvidiactl", Type: "c", Major: 195, Minor: 255}},
 		User: User{UID: 1000}, NoNewPrivileges: true, MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"}, AppArmorProfile: "p"}
 	k := kernelFixture(t, "patched")
 	if d := Evaluate(gpu, w, k, testNow); d.Verdict != Allow {

@@ -173,11 +173,7 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 		w.Devices = append(w.Devices, Device{Path: d.Path, Type: d.Type, Major: d.Major, Minor: d.Minor})
 	}
 	if lx.Resources != nil {
-		for _, r := range lx.Resources.Devices {
-			if (r.Type == "" || r.Type == "a") && r.Major == nil && r.Minor == nil {
-				w.DevicesAllowAll = r.Allow
-			}
-		}
+		w.DevicesAllowAll, w.DeviceCgroup = DeviceCgroupAllowed(lx.Resources.Devices)
 	}
 	w.SeccompUnconfined = lx.Seccomp == nil ||
 		(lx.Seccomp.DefaultAction == specs.ActAllow && len(lx.Seccomp.Syscalls) == 0)

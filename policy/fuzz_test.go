@@ -2,10 +2,15 @@ package policy
 
 import (
 	"errors"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func addFileSeeds(f *testing.F, pattern string) {
@@ -85,6 +90,9 @@ func FuzzEvaluateSpec(f *testing.F) {
 	f.Add([]byte(`{"process": null, "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]}}`), []byte(nil))
 	f.Add([]byte(`{"process": {}, "linux": {"resources": {"devices": [{"allow": true}]}, "namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}}`), []byte(`{"linux": {"sysctl": {"kernel.x": "1"}}}`))
 	f.Add([]byte(`[]`), []byte(`{}`))
+	// A spec that passes every other rule of the strict policy, with device
+	// rules for the fuzzer to vary.
+	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "mounts": [{"destination": "/mnt", "type": "ext4", "source": "/dev/sda1"}], "linux": {"maskedPaths": ["/proc/kcore"], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}, "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}], "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 11}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rw"}]}}}`), []byte(nil))
 	p, err := LoadBytes("strict.yaml", []byte(header+"metadata: {name: strict}\nspec: {defaultAction: enforce}\n"))
 	if err != nil {
 		f.Fatal(err)
@@ -140,6 +148,9 @@ func FuzzEvaluateSpec(f *testing.F) {
 			if c := findNS(spec.Linux.Namespaces, specsNS(ns)); sandbox != nil && c.Path != "" && findNS(sandbox.Linux.Namespaces, specsNS(ns)) == nil {
 				t.Fatalf("allowed joining a sandbox that uses the host %s namespace", ns)
 			}
+		}
+		if msg := deviceOracle(spec); msg != "" {
+			t.Fatal(msg)
 		}
 		if sandbox != nil {
 			for name := range sandbox.Linux.Sysctl {
@@ -221,4 +232,91 @@ func FuzzMergePolicy(f *testing.F) {
 			t.Fatalf("merged policy does not round-trip: %v\n%s", err, out)
 		}
 	})
+}
+
+// deviceOracle states, from the raw spec and independently of the rule, a
+// device the strict policy (no allowed devices) must never admit: a device
+// node other than the runtime defaults by number, a device cgroup allow rule
+// granting read or write beyond them that no later rule takes back (a later
+// deny of everything, or of exactly the same type and numbers), or a block
+// filesystem or /dev source mounted without bind.
+func deviceOracle(spec *specs.Spec) string {
+	defaults := map[[3]int64]bool{{'c', 1, 3}: true, {'c', 1, 5}: true, {'c', 1, 7}: true, {'c', 1, 8}: true, {'c', 1, 9}: true, {'c', 5, 0}: true, {'c', 5, 2}: true}
+	for _, d := range spec.Linux.Devices {
+		if d.Type == "p" {
+			continue
+		}
+		if (d.Type == "c" || d.Type == "u") && (defaults[[3]int64{'c', d.Major, d.Minor}] || (d.Major == 136 && d.Minor >= 0)) {
+			continue
+		}
+		return fmt.Sprintf("allowed with device %+v", d)
+	}
+	if r := spec.Linux.Resources; r != nil {
+		wild := func(p *int64) bool { return p == nil || *p < 0 }
+		rw := func(access string) (bits int, valid bool) {
+			if strings.Trim(access, "rwm") != "" {
+				return 3, false
+			}
+			if strings.Contains(access, "r") {
+				bits |= 1
+			}
+			if strings.Contains(access, "w") {
+				bits |= 2
+			}
+			return bits, true
+		}
+		for i, a := range r.Devices {
+			need, _ := rw(a.Access)
+			if a.Access == "" || (a.Type != "c" && a.Type != "b") {
+				need = 3 // runc: any "a" rule allows every device, whatever its access
+			}
+			if !a.Allow || need == 0 {
+				continue
+			}
+			if a.Type == "c" && !wild(a.Major) && ((!wild(a.Minor) && defaults[[3]int64{'c', *a.Major, *a.Minor}]) || *a.Major == 136) {
+				continue
+			}
+			for _, d := range r.Devices[i+1:] {
+				bits, valid := rw(d.Access)
+				if d.Allow || !valid {
+					continue
+				}
+				if (d.Type == "" || d.Type == "a") && wild(d.Major) && wild(d.Minor) && bits == 3 {
+					need = 0
+				}
+				// A deny takes back exactly the same numbers; a
+				// negative other than -1 in a deny matches nothing.
+				same := func(deny, allow *int64) bool {
+					dv, av := int64(-1), int64(-1)
+					if deny != nil {
+						dv = *deny
+					}
+					if !wild(allow) {
+						av = *allow
+					}
+					return dv == av
+				}
+				if d.Type == a.Type && (a.Type == "c" || a.Type == "b") && same(d.Major, a.Major) && same(d.Minor, a.Minor) {
+					need &^= bits
+				}
+			}
+			if need != 0 {
+				return fmt.Sprintf("allowed with device cgroup rule %d %+v", i, a)
+			}
+		}
+	}
+	for _, m := range spec.Mounts {
+		bind := m.Type == "bind" || m.Type == "rbind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if bind {
+			continue
+		}
+		switch m.Type {
+		case "ext2", "ext3", "ext4", "xfs", "btrfs", "squashfs", "erofs", "fuseblk", "vfat", "devtmpfs", "":
+			return fmt.Sprintf("allowed with mount %+v", m)
+		}
+		if strings.HasPrefix(m.Source, "/") && (path.Clean(m.Source) == "/dev" || strings.HasPrefix(path.Clean(m.Source), "/dev/")) {
+			return fmt.Sprintf("allowed with mount %+v", m)
+		}
+	}
+	return ""
 }

@@ -127,8 +127,9 @@ type HostPathMountsRule struct {
 // HostDevicesRule configures the hostDevices rule.
 type HostDevicesRule struct {
 	RuleSpec
-	// Allowed are device paths (globs) a container may have besides the
-	// runtime's defaults.
+	// Allowed are the devices, by type and number ("c 10:229", "b 7:*"), a
+	// container may have and its device cgroup may allow besides the
+	// runtime's defaults. Paths are refused: a device is judged by number.
 	Allowed []string `json:"allowed"`
 }
 

@@ -88,8 +88,15 @@ type Workload struct {
 	HostNamespaces []string `json:"hostNamespaces,omitempty"`
 	Mounts         []Mount  `json:"mounts,omitempty"`
 	Devices        []Device `json:"devices,omitempty"`
-	// DevicesAllowAll is set when the device cgroup allows every device.
+	// DevicesAllowAll is set when the device cgroup ends up allowing every
+	// device: linux.resources.devices applied in order, the way runc
+	// applies it, leaves it in allow-all mode (DeviceCgroupAllowed).
 	DevicesAllowAll bool `json:"devicesAllowAll,omitempty"`
+	// DeviceCgroup is what linux.resources.devices leaves allowed in a
+	// device cgroup that denies by default (DeviceCgroupAllowed); empty
+	// when DevicesAllowAll is set. The runtime's own default rules, which
+	// runc appends to every container's list, are not in it.
+	DeviceCgroup []DeviceRule `json:"deviceCgroup,omitempty"`
 	// SeccompUnconfined is set when no seccomp filter applies
 	// (linux.seccomp absent, or an unconfined profile).
 	SeccompUnconfined bool `json:"seccompUnconfined"`
@@ -156,6 +163,18 @@ type Device struct {
 	Type  string `json:"type,omitempty"`
 	Major int64  `json:"major"`
 	Minor int64  `json:"minor"`
+}
+
+// DeviceRule is one device cgroup exception: a device type, numbers and
+// the access allowed.
+type DeviceRule struct {
+	// Type is "c" (char) or "b" (block).
+	Type string `json:"type"`
+	// Major and Minor are the device numbers; -1 means any.
+	Major int64 `json:"major"`
+	Minor int64 `json:"minor"`
+	// Access is a subset of "rwm", in that order.
+	Access string `json:"access"`
 }
 
 // KernelState is the host kernel's live-patch state as the providers report

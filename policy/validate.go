@@ -195,9 +195,9 @@ func (h *HostPathMountsRule) validateNode(n *yaml.Node, report reportFunc) {
 }
 
 func (h *HostDevicesRule) validateNode(n *yaml.Node, report reportFunc) {
-	for i, p := range h.Allowed {
-		if !strings.HasPrefix(p, "/dev/") {
-			report(seqItem(mappingValue(n, "allowed"), i), "allowed[%d]: %q must be a path under /dev/", i, p)
+	for i, d := range h.Allowed {
+		if _, err := parseDevNum(d); err != nil {
+			report(seqItem(mappingValue(n, "allowed"), i), "allowed[%d]: %v", i, err)
 		}
 	}
 }
