@@ -67,8 +67,9 @@ func startService(t *testing.T, pol string) (*service.Service, string, string) {
 }
 
 // The NRI validator judged the container as it will run, but without its
-// devices (as if a later plugin or CDI added one the validator did not
-// see, modelled by leaving FieldDevices out of what it judged). The hook
+// devices and mounts (as with CDI devices, which NRI shows only by name:
+// plugin.ContainerWorkload leaves both fields out, and hostDevices reads
+// both). The hook
 // asks the service, which judges exactly the rest: the user (judged by the
 // validator) is not judged again, the host device /dev/kmsg is refused.
 func TestHookJudgesWhatTheValidatorDidNot(t *testing.T) {
@@ -80,7 +81,7 @@ func TestHookJudgesWhatTheValidatorDidNot(t *testing.T) {
 	validate := func(id string) {
 		t.Helper()
 		w := &policy.Workload{Source: audit.SourceNRI, Container: policy.ContainerIdentity{ID: id},
-			User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields &^ policy.FieldDevices}
+			User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields &^ (policy.FieldDevices | policy.FieldMounts)}
 		res := svc.Admit(context.Background(), w, service.AdmitOptions{Source: audit.SourceNRI, NRIJudged: w.Seen, RememberJudged: true})
 		if res.Decision.Verdict == policy.Deny {
 			t.Fatalf("validator: %+v", res.Decision)

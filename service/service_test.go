@@ -219,10 +219,11 @@ func TestHookAfterValidatorJudgesTheRest(t *testing.T) {
 	e.start(t)
 	c := &decision.Client{Socket: e.socket}
 
-	// The validator saw a root user and no devices field (as if a device
-	// were added after it): root is its finding, recorded by it.
+	// The validator saw a root user and no devices or mounts (as with CDI
+	// devices, which NRI shows by name only; hostDevices reads both): root
+	// is its finding, recorded by it.
 	nri := rootWorkload("ctr-1")
-	nri.Seen = policy.FieldsAll &^ policy.FieldDevices
+	nri.Seen = policy.FieldsAll &^ (policy.FieldDevices | policy.FieldMounts)
 	res := e.svc.Admit(context.Background(), nri, AdmitOptions{Source: audit.SourceNRI, NRIJudged: nri.Seen, RememberJudged: true})
 	if res.Decision.Verdict != policy.Deny {
 		t.Fatalf("validator: %+v", res.Decision)
@@ -233,7 +234,7 @@ func TestHookAfterValidatorJudgesTheRest(t *testing.T) {
 	}
 	ok := rootWorkload("ctr-2")
 	ok.User.UID = 1000
-	ok.Seen = policy.FieldsAll &^ policy.FieldDevices
+	ok.Seen = policy.FieldsAll &^ (policy.FieldDevices | policy.FieldMounts)
 	if res := e.svc.Admit(context.Background(), ok, AdmitOptions{Source: audit.SourceNRI, NRIJudged: ok.Seen, RememberJudged: true}); res.Decision.Verdict != policy.Allow {
 		t.Fatalf("validator refused uid 1000: %+v", res.Decision)
 	}
@@ -246,7 +247,7 @@ func TestHookAfterValidatorJudgesTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !resp.AfterNRI || resp.NRIJudged != policy.FieldsAll&^policy.FieldDevices || resp.Decision.Verdict != policy.Allow {
+	if !resp.AfterNRI || resp.NRIJudged != policy.FieldsAll&^(policy.FieldDevices|policy.FieldMounts) || resp.Decision.Verdict != policy.Allow {
 		t.Fatalf("hook after validator: %+v %+v", resp, resp.Decision)
 	}
 	// Asked once only: a second question for the same ID is judged in full.
