@@ -19,8 +19,10 @@ import (
 // A tool is looked up under the host root, in usr/bin, usr/sbin, bin, sbin
 // and snap/bin (in that order), unless the policy's spec.kernel.tools maps
 // its name to a path; that path is a path on the host, so it too is taken
-// under the host root. The file must be a regular executable file that is
-// not writable by group or others (ErrInsecureTool otherwise).
+// under the host root. The file must be a regular executable file, and it,
+// every directory above it up to the host root, and every symlink on the
+// way (followed under the host root) must be owned by root and writable by
+// no one else (ErrInsecureTool otherwise; see resolveTrusted).
 //
 // With host root "/" the tool runs as is. With another host root there are
 // two ways, chosen by the Chroot option:
@@ -76,12 +78,25 @@ func (e *Env) ReadFile(p string) ([]byte, error) {
 }
 
 // LookTool finds tool under the host root. It returns the host path (as the
-// tool sees itself inside a chroot) and the local path to execute.
+// tool sees itself inside a chroot, and its argv[0]) and the local path to
+// execute: the checked final target, symlinks resolved under the host root.
 func (e *Env) LookTool(tool string) (hostPath, localPath string, err error) {
+	t, err := e.lookTool(tool)
+	return t.host, t.local, err
+}
+
+// foundTool is a tool that passed the checks.
+type foundTool struct {
+	host     string // the path it was found at, on the host: argv[0]
+	resolved string // the final target on the host, symlinks followed
+	local    string // resolved under the host root, as patchgate sees it
+}
+
+func (e *Env) lookTool(tool string) (foundTool, error) {
 	var candidates []string
 	if p, ok := e.Tools[tool]; ok && p != "" {
 		if !filepath.IsAbs(p) {
-			return "", "", fmt.Errorf("%w: spec.kernel.tools[%q] = %q is not an absolute path", ErrToolNotFound, tool, p)
+			return foundTool{}, fmt.Errorf("%w: spec.kernel.tools[%q] = %q is not an absolute path", ErrToolNotFound, tool, p)
 		}
 		candidates = []string{filepath.Clean(p)}
 	} else {
@@ -90,23 +105,122 @@ func (e *Env) LookTool(tool string) (hostPath, localPath string, err error) {
 		}
 	}
 	for _, hp := range candidates {
-		lp := e.Path(hp)
-		fi, err := os.Stat(lp)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			return "", "", fmt.Errorf("%w: %s: %v", ErrToolNotFound, lp, err)
+		resolved, fi, err := e.resolveTrusted(hp)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return foundTool{}, fmt.Errorf("%w: %s: %v", ErrInsecureTool, tool, err)
 		}
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			continue
 		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return "", "", fmt.Errorf("%w: %s is writable by group or others (mode %v)", ErrInsecureTool, lp, fi.Mode().Perm())
-		}
-		return hp, lp, nil
+		return foundTool{host: hp, resolved: resolved, local: e.Path(resolved)}, nil
 	}
-	return "", "", fmt.Errorf("%w: %s under %s (looked in %s)", ErrToolNotFound, tool, e.Path("/"), strings.Join(candidates, ", "))
+	return foundTool{}, fmt.Errorf("%w: %s under %s (looked in %s)", ErrToolNotFound, tool, e.Path("/"), strings.Join(candidates, ", "))
+}
+
+// maxSymlinks bounds the symlinks followed for one tool, as the kernel's
+// 40 (ELOOP).
+const maxSymlinks = 40
+
+// resolveTrusted follows the host path hp component by component under the
+// host root, as exec inside chroot(hostRoot) would (an absolute symlink
+// target starts again at the host root; ".." never leaves it), and checks
+// everything it passes: the host root itself, every directory, every
+// symlink and the final file. A tool runs as root, so whoever can replace
+// it or any directory on its way runs code as root: each must be owned by
+// root (or by patchgate's own user) and writable by no one else, with no
+// group or other write bit (a sticky world-writable directory such as
+// /tmp is refused too: its other users can put a file there). Symlinks must
+// be owned by root (or patchgate's user). It returns the final host path
+// and its FileInfo; an error wrapping fs.ErrNotExist when a component is
+// missing.
+func (e *Env) resolveTrusted(hp string) (string, os.FileInfo, error) {
+	root := e.Path("/")
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := trustedEntry(fi, "/ (host root "+root+")"); err != nil {
+		return "", nil, err
+	}
+	queue := splitPath(hp)
+	cur := "/"
+	hops := 0
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err = os.Lstat(e.Path(next))
+		if err != nil {
+			return "", nil, err
+		}
+		if err := trustedEntry(fi, next); err != nil {
+			return "", nil, err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			if len(queue) > 0 && !fi.IsDir() {
+				return "", nil, fmt.Errorf("%s: %w", next, syscall.ENOTDIR)
+			}
+			cur = next
+			continue
+		}
+		if hops++; hops > maxSymlinks {
+			return "", nil, fmt.Errorf("%s: more than %d symlinks", hp, maxSymlinks)
+		}
+		target, err := os.Readlink(e.Path(next))
+		if err != nil {
+			return "", nil, err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		queue = append(splitPath(target), queue...)
+	}
+	if fi == nil || cur == "/" {
+		return "", nil, fmt.Errorf("%s: %w", hp, fs.ErrNotExist)
+	}
+	return cur, fi, nil
+}
+
+func splitPath(p string) []string {
+	return strings.Split(strings.Trim(p, "/"), "/")
+}
+
+// trustedEntry refuses an entry not owned by root (or patchgate's own
+// user), or, unless it is a symlink (whose mode means nothing), writable
+// by group or others. what is its host path, for the message.
+func trustedEntry(fi os.FileInfo, what string) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read its owner", what)
+	}
+	if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
+		return fmt.Errorf("%s is owned by uid %d, not root", what, st.Uid)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o002 != 0 && fi.Mode()&fs.ModeSticky != 0:
+		return fmt.Errorf("%s is writable by others (mode %v, sticky: any user can put files there)", what, fi.Mode())
+	case perm&0o022 == 0o022:
+		return fmt.Errorf("%s is writable by group and others (mode %v)", what, fi.Mode())
+	case perm&0o002 != 0:
+		return fmt.Errorf("%s is writable by others (mode %v)", what, fi.Mode())
+	case perm&0o020 != 0:
+		return fmt.Errorf("%s is writable by group (mode %v)", what, fi.Mode())
+	}
+	return nil
 }
 
 // HasTool reports whether tool is installed.
@@ -126,11 +240,11 @@ type ToolResult struct {
 // here (some tools report through it); a tool that cannot start, is killed
 // or times out is ErrToolFailed.
 func (e *Env) Run(ctx context.Context, tool string, args ...string) (ToolResult, error) {
-	hostPath, localPath, err := e.LookTool(tool)
+	t, err := e.lookTool(tool)
 	if err != nil {
 		return ToolResult{ExitCode: -1}, err
 	}
-	return e.runPath(ctx, hostPath, localPath, args, e.timeout())
+	return e.runPath(ctx, t, args, e.timeout())
 }
 
 // RunArgv runs an argv whose first element names a tool (a bare name, looked
@@ -139,18 +253,18 @@ func (e *Env) RunArgv(ctx context.Context, timeout time.Duration, argv []string)
 	if len(argv) == 0 || argv[0] == "" {
 		return ToolResult{ExitCode: -1}, fmt.Errorf("%w: empty command", ErrToolNotFound)
 	}
-	var hostPath, localPath string
+	var t foundTool
 	var err error
 	if filepath.IsAbs(argv[0]) {
 		sub := &Env{HostRoot: e.HostRoot, Tools: map[string]string{"cmd": argv[0]}}
-		hostPath, localPath, err = sub.LookTool("cmd")
+		t, err = sub.lookTool("cmd")
 	} else {
-		hostPath, localPath, err = e.LookTool(argv[0])
+		t, err = e.lookTool(argv[0])
 	}
 	if err != nil {
 		return ToolResult{ExitCode: -1}, err
 	}
-	return e.runPath(ctx, hostPath, localPath, argv[1:], timeout)
+	return e.runPath(ctx, t, argv[1:], timeout)
 }
 
 func (e *Env) timeout() time.Duration {
@@ -164,19 +278,24 @@ func (e *Env) chrooted() bool {
 	return e.Chroot && e.HostRoot != "" && filepath.Clean(e.HostRoot) != "/"
 }
 
-func (e *Env) runPath(ctx context.Context, hostPath, localPath string, args []string, timeout time.Duration) (ToolResult, error) {
+// runPath executes the checked final target of t (never a path exec would
+// resolve on its own), with t's host path as argv[0]: multi-call programs
+// such as /snap/bin/* (links to /usr/bin/snap) choose by it.
+func (e *Env) runPath(ctx context.Context, t foundTool, args []string, timeout time.Duration) (ToolResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	name := localPath
+	hostPath := t.host
+	name := t.local
 	attr := &syscall.SysProcAttr{Setpgid: true}
 	if e.chrooted() {
-		name = hostPath
+		name = t.resolved
 		attr.Chroot = e.HostRoot
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	// exec.Command resolves name against our own filesystem; inside a
 	// chroot the host path is what must be executed.
 	cmd.Path = name
+	cmd.Args[0] = hostPath
 	cmd.SysProcAttr = attr
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin", "LC_ALL=C"}

@@ -75,7 +75,7 @@ func TestToolLookupRules(t *testing.T) {
 		t.Errorf("0777 tool: %v", err)
 	}
 	k := readHostRoot(t, root)
-	if len(k.Unknown) == 0 || !strings.Contains(k.Unknown[0].Reason, "writable by group or others") {
+	if len(k.Unknown) == 0 || !strings.Contains(k.Unknown[0].Reason, "/usr/sbin/kpatch is writable by group and others") {
 		t.Errorf("insecure tool not reported: %+v", k.Unknown)
 	}
 	// Not executable: not a tool.
