@@ -68,13 +68,23 @@ func Evaluate(p *Policy, w *Workload, k *KernelState, now time.Time) Decision {
 			continue
 		}
 		bit := uint32(1) << i
-		if !w.Seen.Has(r.needs) {
+		var detail string
+		var violated bool
+		switch {
+		case !w.Seen.Has(r.needs) && r.partial != nil:
+			var deferred bool
+			detail, violated, deferred = r.partial(c, w)
+			if deferred && exempt&bit == 0 {
+				d.Deferred = append(d.Deferred, r.id)
+			}
+		case !w.Seen.Has(r.needs):
 			if exempt&bit == 0 {
 				d.Deferred = append(d.Deferred, r.id)
 			}
 			continue
+		default:
+			detail, violated = r.check(c, w)
 		}
-		detail, violated := r.check(c, w)
 		if !violated {
 			continue
 		}

@@ -200,11 +200,14 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	// Host namespaces.
 	for _, typ := range namespaceTypes {
 		host, known := hostNamespace(specs.LinuxNamespaceType(typ), lx.Namespaces, sandbox, opts.HostNamespace)
-		if !known {
+		switch {
+		case !known:
+			// Not seen as a whole; the rule still judges the namespaces
+			// that are known (a missing pid namespace is the host's
+			// whatever the others are) and defers on the rest.
 			w.Seen &^= FieldHostNamespaces
-			continue
-		}
-		if host {
+			w.UnknownNamespaces = append(w.UnknownNamespaces, typ)
+		case host:
 			w.HostNamespaces = append(w.HostNamespaces, typ)
 		}
 	}

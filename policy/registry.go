@@ -35,6 +35,10 @@ type containerRule struct {
 	// needs is the workload input the rule reads; unseen input defers it.
 	needs Field
 	check func(c *compiled, w *Workload) (detail string, violated bool)
+	// partial, when set, judges what is known of the input while needs is
+	// unseen: a violation it proves is reported, and the rule is deferred
+	// only when deferred is true (what is unknown matters to it).
+	partial func(c *compiled, w *Workload) (detail string, violated, deferred bool)
 }
 
 // kernelRule judges the host kernel's state. check is pure; state is never nil

@@ -16,16 +16,34 @@ import (
 // missing from the sandbox's spec (containerd CRI: containers join the
 // sandbox's namespaces by path), missing from the container's own spec, or a
 // namespace path whose inode is the host's (<hostRoot>/proc/1/ns/<type>).
+// Workload.UnknownNamespaces are the types it could not tell (no resolver,
+// or the path cannot be stat'ed): the rule then still reports every proven
+// host namespace, and is deferred only when an unknown type is one the
+// policy forbids.
 //
 // Allowed: none of rules.hostNamespaces.namespaces (default pid, ipc,
 // network, uts) is the host's.
 //
 // Parameters: namespaces.
 var hostNamespacesRule = containerRule{
-	id:     RuleHostNamespaces,
-	reason: "host namespaces",
-	needs:  FieldHostNamespaces,
-	check:  checkHostNamespaces,
+	id:      RuleHostNamespaces,
+	reason:  "host namespaces",
+	needs:   FieldHostNamespaces,
+	check:   checkHostNamespaces,
+	partial: partialHostNamespaces,
+}
+
+// partialHostNamespaces judges the known namespaces when some are unknown.
+func partialHostNamespaces(c *compiled, w *Workload) (string, bool, bool) {
+	detail, violated := checkHostNamespaces(c, w)
+	// Unseen with no unknown type named: nobody looked at all.
+	deferred := len(w.UnknownNamespaces) == 0
+	for _, ns := range w.UnknownNamespaces {
+		if slices.Contains(c.hostNS, ns) && !slices.Contains(w.HostNamespaces, ns) {
+			deferred = true
+		}
+	}
+	return detail, violated, deferred
 }
 
 func checkHostNamespaces(c *compiled, w *Workload) (string, bool) {

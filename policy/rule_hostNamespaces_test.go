@@ -95,3 +95,60 @@ func TestHostNamespaceResolver(t *testing.T) {
 		t.Errorf("host namespaces %v, want %v", w.HostNamespaces, want)
 	}
 }
+
+// A namespace that can be proven the host's is reported even when another
+// needs a resolver the front end does not have (patchgate eval): the
+// missing pid namespace is the host's whatever the paths are. The rule is
+// still deferred for the unknown ones the policy forbids, and only for those.
+func TestHostNamespacesKnownAndUnknown(t *testing.T) {
+	spec := loadFixtureFile(t, filepath.Join(specsDir, "hostNamespaces-deferred-cri", "config.json"))
+	spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+	w, err := FromSpec(spec, nil, FromSpecOptions{Container: ContainerIdentity{Name: "app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Seen.Has(FieldHostNamespaces) || !slices.Contains(w.HostNamespaces, "pid") || slices.Contains(w.HostNamespaces, "network") || !slices.Contains(w.UnknownNamespaces, "network") {
+		t.Fatalf("host %v unknown %v seen %v", w.HostNamespaces, w.UnknownNamespaces, w.Seen.Has(FieldHostNamespaces))
+	}
+	v, bad, deferred := judgeNS(t, everyRuleEnforced(t), w, RuleHostNamespaces)
+	if !bad || !deferred || v.Detail != `container "app" must not share the host's "pid" namespace (linux.namespaces)` {
+		t.Fatalf("violated=%v deferred=%v %q", bad, deferred, v.Detail)
+	}
+	d := Evaluate(everyRuleEnforced(t), w, freshKernel(), testNow)
+	if d.Verdict != Deny {
+		t.Fatalf("proven host pid namespace not refused: %+v", d)
+	}
+
+	// The policy forbids only pid: the unknown network, ipc and uts do not
+	// matter, so the rule is judged in full, not deferred.
+	p, err := LoadBytes("n.yaml", []byte(header+"metadata: {name: n}\nspec: {rules: {hostNamespaces: {namespaces: [pid]}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, bad, deferred := judgeNS(t, p, w, RuleHostNamespaces); !bad || deferred {
+		t.Errorf("pid-only policy: violated=%v deferred=%v", bad, deferred)
+	}
+	// Nothing proven, something unknown that the policy forbids: deferred,
+	// never passed.
+	w.HostNamespaces = nil
+	if _, bad, deferred := judgeNS(t, everyRuleEnforced(t), w, RuleHostNamespaces); bad || !deferred {
+		t.Errorf("only unknown: violated=%v deferred=%v", bad, deferred)
+	}
+	// Unknown types the policy does not forbid: judged, passed.
+	if _, bad, deferred := judgeNS(t, p, w, RuleHostNamespaces); bad || deferred {
+		t.Errorf("unknown but not forbidden: violated=%v deferred=%v", bad, deferred)
+	}
+}
+
+// judgeNS is outcome, with deferred reported also beside a violation.
+func judgeNS(t *testing.T, p *Policy, w *Workload, id string) (Violation, bool, bool) {
+	t.Helper()
+	d := Evaluate(p, w, freshKernel(), testNow)
+	deferred := slices.Contains(d.Deferred, id)
+	for _, x := range d.Violations {
+		if x.Rule == id {
+			return x, true, deferred
+		}
+	}
+	return Violation{}, false, deferred
+}

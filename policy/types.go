@@ -86,6 +86,11 @@ type Workload struct {
 	// host. The front end works this out (sandbox spec, or inode comparison
 	// with the host's /proc/1/ns), because that needs I/O.
 	HostNamespaces []string `json:"hostNamespaces,omitempty"`
+	// UnknownNamespaces lists the namespace types whose host-ness the front
+	// end could not tell (a namespace path it was not allowed or able to
+	// resolve). FieldHostNamespaces is then unseen: the hostNamespaces rule
+	// still reports the proven HostNamespaces and is deferred for these.
+	UnknownNamespaces []string `json:"unknownNamespaces,omitempty"`
 	Mounts         []Mount  `json:"mounts,omitempty"`
 	Devices        []Device `json:"devices,omitempty"`
 	// DevicesAllowAll is set when the device cgroup ends up allowing every
