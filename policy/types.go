@@ -91,8 +91,8 @@ type Workload struct {
 	// resolve). FieldHostNamespaces is then unseen: the hostNamespaces rule
 	// still reports the proven HostNamespaces and is deferred for these.
 	UnknownNamespaces []string `json:"unknownNamespaces,omitempty"`
-	Mounts         []Mount  `json:"mounts,omitempty"`
-	Devices        []Device `json:"devices,omitempty"`
+	Mounts            []Mount  `json:"mounts,omitempty"`
+	Devices           []Device `json:"devices,omitempty"`
 	// DevicesAllowAll is set when the device cgroup ends up allowing every
 	// device: linux.resources.devices applied in order, the way runc
 	// applies it, leaves it in allow-all mode (DeviceCgroupAllowed).
