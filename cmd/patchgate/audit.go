@@ -126,7 +126,7 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 	}
 	res := auditOutput{Records: []audit.Record{}, Problems: []auditProblem{}}
 	for _, p := range problems {
-		fmt.Fprintf(stderr, "patchgate audit: %s:%d: corrupt line skipped: %v\n", p.File, p.Line, p.Err)
+		fmt.Fprintf(stderr, "patchgate audit: %s:%d: corrupt line skipped: %s\n", safe(p.File), p.Line, safe(p.Err.Error()))
 		res.Problems = append(res.Problems, auditProblem{File: p.File, Line: p.Line, Error: p.Err.Error()})
 	}
 	for _, r := range recs {
@@ -216,8 +216,8 @@ func printAuditTable(w io.Writer, res auditOutput) {
 		if ctr == "-" && r.Container.ID != "" {
 			ctr = shortID(r.Container.ID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Action, r.Source,
-			pod, ctr, dash(r.Container.Image), dash(strings.Join(rules, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), safe(string(r.Action)), safe(r.Source),
+			safe(pod), safe(ctr), safe(dash(r.Container.Image)), safe(dash(strings.Join(rules, ","))))
 	}
 	_ = tw.Flush()
 	s := res.Summary
@@ -256,7 +256,20 @@ func printCounts(w io.Writer, title string, m map[string]int) {
 	fmt.Fprintf(w, "\n%s\n", title)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, k := range keys {
-		fmt.Fprintf(tw, "  %s\t%d\n", k, m[k])
+		fmt.Fprintf(tw, "  %s\t%d\n", safe(k), m[k])
 	}
 	_ = tw.Flush()
+}
+
+// safe returns s as it is when it prints as plain text, else quoted with
+// strconv.Quote: a pod, container or image name (chosen by whoever creates
+// the container) with a newline, carriage return, tab, terminal escape
+// (\x1b), other control or format character (such as a bidi override), a
+// quote or a backslash, or invalid UTF-8, would otherwise forge table lines
+// or drive the terminal.
+func safe(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }

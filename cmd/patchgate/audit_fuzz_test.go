@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // FuzzAuditCommand runs `patchgate audit` on an arbitrary log file: it never
@@ -43,6 +44,21 @@ func FuzzAuditCommand(f *testing.F) {
 		// Repeated UUIDs are shown once, so records can be fewer than valid lines.
 		if len(res.Records)+len(res.Problems) > lines || (lines > 0 && len(res.Records)+len(res.Problems) == 0) {
 			t.Fatalf("%d records + %d problems for %d lines", len(res.Records), len(res.Problems), lines)
+		}
+		// The table: one line per record, and no control character but
+		// the newlines that end them.
+		out.Reset()
+		errb.Reset()
+		if code := dispatch([]string{"audit", "--path", path}, &out, &errb); code != exitOK {
+			t.Fatalf("table: exit %d: %s", code, errb.String())
+		}
+		for _, r := range out.String() + errb.String() {
+			if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+				t.Fatalf("raw control character %q in the output:\n%s%s", r, out.String(), errb.String())
+			}
+		}
+		if table, _, _ := strings.Cut(out.String(), "\n\n"); strings.Count(table, "\n") != len(res.Records) {
+			t.Fatalf("%d table lines for %d records:\n%s", strings.Count(table, "\n"), len(res.Records), table)
 		}
 	})
 }

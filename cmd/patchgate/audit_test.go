@@ -176,3 +176,46 @@ func TestAuditCommandPathFromPolicy(t *testing.T) {
 		t.Fatalf("missing policy: exit %d", code)
 	}
 }
+
+// Names come from whoever creates the container: a newline, carriage
+// return, tab or terminal escape in them must not forge table lines or
+// reach the terminal raw.
+func TestAuditTableEscapesControlCharacters(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	l, err := audit.Open(audit.Config{Path: path, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &policy.Workload{Seen: policy.FieldsAll, User: policy.User{UID: 0},
+		Pod:       policy.PodIdentity{Namespace: "evil\n2026-01-01T00:00:00Z  blocked", Name: "p\r"},
+		Container: policy.ContainerIdentity{ID: "c1", Name: "x\x1b[2J\x1b]0;owned\x07", Image: "img\tcol\u202e"}}
+	d := policy.Evaluate(policy.Default(), w, nil, time.Now())
+	if err := l.Write(context.Background(), audit.NewRecord(audit.SourceNRI, w, &d, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runAudit([]string{"--path", path}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	got := out.String()
+	for _, bad := range []string{"\x1b", "\r", "\x07", "\u202e", "\t", "\nevil", "\n2026-01-01"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("table contains %q raw:\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{`"evil\n2026-01-01T00:00:00Z  blocked/p\r"`, `"x\x1b[2J\x1b]0;owned\a"`, `"img\tcol\u202e"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %s:\n%s", want, got)
+		}
+	}
+	// One header line and one record line before the summary.
+	if table := strings.SplitN(got, "\n\n", 2)[0]; strings.Count(table, "\n") != 1 {
+		t.Errorf("record spans several lines:\n%s", table)
+	}
+}
