@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/hostpath"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service/decision"
 )
@@ -184,11 +185,17 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		ident = Identity{Container: policy.ContainerIdentity{ID: st.ID}}
 	}
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
-		Source:           "hook",
-		Pod:              ident.Pod,
-		Container:        ident.Container,
-		HostNamespace:    policy.HostNamespaceResolver(hostRoot),
-		Bundle:           st.Bundle,
+		Source:        "hook",
+		Pod:           ident.Pod,
+		Container:     ident.Container,
+		HostNamespace: policy.HostNamespaceResolver(hostRoot),
+		Bundle:        st.Bundle,
+		// Mount sources are resolved in the hook's own root: runc (or
+		// crun) runs the hook in its own mount namespace, where it has
+		// just resolved the same sources to mount them. (--host-root is
+		// where the kernel's /proc and /sys are read, which tests and a
+		// DaemonSet point elsewhere.)
+		ResolvePath:      hostpath.Resolver("/"),
 		TrustAnnotations: trusted,
 	})
 	if err != nil {

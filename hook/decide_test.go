@@ -27,6 +27,9 @@ spec:
     hostPathMounts:
       action: enforce
       denied: [/etc, /proc, /sys, /dev, /boot, /root, /run/containerd, /var/lib/kubelet]
+      # The recordings ran podman with --root/--runroot under /tmp/f-podman
+      # and containerd under /tmp/pge2e-3106262750 (testdata/README.md).
+      runtimeDirs: [/tmp/f-podman/root, /tmp/f-podman/runroot, /tmp/pge2e-3106262750/root, /tmp/pge2e-3106262750/state]
     hostDevices:         {action: enforce}
     procMount:           {action: enforce}
     sysctls:             {action: enforce}

@@ -93,7 +93,7 @@ func TestRunRelativeBindSource(t *testing.T) {
 		return strings.Replace(cfg, `"mounts":[`, `"mounts":[{"destination":"/hostetc","type":"bind","source":"../../../../../../../../../../../../etc","options":["rbind","rw"]},`, 1)
 	})
 	out := Run(context.Background(), Config{PolicyPath: deny, Kernel: freshKernel}, strings.NewReader(state))
-	if out.Exit != ExitBlock || !strings.Contains(out.Message, "[hostPathMounts]") || !strings.Contains(out.Message, "(from /etc)") {
+	if out.Exit != ExitBlock || !strings.Contains(out.Message, "[hostPathMounts]") || !strings.Contains(out.Message, "(from /etc, contains protected /etc/patchgate)") {
 		t.Fatalf("exit %d %q", out.Exit, out.Message)
 	}
 }

@@ -120,12 +120,21 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 		if runtimeMount(pod.GetId(), m) {
 			continue
 		}
-		w.Mounts = append(w.Mounts, policy.Mount{
+		pm := policy.Mount{
 			Destination: m.GetDestination(),
 			Source:      m.GetSource(),
 			Type:        m.GetType(),
 			Options:     m.GetOptions(),
-		})
+		}
+		if policy.MountNeedsHost(&pm) {
+			// A bind source (or overlay directory) is judged by the host
+			// path its symlinks lead to; the plugin does not resolve
+			// them, the hook does. Leave the mounts to the hook rather
+			// than judge the name (a link to /etc inside an allowed
+			// directory).
+			w.Seen &^= policy.FieldMounts
+		}
+		w.Mounts = append(w.Mounts, pm)
 	}
 	for _, d := range lin.GetDevices() {
 		w.Devices = append(w.Devices, policy.Device{

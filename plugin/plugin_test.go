@@ -48,7 +48,6 @@ func TestRefusedWithReason(t *testing.T) {
 		detail  string
 	}{
 		{"privileged", "hostDevices", "a device cgroup that allows every device"},
-		{"hostpath-root", "hostPathMounts", "/host (from /)"},
 		{"device-fuse", "hostDevices", `"/dev/fuse"`},
 	} {
 		t.Run(tc.capture, func(t *testing.T) {
@@ -192,6 +191,27 @@ func TestHookInjected(t *testing.T) {
 		t.Errorf("hook = %v %v, want args %v", hooks[0].Path, hooks[0].Args, want)
 	}
 	waitFor(t, func() bool { return h.hookStatus() == "injected" }, "status file hookInjection.status=injected")
+}
+
+// A bind mount's source is judged by where its symlinks lead, which only
+// the hook resolves: the plugin leaves the mounts to the hook (it does not
+// list them as judged) instead of judging the name.
+func TestBindMountsLeftToHook(t *testing.T) {
+	h := newHarness(t, harnessOpts{hookPath: "/usr/local/bin/patchgate"})
+	pod, ctr := loadCapture(t, "hostpath-root")
+	rpl, err := h.create(pod, ctr)
+	if err != nil && strings.Contains(err.Error(), "hostPathMounts") {
+		t.Fatalf("plugin judged a bind mount without resolving it: %v", err)
+	}
+	hooks := rpl.GetAdjust().GetHooks().GetCreateRuntime()
+	if len(hooks) != 1 {
+		t.Fatalf("createRuntime hooks = %v", hooks)
+	}
+	for _, a := range hooks[0].Args {
+		if strings.HasPrefix(a, "--nri-judged=") && slices.Contains(strings.Split(strings.TrimPrefix(a, "--nri-judged="), ","), "mounts") {
+			t.Errorf("hook told the plugin judged the mounts: %v", hooks[0].Args)
+		}
+	}
 }
 
 func TestHookRefusedIsLoud(t *testing.T) {
@@ -470,11 +490,13 @@ func TestValidatorJudgementHandedToHook(t *testing.T) {
 		t.Fatalf("hook's question after the validator: afterNRI %v judged %v, want %v", resp.AfterNRI, policy.FieldNames(resp.NRIJudged), policy.FieldNames(nriSeen))
 	}
 
-	_, ctr2 := loadCapture(t, "hostpath-root")
-	if _, err := h.create(pod, ctr2); err == nil {
-		t.Fatal("hostpath-root admitted")
+	// (A host device: the validator judges devices itself, while a bind
+	// mount is left to the hook, which resolves its symlinks.)
+	pod2, ctr2 := loadCapture(t, "device-fuse")
+	if _, err := h.create(pod2, ctr2); err == nil {
+		t.Fatal("device-fuse admitted")
 	}
-	w2, err := ContainerWorkload(pod, ctr2)
+	w2, err := ContainerWorkload(pod2, ctr2)
 	if err != nil {
 		t.Fatal(err)
 	}

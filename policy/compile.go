@@ -14,16 +14,24 @@ type compiled struct {
 	unknownAction Action
 	kernel        *KernelSpec
 
-	caps          map[string]struct{}
-	hostNS        []string
-	denied        []string
-	allowReadOnly bool
-	runtimeDirs   []string
-	kubeletPods   string // "<kubeletDir>/pods/"
-	devAllowed    []devNum
-	sysctlExact   map[string]struct{}
-	sysctlGlobs   []string
-	exemptions    []compiledExemption
+	caps         map[string]struct{}
+	hostNS       []string
+	denied       []string
+	allowed      []allowedPath
+	runtimeDirs  []string
+	kubeletPods  string // "<kubeletDir>/pods/"
+	devAllowed   []devNum
+	procMasked   []string
+	procReadonly []string
+	sysctlExact  map[string]struct{}
+	sysctlGlobs  []string
+	exemptions   []compiledExemption
+}
+
+// allowedPath is one compiled hostPathMounts.allowed entry.
+type allowedPath struct {
+	path     string
+	readOnly bool
 }
 
 type compiledExemption struct {
@@ -39,7 +47,6 @@ func compile(p *Policy) (*compiled, error) {
 		kernel:        &s.Kernel,
 		caps:          map[string]struct{}{},
 		sysctlExact:   map[string]struct{}{},
-		allowReadOnly: s.Rules.HostPathMounts.AllowReadOnly,
 		hostNS:        append([]string(nil), s.Rules.HostNamespaces.Namespaces...),
 	}
 	if c.kernelAction == "" {
@@ -65,6 +72,15 @@ func compile(p *Policy) (*compiled, error) {
 	// sources they are compared with.
 	for _, d := range s.Rules.HostPathMounts.Denied {
 		c.denied = append(c.denied, canonRun(path.Clean(d)))
+	}
+	for _, a := range s.Rules.HostPathMounts.Allowed {
+		c.allowed = append(c.allowed, allowedPath{path: canonRun(path.Clean(a.Path)), readOnly: a.ReadOnly})
+	}
+	for _, p := range s.Rules.ProcMount.MaskedPaths {
+		c.procMasked = append(c.procMasked, path.Clean(p))
+	}
+	for _, p := range s.Rules.ProcMount.ReadonlyPaths {
+		c.procReadonly = append(c.procReadonly, path.Clean(p))
 	}
 	for _, d := range s.Rules.HostPathMounts.RuntimeDirs {
 		c.runtimeDirs = append(c.runtimeDirs, canonRun(path.Clean(d)))

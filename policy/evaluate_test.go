@@ -119,7 +119,7 @@ func TestVerdictAndOrder(t *testing.T) {
 	p := Default()
 	w := fixtureWorkload(t, "privileged-fail")
 	d := Evaluate(p, w, kernelFixture(t, "patched"), testNow)
-	want := []string{"apparmor=audit", "capabilities=enforce", "privileged=enforce", "procMount=enforce", "seccomp=warn"}
+	want := []string{"apparmor=audit", "capabilities=enforce", "hostPathMounts=enforce", "privileged=enforce", "procMount=enforce", "seccomp=warn"}
 	if d.Verdict != Deny || !slices.Equal(rules(d), want) {
 		t.Errorf("privileged: %s %v", d.Verdict, rules(d))
 	}

@@ -64,7 +64,10 @@ func TestExamplePolicyDirectory(t *testing.T) {
 		}
 	}
 	w := &Workload{Seen: FieldsAll, Container: ContainerIdentity{Name: "cuda"}, Devices: []Device{{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 0}, {Path: "/dev/nvidiactl", Type: "c", Major: 195, Minor: 255}},
-		User: User{UID: 1000}, NoNewPrivileges: true, MaskedPaths: []string{"/proc/kcore"}, ReadonlyPaths: []string{"/proc/sys"}, AppArmorProfile: "p"}
+		User: User{UID: 1000}, NoNewPrivileges: true, AppArmorProfile: "p",
+		// runc's defaults (`runc spec`)
+		MaskedPaths:   []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
+		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}
 	k := kernelFixture(t, "patched")
 	if d := Evaluate(gpu, w, k, testNow); d.Verdict != Allow {
 		t.Errorf("gpu node: %s %+v", d.Verdict, d.Violations)

@@ -53,6 +53,15 @@ type FromSpecOptions struct {
 	// hostPathMounts rule judges the host path it names. Without it, a
 	// relative source that leaves the bundle with ".." is a violation.
 	Bundle string
+	// ResolvePath returns the host path that the absolute path p names
+	// once every symlink in it is followed, the way the runtime that mounts
+	// it will (hostpath.Resolver gives the usual one, which never leaves
+	// its root). FromSpec resolves bind-mount sources and overlay
+	// directories with it; an error is kept in Mount.ResolveError and is a
+	// hostPathMounts violation. When nil, paths are judged as written
+	// (cleaned), which a symlink on the host can defeat: only front ends
+	// that cannot look at the host (eval without --host-root) leave it nil.
+	ResolvePath func(p string) (string, error)
 	// TrustAnnotations takes the pod namespace, name and UID, the container
 	// name and image from the spec's CRI/kubelet annotations (and the pod
 	// annotations from the sandbox spec). Set it only when the runtime that
@@ -164,8 +173,24 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	}
 	for _, m := range spec.Mounts {
 		wm := Mount{Destination: m.Destination, Source: m.Source, Type: m.Type, Options: m.Options}
-		if bundle != "" && wm.Source != "" && !filepath.IsAbs(wm.Source) && isBind(&wm) {
-			wm.Source = filepath.Join(bundle, wm.Source)
+		if isBind(&wm) && wm.Source != "" {
+			raw := wm.Source
+			if bundle != "" && !filepath.IsAbs(raw) {
+				// runc joins a relative bind source to its working
+				// directory, the bundle (libcontainer/specconv
+				// createLibcontainerMount).
+				raw = bundle + "/" + raw
+				wm.Source = filepath.Join(bundle, wm.Source)
+			}
+			if opts.ResolvePath != nil && filepath.IsAbs(raw) {
+				if r, err := opts.ResolvePath(raw); err != nil {
+					wm.ResolveError = err.Error()
+				} else {
+					wm.Resolved = r
+				}
+			}
+		} else if wm.Type == "overlay" && opts.ResolvePath != nil {
+			wm.Options, wm.ResolveError = resolveOverlayDirs(wm.Options, opts.ResolvePath)
 		}
 		w.Mounts = append(w.Mounts, wm)
 	}
@@ -212,6 +237,41 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 		}
 	}
 	return w, nil
+}
+
+// resolveOverlayDirs returns a copy of an overlay's options with every
+// absolute lowerdir, upperdir and workdir (and lowerdir+, datadir+)
+// resolved; relative or escaped ones are left for the rule to refuse.
+func resolveOverlayDirs(opts []string, resolve func(string) (string, error)) ([]string, string) {
+	out := make([]string, len(opts))
+	for i, o := range opts {
+		out[i] = o
+		key, val, ok := strings.Cut(o, "=")
+		if !ok || strings.ContainsRune(val, '\\') {
+			continue
+		}
+		switch key {
+		case "lowerdir", "lowerdir+", "datadir+", "upperdir", "workdir":
+		default:
+			continue
+		}
+		dirs := []string{val}
+		if key == "lowerdir" {
+			dirs = strings.Split(val, ":")
+		}
+		for j, d := range dirs {
+			if !filepath.IsAbs(d) {
+				continue
+			}
+			r, err := resolve(d)
+			if err != nil {
+				return opts, key + " " + d + ": " + err.Error()
+			}
+			dirs[j] = r
+		}
+		out[i] = key + "=" + strings.Join(dirs, ":")
+	}
+	return out, ""
 }
 
 func findNS(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType) *specs.LinuxNamespace {

@@ -92,7 +92,8 @@ func FuzzEvaluateSpec(f *testing.F) {
 	f.Add([]byte(`[]`), []byte(`{}`))
 	// A spec that passes every other rule of the strict policy, with device
 	// rules for the fuzzer to vary.
-	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "mounts": [{"destination": "/mnt", "type": "ext4", "source": "/dev/sda1"}], "linux": {"maskedPaths": ["/proc/kcore"], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}, "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}], "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 11}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rw"}]}}}`), []byte(nil))
+	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "mounts": [{"destination": "/mnt", "type": "ext4", "source": "/dev/sda1"}], "linux": {"maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"], "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}, "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}], "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 11}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rw"}]}}}`), []byte(nil))
+	f.Add([]byte(`{"process": {"noNewPrivileges": true, "apparmorProfile": "p", "user": {"uid": 1}}, "mounts": [{"destination": "/x", "type": "rbind", "source": "/var/lib/kubelet/pods/../../../etc"}], "linux": {"seccomp": {}, "maskedPaths": ["/"], "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}]}}`), []byte(nil))
 	p, err := LoadBytes("strict.yaml", []byte(header+"metadata: {name: strict}\nspec: {defaultAction: enforce}\n"))
 	if err != nil {
 		f.Fatal(err)
@@ -151,6 +152,58 @@ func FuzzEvaluateSpec(f *testing.F) {
 		}
 		if msg := deviceOracle(spec); msg != "" {
 			t.Fatal(msg)
+		}
+		// Mounts: with no host path allowed, a bind may come only from the
+		// runtime's directories or the kubelet's pods directory; only
+		// filesystems that hold nothing of the host's pass; one proc.
+		procs := 0
+		for _, m := range spec.Mounts {
+			bind := m.Type == "bind" || m.Type == "rbind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+			if bind {
+				src := path.Clean(m.Source)
+				if !path.IsAbs(src) {
+					t.Fatalf("allowed with a relative bind source %q", m.Source)
+				}
+				src = strings.Replace(src, "/var/run/", "/run/", 1)
+				ok := strings.HasPrefix(src, "/var/lib/kubelet/pods/")
+				for _, d := range p.Spec.Rules.HostPathMounts.RuntimeDirs {
+					ok = ok || strings.HasPrefix(src, d+"/")
+				}
+				if !ok {
+					t.Fatalf("allowed with a bind of host path %q", m.Source)
+				}
+				continue
+			}
+			switch m.Type {
+			case "tmpfs", "devpts", "mqueue":
+			case "proc":
+				procs++
+			case "sysfs", "cgroup", "cgroup2":
+				if !slices.Contains(m.Options, "ro") && !slices.Contains(m.Options, "rro") {
+					t.Fatalf("allowed with a writable %s", m.Type)
+				}
+			case "overlay":
+				for _, o := range m.Options {
+					if strings.Contains(o, "dir") && strings.Contains(o, "=/") {
+						t.Fatalf("allowed with an overlay on host directories: %q", o)
+					}
+				}
+			default:
+				t.Fatalf("allowed with a %q mount", m.Type)
+			}
+		}
+		if procs > 1 {
+			t.Fatal("allowed with a second proc mount")
+		}
+		for _, want := range p.Spec.Rules.ProcMount.MaskedPaths {
+			found := false
+			for _, m := range spec.Linux.MaskedPaths {
+				c := path.Clean(m)
+				found = found || want == c || strings.HasPrefix(want, c+"/") || c == "/"
+			}
+			if !found {
+				t.Fatalf("allowed with %s not masked", want)
+			}
 		}
 		if sandbox != nil {
 			for name := range sandbox.Linux.Sysctl {

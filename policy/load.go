@@ -410,7 +410,7 @@ func (r *RulesSpec) all() []*RuleSpec {
 	return []*RuleSpec{
 		&r.RunAsRoot, &r.Privileged, &r.Capabilities.RuleSpec, &r.HostNamespaces.RuleSpec,
 		&r.HostPathMounts.RuleSpec, &r.HostDevices.RuleSpec, &r.PrivilegeEscalation, &r.Seccomp,
-		&r.AppArmor, &r.Sysctls.RuleSpec, &r.ProcMount,
+		&r.AppArmor, &r.Sysctls.RuleSpec, &r.ProcMount.RuleSpec,
 	}
 }
 
@@ -461,8 +461,8 @@ func basePolicy() *Policy {
 				}},
 				HostNamespaces: HostNamespacesRule{Namespaces: []string{"pid", "ipc", "network", "uts"}},
 				HostPathMounts: HostPathMountsRule{
-					Denied: []string{"/", "/etc", "/proc", "/sys", "/dev", "/boot", "/root",
-						"/var/run/docker.sock", "/run/containerd", "/var/lib/kubelet"},
+					Allowed: []AllowedHostPath{},
+					Denied:  []string{},
 					RuntimeDirs: []string{
 						"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes",
 						"/run/containerd/io.containerd.grpc.v1.cri/sandboxes",
@@ -472,6 +472,23 @@ func basePolicy() *Policy {
 					KubeletDir: "/var/lib/kubelet",
 				},
 				HostDevices: HostDevicesRule{Allowed: []string{}},
+				// What every runtime patchgate supports masks and makes
+				// read-only by default: the intersection of containerd's
+				// (pkg/oci/spec.go populateDefaultUnixSpec ReadonlyPaths and
+				// defaultLinuxMaskedPaths, v2.4.2), runc's (`runc spec`,
+				// hook/testdata/runc), podman's (4.3.1, hook/testdata/podman/
+				// default: it makes /proc/asound read-only instead of masking
+				// it) and the kubelet's (recorded through containerd's CRI,
+				// hook/testdata/containerd).
+				ProcMount: ProcMountRule{
+					MaskedPaths: []string{
+						"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+						"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+					},
+					ReadonlyPaths: []string{
+						"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+					},
+				},
 				Sysctls: SysctlsRule{Allowed: []string{
 					"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
 					"net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range",

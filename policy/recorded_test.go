@@ -13,7 +13,24 @@ import (
 // are checked against what runtimes really produce, not only against specs
 // generated from containerd's library.
 func TestRecordedRuntimeSpecs(t *testing.T) {
-	p := everyRuleEnforced(t)
+	// The recordings ran the runtimes with private roots (podman --root
+	// /tmp/f-podman/root --runroot /tmp/f-podman/runroot; containerd with
+	// root and state under /tmp/pge2e-3106262750): a node that does so lists
+	// them in runtimeDirs, as this policy does.
+	p, err := LoadBytes("recorded.yaml", []byte(header+`metadata: {name: recorded}
+spec:
+  defaultAction: enforce
+  rules:
+    hostPathMounts:
+      runtimeDirs:
+        - /tmp/f-podman/root
+        - /tmp/f-podman/runroot
+        - /tmp/pge2e-3106262750/root/io.containerd.grpc.v1.cri/sandboxes
+        - /tmp/pge2e-3106262750/state/io.containerd.grpc.v1.cri/sandboxes
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		dir      string
 		violated []string
@@ -23,8 +40,8 @@ func TestRecordedRuntimeSpecs(t *testing.T) {
 		{"podman/cap-sys-admin", []string{"apparmor", "capabilities", "privilegeEscalation", "runAsRoot"}, nil},
 		{"podman/pid-host", []string{"apparmor", "hostNamespaces", "privilegeEscalation", "runAsRoot"}, nil},
 		// podman --privileged in a sandbox without CAP_SYS_RESOURCE: 40 of 41
-		// capabilities, still privileged.
-		{"podman/privileged-pod", []string{"apparmor", "capabilities", "hostDevices", "privilegeEscalation", "privileged", "procMount", "runAsRoot", "seccomp"}, nil},
+		// capabilities, still privileged; its sysfs and cgroup are writable.
+		{"podman/privileged-pod", []string{"apparmor", "capabilities", "hostDevices", "hostPathMounts", "privilegeEscalation", "privileged", "procMount", "runAsRoot", "seccomp"}, nil},
 		{"podman/user1000-capdrop", []string{"apparmor", "privilegeEscalation"}, nil},
 		{"runc", []string{"apparmor", "runAsRoot", "seccomp"}, nil},
 		// containerd CRI without the sandbox spec: namespace paths and pod

@@ -9,22 +9,59 @@ import (
 
 // Rule hostPathMounts
 //
-// Why: a bind mount of a sensitive host path hands the container the node:
-// /etc (users, sudoers, cron), /proc and /sys (kernel knobs), /dev, /boot,
-// /root, the container runtime's socket or state (start any container), the
-// kubelet's directory (every pod's secrets).
+// Why: a mount of a host path hands the container part of the node: /etc
+// (users, sudoers, cron), /usr and /lib/modules (code the host runs), the
+// container runtime's socket or state (start any container), patchgate's own
+// sockets and policy (replace the decision), the kubelet's directory (every
+// pod's secrets). Pod Security baseline forbids every hostPath volume. A
+// filesystem mounted afresh can do the same: sysfs and cgroupfs are the
+// host's kernel objects (sysfs is not namespaced, and a writable cgroup v1
+// hierarchy runs a release_agent as host root), an overlay writes its
+// upperdir on the host, and a disk filesystem (ext4 of /dev/sda1) is the
+// host's disk.
 //
-// Reads: mounts (destination, source, type, options) (Workload.Mounts).
+// Reads: mounts (destination, type, source and options; the source after
+// symlink resolution when the front end could resolve it)
+// (Workload.Mounts).
 //
-// Allowed: mounts that are not bind mounts; bind mounts whose source neither
-// is, lies under, nor contains a path in rules.hostPathMounts.denied ("/"
-// denies a mount of the root itself, which contains every other path); with
-// allowReadOnly, read-only ones; the runtime's own bind mounts (/etc/hosts,
-// /etc/hostname, /etc/resolv.conf, /dev/shm with a source under one of
-// runtimeDirs); the pod's own kubelet volumes (source under
-// <kubeletDir>/pods/<pod uid>/). /var/run and /run are the same directory.
+// Allowed:
+//   - bind mounts ("bind"/"rbind" in options, or type bind/rbind) whose
+//     source is the runtime's own file for /etc/hosts, /etc/hostname,
+//     /etc/resolv.conf, /dev/shm or /run/.containerenv (that file name,
+//     inside one of runtimeDirs), or lies under the pod's own kubelet
+//     directory <kubeletDir>/pods/<pod uid>/ (its volumes, /etc/hosts,
+//     /dev/termination-log);
+//   - other bind mounts only when the source is, or lies under, a path in
+//     rules.hostPathMounts.allowed (with readOnly: only read-only mounts),
+//     and is neither one of the protected paths below, nor inside one, nor
+//     a parent of one (/, /run, /var contain them), nor denied the same way
+//     by rules.hostPathMounts.denied. protectedHostPaths cannot be allowed.
+//     Default: no host path at all, as Pod Security baseline;
+//   - tmpfs, devpts and mqueue anywhere (memory and the container's own IPC
+//     namespace, nothing of the host's);
+//   - sysfs only at /sys and read-only, cgroup and cgroup2 only read-only
+//     (a writable sysfs is also part of what the privileged rule reads);
+//   - overlay when lowerdir (read) and upperdir, workdir (written) each pass
+//     as a bind of that directory would, read-only and read-write;
+//   - proc is judged by procMount; every other filesystem type (ext4, xfs,
+//     nfs, fuse, 9p, ...) cannot be judged as harmless and is a violation.
 //
-// Parameters: denied, allowReadOnly, runtimeDirs, kubeletDir.
+// Read-only is what runc makes of the options (runc
+// libcontainer/specconv/spec_linux.go parseMountOptions, mountFlags and
+// recAttrFlags): "ro"/"rw" set and clear MS_RDONLY, the last one wins;
+// "rro"/"rrw" do the same for the recursive MOUNT_ATTR_RDONLY; "rbind" adds
+// MS_REC. MS_RDONLY on a recursive bind is applied to the top mount only and
+// its submounts stay writable, so an rbind is read-only only with rro; a
+// plain bind is read-only with ro or rro.
+//
+// Paths are compared clean, with /var/run spelled /run (on every current
+// distro /var/run is a symlink to /run). A relative bind source is relative
+// to the bundle (FromSpec joins it when the bundle is known); with the
+// bundle unknown it cannot be judged and is a violation. A source the front
+// end could not resolve (a symlink loop, an I/O error) is a violation.
+//
+// Parameters: allowed, denied, runtimeDirs, kubeletDir (allowReadOnly is
+// deprecated: only false is accepted).
 var hostPathMountsRule = containerRule{
 	id:     RuleHostPathMounts,
 	reason: "host path mounts",
@@ -32,9 +69,61 @@ var hostPathMountsRule = containerRule{
 	check:  checkHostPathMounts,
 }
 
-// runtimeManagedDest are the mount destinations runtimes fill from their own
-// state directories.
-var runtimeManagedDest = [...]string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev/shm"}
+// protectedHostPaths can never be mounted, whatever rules.hostPathMounts
+// allows: whoever writes them controls patchgate, the runtime or the
+// kubelet, and so every container on the node. A mount whose source is one
+// of them, lies inside one, or contains one is refused. Paths use /run for
+// /var/run.
+//
+// patchgate's own: run dir (decision and audit sockets, kernel state,
+// status: cmd/patchgate serve/nri defaults), state, audit log
+// (spec.audit.path default), policy (policy.DefaultDir), and binaries
+// (examples/systemd, examples/daemonset, hooks.d JSON). NRI: socket dir
+// /var/run/nri, plugin and config dirs /opt/nri, /etc/nri (containerd's
+// defaults). Runtimes: containerd, CRI-O, containers/storage (podman,
+// CRI-O), Docker, podman, runc and crun state, sockets and configuration
+// (the hooks.d directories decide which hooks run), the kubelet (its
+// credentials and static pods), CNI plugins and their configuration (run as
+// root by the runtime), and systemd's and D-Bus's private sockets (start a
+// unit as root).
+var protectedHostPaths = [...]string{
+	"/run/patchgate", "/var/lib/patchgate", "/var/log/patchgate", "/etc/patchgate", "/opt/patchgate",
+	"/usr/local/bin/patchgate", "/usr/local/bin/patchgate-hook",
+	"/run/nri", "/opt/nri", "/etc/nri",
+	"/run/containerd", "/var/lib/containerd", "/etc/containerd",
+	"/run/crio", "/var/lib/crio", "/etc/crio",
+	"/run/containers", "/var/lib/containers", "/etc/containers", "/usr/share/containers/oci/hooks.d",
+	"/run/docker", "/run/docker.sock", "/var/lib/docker", "/etc/docker",
+	"/run/podman", "/run/libpod", "/run/runc", "/run/crun",
+	"/var/lib/kubelet", "/etc/kubernetes",
+	"/opt/cni", "/etc/cni", "/var/lib/cni",
+	"/run/systemd", "/run/dbus",
+}
+
+// ProtectedHostPaths returns the paths no policy can allow a container to
+// mount (for `policy show` and the docs).
+func ProtectedHostPaths() []string { return slices.Clone(protectedHostPaths[:]) }
+
+// runtimeFile names the file a runtime bind-mounts onto each destination it
+// manages: containerd's CRI (<root|state>/io.containerd.grpc.v1.cri/
+// sandboxes/<id>/{hosts,hostname,resolv.conf,shm}), CRI-O and podman
+// (<runroot|graphroot>/<driver>-containers/<id>/userdata/{hosts,hostname,
+// resolv.conf,shm,.containerenv}), as recorded in hook/testdata.
+func runtimeFile(dst string) string {
+	switch dst {
+	case "/etc/hosts":
+		return "hosts"
+	case "/etc/hostname":
+		return "hostname"
+	case "/etc/resolv.conf":
+		return "resolv.conf"
+	case "/dev/shm":
+		return "shm"
+	case "/run/.containerenv", "/var/run/.containerenv":
+		return ".containerenv"
+	}
+	return ""
+}
 
 func isBind(m *Mount) bool {
 	if m.Type == "bind" || m.Type == "rbind" {
@@ -48,12 +137,55 @@ func isBind(m *Mount) bool {
 	return false
 }
 
+// MountNeedsHost reports whether judging m needs a look at the host's file
+// system (a bind source or an overlay directory, which a symlink on the
+// host can redirect). A front end that cannot resolve paths, such as the
+// NRI plugin, leaves such a mount to one that can (the hook).
+func MountNeedsHost(m *Mount) bool {
+	return isBind(m) || m.Type == "overlay"
+}
+
+// mountReadOnly reports whether runc makes the mount read-only (see the
+// rule's header): rro, or ro on a mount that is not a recursive bind.
+func mountReadOnly(m *Mount) bool {
+	ro, rro, rec := false, false, m.Type == "rbind"
+	for _, o := range m.Options {
+		switch o {
+		case "ro":
+			ro = true
+		case "rw":
+			ro = false
+		case "rro":
+			rro = true
+		case "rrw":
+			rro = false
+		case "rbind":
+			rec = true
+		}
+	}
+	return rro || (ro && !rec)
+}
+
+// onlyTopReadOnly reports an rbind made read-only with ro alone.
+func onlyTopReadOnly(m *Mount) bool {
+	ro := false
+	for _, o := range m.Options {
+		switch o {
+		case "ro":
+			ro = true
+		case "rw":
+			ro = false
+		}
+	}
+	return ro && !mountReadOnly(m)
+}
+
 // underDir reports whether p is dir or inside it (both clean).
 func underDir(p, dir string) bool {
 	if dir == "/" {
 		return true
 	}
-	return p == dir || (strings.HasPrefix(p, dir) && p[len(dir)] == '/')
+	return p == dir || (strings.HasPrefix(p, dir) && len(p) > len(dir) && p[len(dir)] == '/')
 }
 
 // canonRun maps /var/run/... to /run/...: on every current distro /var/run is
@@ -65,10 +197,14 @@ func canonRun(p string) string {
 	return p
 }
 
+// runtimeManaged reports whether the bind of src onto dst is the runtime's
+// own (see the rule's header). src and dst are clean.
 func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
-	if isRuntimeManagedDest(dst) {
+	if f := runtimeFile(dst); f != "" && path.Base(src) == f {
 		for _, d := range c.runtimeDirs {
-			if len(src) > len(d) && underDir(src, d) {
+			// At least one directory (the pod's or container's) between
+			// the runtime dir and the file.
+			if len(src) > len(d)+len(f)+2 && underDir(src, d) {
 				return true
 			}
 		}
@@ -77,16 +213,7 @@ func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 	if c.kubeletPods != "" && w.Pod.UID != "" && strings.HasPrefix(src, c.kubeletPods) {
 		rest := src[len(c.kubeletPods):]
 		uid := w.Pod.UID
-		if len(rest) > len(uid)+1 && rest[:len(uid)] == uid && rest[len(uid)] == '/' && !strings.Contains(uid, "/") {
-			return true
-		}
-	}
-	return false
-}
-
-func isRuntimeManagedDest(dst string) bool {
-	for _, d := range runtimeManagedDest {
-		if dst == d {
+		if len(rest) > len(uid)+1 && rest[:len(uid)] == uid && rest[len(uid)] == '/' && !strings.Contains(uid, "/") && uid != "." && uid != ".." {
 			return true
 		}
 	}
@@ -119,51 +246,200 @@ func cleanPath(p string) string {
 	return p
 }
 
+// touches reports whether a mount of src exposes dir: src is dir, lies
+// inside it, or contains it.
+func touches(src, dir string) bool {
+	return underDir(src, dir) || underDir(dir, src)
+}
+
+// hostPathVerdict judges one host path (clean, absolute, /run form) that a
+// mount exposes, read-only or not. It returns "" when the path is allowed,
+// else why not.
+func (c *compiled) hostPathVerdict(src string, readOnly bool) string {
+	for _, d := range protectedHostPaths {
+		if underDir(src, d) {
+			return "protected"
+		}
+		if underDir(d, src) {
+			return "contains protected " + d
+		}
+	}
+	for _, d := range c.denied {
+		// "/" in denied denies a mount of the root itself only (it would
+		// otherwise deny everything).
+		if src == d || (d != "/" && underDir(src, d)) {
+			return "denied"
+		}
+		if d != "/" && underDir(d, src) {
+			return "contains denied " + d
+		}
+	}
+	roOnly := false
+	for i := range c.allowed {
+		a := &c.allowed[i]
+		if underDir(src, a.path) {
+			if readOnly || !a.readOnly {
+				return ""
+			}
+			roOnly = true
+		}
+	}
+	if roOnly {
+		return "allowed read-only only"
+	}
+	return "not allowed"
+}
+
 func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
 	var bad []string
 	for i := range w.Mounts {
 		m := &w.Mounts[i]
-		if !isBind(m) || m.Source == "" {
-			continue
+		var why string
+		if isBind(m) {
+			why = c.judgeBind(m, w)
+		} else {
+			why = c.judgeFilesystem(m)
 		}
-		src := canonRun(cleanPath(m.Source))
-		if c.allowReadOnly && hasOption(m.Options, "ro") {
-			continue
-		}
-		if !path.IsAbs(src) {
-			// A relative source is relative to the bundle directory (OCI
-			// runtime-spec, config.md "mounts"). FromSpec resolves it when
-			// the bundle is known; here it is not, so one that climbs out
-			// of the bundle could be any host path: the strict side.
-			if src == ".." || strings.HasPrefix(src, "../") {
-				bad = append(bad, fmt.Sprintf("%s (from %s: relative to an unknown bundle directory and leaves it)", m.Destination, m.Source))
-			}
-			continue
-		}
-		// Only a short destination can clean to one of the four the
-		// runtime manages; a long unclean one is judged as written (the
-		// strict side).
-		dst := m.Destination
-		if !isRuntimeManagedDest(dst) && len(dst) <= 32 {
-			dst = cleanPath(dst)
-		}
-		if c.runtimeManaged(dst, src, w) {
-			continue
-		}
-		for _, d := range c.denied {
-			// The source is the denied path, lies inside it, or contains it
-			// (and so exposes it). "/" denies only a mount of the root
-			// itself, not everything.
-			if src == d || (d != "/" && underDir(src, d)) || underDir(d, src) {
-				bad = append(bad, fmt.Sprintf("%s (from %s)", m.Destination, m.Source))
-				break
-			}
+		if why != "" {
+			bad = append(bad, m.Destination+" ("+why+")")
 		}
 	}
 	if len(bad) == 0 {
 		return "", false
 	}
 	slices.Sort(bad)
-	return fmt.Sprintf("%s must not bind-mount denied host %s: %s (mounts)",
+	return fmt.Sprintf("%s must not mount host %s: %s (mounts)",
 		subject(w), plural(len(bad), "path", "paths"), strings.Join(bad, ", ")), true
+}
+
+// judgeBind returns "" for an allowed bind mount, else a description. It
+// builds no string for an allowed mount (Evaluate's typical path does not
+// allocate).
+func (c *compiled) judgeBind(m *Mount, w *Workload) string {
+	if m.ResolveError != "" {
+		return "from " + m.Source + ": cannot resolve: " + m.ResolveError
+	}
+	src := m.Source
+	if m.Resolved != "" {
+		src = m.Resolved
+	}
+	if src == "" || src[0] != '/' {
+		// A relative source is relative to the bundle directory (OCI
+		// runtime-spec, config.md "mounts"). FromSpec resolves it when the
+		// bundle is known; here it is not: it cannot be judged.
+		return "from " + m.Source + ": relative to an unknown bundle directory"
+	}
+	src = canonRun(cleanPath(src))
+	// Only a short destination can clean to one the runtime manages; a
+	// long unclean one is judged as written (the strict side).
+	dst := m.Destination
+	if runtimeFile(dst) == "" && len(dst) <= 32 {
+		dst = cleanPath(dst)
+	}
+	if c.runtimeManaged(dst, src, w) {
+		return ""
+	}
+	ro := mountReadOnly(m)
+	v := c.hostPathVerdict(src, ro)
+	if v == "" {
+		return ""
+	}
+	from := "from " + m.Source
+	if m.Resolved != "" && m.Resolved != m.Source {
+		from += ", resolves to " + m.Resolved
+	}
+	switch v {
+	case "allowed read-only only":
+		if onlyTopReadOnly(m) {
+			return from + ", not read-only: rbind with ro leaves submounts writable, use rro"
+		}
+		return from + ", not read-only"
+	case "not allowed":
+		return from
+	}
+	return from + ", " + v
+}
+
+// judgeFilesystem returns "" for an allowed non-bind mount, else a
+// description.
+func (c *compiled) judgeFilesystem(m *Mount) string {
+	switch m.Type {
+	case "tmpfs", "devpts", "mqueue":
+		return ""
+	case "proc":
+		return "" // procMount
+	case "sysfs":
+		dst := cleanPath(m.Destination)
+		switch {
+		case dst != "/sys":
+			return "sysfs outside /sys"
+		case !mountReadOnly(m):
+			return "sysfs, not read-only"
+		}
+		return ""
+	case "cgroup", "cgroup2":
+		if !mountReadOnly(m) {
+			return m.Type + ", not read-only"
+		}
+		return ""
+	case "overlay":
+		return c.judgeOverlay(m)
+	}
+	src := ""
+	if m.Source != "" {
+		src = " from " + m.Source
+	}
+	return fmt.Sprintf("filesystem type %q%s cannot be judged", m.Type, src)
+}
+
+// judgeOverlay judges an overlay's directories as host paths: lowerdir
+// (and the kernel's lowerdir+ and datadir+) read, upperdir and workdir
+// written.
+func (c *compiled) judgeOverlay(m *Mount) string {
+	if m.ResolveError != "" {
+		return "overlay: cannot resolve: " + m.ResolveError
+	}
+	var bad []string
+	for _, o := range m.Options {
+		key, val, ok := strings.Cut(o, "=")
+		if !ok {
+			continue
+		}
+		written := false
+		switch key {
+		case "upperdir", "workdir":
+			written = true
+		case "lowerdir", "lowerdir+", "datadir+":
+		default:
+			continue
+		}
+		if strings.ContainsRune(val, '\\') {
+			bad = append(bad, key+" "+val+" cannot be judged (escapes)")
+			continue
+		}
+		dirs := []string{val}
+		if key == "lowerdir" {
+			dirs = strings.Split(val, ":")
+		}
+		for _, d := range dirs {
+			if d == "" {
+				continue // "::" separates data-only lower layers
+			}
+			if d[0] != '/' {
+				bad = append(bad, key+" "+d+" is relative")
+				continue
+			}
+			if v := c.hostPathVerdict(canonRun(cleanPath(d)), !written); v != "" {
+				if v == "not allowed" {
+					bad = append(bad, key+" "+d)
+				} else {
+					bad = append(bad, key+" "+d+", "+v)
+				}
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return "overlay " + strings.Join(bad, "; ")
 }

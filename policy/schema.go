@@ -110,18 +110,51 @@ type HostNamespacesRule struct {
 // HostPathMountsRule configures the hostPathMounts rule.
 type HostPathMountsRule struct {
 	RuleSpec
-	// Denied host paths: a bind mount whose source is one of them, inside one
-	// of them, or a parent of one of them violates the rule.
+	// Allowed are the host paths a bind mount (or an overlay directory) may
+	// come from: the path itself or anything below it, read-only only when
+	// ReadOnly is set. Empty (the default): no host path at all, as Pod
+	// Security baseline. Never overrides the built-in protected paths or
+	// Denied.
+	Allowed []AllowedHostPath `json:"allowed"`
+	// Denied host paths: a mount whose source is one of them, inside one of
+	// them, or a parent of one of them violates the rule, even when Allowed
+	// lists it.
 	Denied []string `json:"denied"`
-	// AllowReadOnly admits read-only bind mounts of denied paths.
+	// AllowReadOnly is deprecated. It used to admit read-only bind mounts of
+	// denied paths; host paths are now allow-listed (Allowed with
+	// readOnly). false is accepted and has no effect; true is a load error,
+	// so that an old policy never silently admits more or less than it says.
 	AllowReadOnly bool `json:"allowReadOnly"`
 	// RuntimeDirs are the container runtimes' own state directories; a bind
-	// mount from one of them onto /etc/hosts, /etc/hostname,
-	// /etc/resolv.conf or /dev/shm is the runtime's, not the user's.
+	// mount from inside one of them of the file the runtime writes for
+	// /etc/hosts, /etc/hostname, /etc/resolv.conf, /dev/shm or
+	// /run/.containerenv onto that destination is the runtime's, not the
+	// user's.
 	RuntimeDirs []string `json:"runtimeDirs"`
 	// KubeletDir is the kubelet's root directory; mounts from
 	// <kubeletDir>/pods/<the pod's uid>/ are the pod's own volumes.
 	KubeletDir string `json:"kubeletDir"`
+}
+
+// AllowedHostPath is one entry of hostPathMounts.allowed, in the spirit of
+// PodSecurityPolicy's allowedHostPaths (pathPrefix, readOnly).
+type AllowedHostPath struct {
+	// Path is an absolute host path; it allows itself and everything below
+	// it (whole path elements: /var/log allows /var/log/app, not
+	// /var/logs).
+	Path string `json:"path"`
+	// ReadOnly admits only read-only mounts of Path.
+	ReadOnly bool `json:"readOnly"`
+}
+
+// ProcMountRule configures the procMount rule.
+type ProcMountRule struct {
+	RuleSpec
+	// MaskedPaths must each be in linux.maskedPaths (or lie under one).
+	MaskedPaths []string `json:"maskedPaths"`
+	// ReadonlyPaths must each be in linux.readonlyPaths or
+	// linux.maskedPaths (or lie under one).
+	ReadonlyPaths []string `json:"readonlyPaths"`
 }
 
 // HostDevicesRule configures the hostDevices rule.
@@ -153,7 +186,7 @@ type RulesSpec struct {
 	Seccomp             RuleSpec           `json:"seccomp"`
 	AppArmor            RuleSpec           `json:"apparmor"`
 	Sysctls             SysctlsRule        `json:"sysctls"`
-	ProcMount           RuleSpec           `json:"procMount"`
+	ProcMount           ProcMountRule      `json:"procMount"`
 }
 
 // Exemption lifts rules for matching containers. Every matcher that is set must

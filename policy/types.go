@@ -160,6 +160,15 @@ type Mount struct {
 	Source      string   `json:"source,omitempty"`
 	Type        string   `json:"type,omitempty"`
 	Options     []string `json:"options,omitempty"`
+	// Resolved is the host path a bind mount's source names once every
+	// symlink is followed (FromSpecOptions.ResolvePath), when the front end
+	// resolved it; empty otherwise. For an overlay the front end rewrites
+	// the directories in Options instead.
+	Resolved string `json:"resolved,omitempty"`
+	// ResolveError says why the source (or an overlay directory) could not
+	// be resolved: a symlink loop, a component that is not a directory, an
+	// I/O error. Such a mount cannot be judged and is a violation.
+	ResolveError string `json:"resolveError,omitempty"`
 }
 
 // Device is one OCI linux device.

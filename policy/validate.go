@@ -184,6 +184,22 @@ func (h *HostPathMountsRule) validateNode(n *yaml.Node, report reportFunc) {
 			report(seqItem(mappingValue(n, "denied"), i), "denied[%d]: %q must be an absolute path", i, p)
 		}
 	}
+	for i, a := range h.Allowed {
+		at := seqItem(mappingValue(n, "allowed"), i)
+		if !path.IsAbs(a.Path) {
+			report(at, "allowed[%d].path: %q must be an absolute path", i, a.Path)
+			continue
+		}
+		for _, d := range protectedHostPaths {
+			if underDir(canonRun(path.Clean(a.Path)), d) {
+				report(at, "allowed[%d].path: %q lies in %s, which no policy can allow (see docs/policy.md, protected host paths)", i, a.Path, d)
+				break
+			}
+		}
+	}
+	if h.AllowReadOnly {
+		report(mappingValue(n, "allowReadOnly"), "allowReadOnly: true is no longer supported: host paths are allow-listed; list the paths a container may mount read-only under allowed with readOnly: true (see docs/policy.md)")
+	}
 	for i, p := range h.RuntimeDirs {
 		if !path.IsAbs(p) || path.Clean(p) == "/" {
 			report(seqItem(mappingValue(n, "runtimeDirs"), i), "runtimeDirs[%d]: %q must be an absolute path other than /", i, p)
@@ -191,6 +207,20 @@ func (h *HostPathMountsRule) validateNode(n *yaml.Node, report reportFunc) {
 	}
 	if h.KubeletDir != "" && (!path.IsAbs(h.KubeletDir) || path.Clean(h.KubeletDir) == "/") {
 		report(mappingValue(n, "kubeletDir"), "kubeletDir: %q must be an absolute path other than /", h.KubeletDir)
+	}
+}
+
+func (r *ProcMountRule) validateNode(n *yaml.Node, report reportFunc) {
+	for _, key := range []string{"maskedPaths", "readonlyPaths"} {
+		list := r.MaskedPaths
+		if key == "readonlyPaths" {
+			list = r.ReadonlyPaths
+		}
+		for i, p := range list {
+			if !path.IsAbs(p) || path.Clean(p) == "/" {
+				report(seqItem(mappingValue(n, key), i), "%s[%d]: %q must be an absolute path other than /", key, i, p)
+			}
+		}
 	}
 }
 

@@ -119,9 +119,12 @@ func rootWorkload(id string) *policy.Workload {
 		User:      policy.User{UID: 0},
 		// Everything but the user is fine.
 		NoNewPrivileges: true,
-		MaskedPaths:     []string{"/proc/kcore"},
-		ReadonlyPaths:   []string{"/proc/bus", "/proc/sys"},
-		Mounts:          []policy.Mount{{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"ro"}}},
+		// containerd's default masked and read-only paths
+		// (pkg/oci/spec.go, v2.4.2), which procMount requires.
+		MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/sys/devices/virtual/powercap", "/proc/scsi"},
+		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		Mounts:        []policy.Mount{{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"ro"}}},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/patchgate/patchgate/internal/hostpath"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -45,7 +46,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		specPath    = fs.String("spec", "", "the container's OCI runtime spec (config.json); required")
 		sandboxPath = fs.String("sandbox-spec", "", "the pod sandbox's OCI runtime spec (pod sysctls, host namespaces under containerd CRI)")
 		statePath   = fs.String("kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
-		hostRoot    = fs.String("host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does)")
+		hostRoot    = fs.String("host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does), and resolve bind-mount sources' symlinks under it")
 		toolsChroot = fs.Bool("tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
 		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 		output      = fs.String("o", "text", "output format: text or json")
@@ -141,6 +142,9 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// Namespace paths in the spec are judged against that host's
 		// /proc/1/ns (a live container's spec, judged on its host).
 		opts.HostNamespace = policy.HostNamespaceResolver(*hostRoot)
+		// Bind sources and overlay directories are judged where their
+		// symlinks lead on that host, never leaving it.
+		opts.ResolvePath = hostpath.Resolver(*hostRoot)
 	}
 	w, err := policy.FromSpec(spec, sb, opts)
 	if err != nil {

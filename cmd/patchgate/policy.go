@@ -109,6 +109,7 @@ func runPolicyShow(args []string, stdout, stderr io.Writer) int {
 			} else {
 				head += "# the built-in default policy\n"
 			}
+			head += "# protected host paths, which no policy can allow (hostPathMounts): " + strings.Join(policy.ProtectedHostPaths(), ", ") + "\n"
 			out = append([]byte(head), out...)
 		}
 	case "json":

@@ -68,7 +68,10 @@ func TestPolicyShow(t *testing.T) {
 	// The defaults are printed.
 	for _, want := range []string{
 		"allowed: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]",
-		"denied: [/, /etc, /proc, /sys, /dev, /boot, /root, /var/run/docker.sock, /run/containerd, /var/lib/kubelet]",
+		"denied: []",
+		"maskedPaths: [/proc/acpi, /proc/kcore, /proc/keys, /proc/latency_stats, /proc/timer_list, /proc/timer_stats, /proc/sched_debug, /proc/scsi, /sys/firmware]",
+		"readonlyPaths: [/proc/asound, /proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger]",
+		"# protected host paths, which no policy can allow (hostPathMounts): /run/patchgate, /var/lib/patchgate, /var/log/patchgate, /etc/patchgate,",
 		"namespaces: [pid, ipc, network, uts]",
 		"maxStateAge: 10m", "onError: deny", "admitWait: 1s",
 	} {

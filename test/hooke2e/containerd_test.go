@@ -95,6 +95,9 @@ func TestContainerd(t *testing.T) {
 	h := harness.StartT(t, harness.Options{Tools: tools})
 
 	e := newEnv(t)
+	// containerd's CRI mounts /etc/hosts, /etc/resolv.conf, /dev/shm from
+	// its private root and state.
+	e.setRuntimeDirs(h.Root, h.State)
 	e.startService()
 	// containerd's app containers join the sandbox's namespaces by
 	// /proc/<pid>/ns paths, which only the real /proc can resolve; the

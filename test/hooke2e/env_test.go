@@ -87,6 +87,11 @@ type env struct {
 	statusFile string
 	hostRoot   string
 	podmanDir  string
+	// patches and runtimeDirs are what the policy file was last written
+	// with.
+	patches     []string
+	runtimeDirs []string
+	allowed     []string
 	// useHookBin makes runc bundles run patchgate-hook instead of patchgate.
 	useHookBin bool
 	// hookHostRoot is the hook's --host-root (default hostRoot).
@@ -96,8 +101,10 @@ type env struct {
 }
 
 // policyYAML is the test policy: root is blocked, and the kernel must carry
-// the live patch "kpatch_cve_2024_1086" fully transitioned. %s is the audit
-// log path.
+// the live patch "kpatch_cve_2024_1086" fully transitioned. The %s are the
+// required patches, the audit log path, the runtime's private state
+// directories (podman's --root/--runroot, containerd's root and state: where
+// its own /etc/hosts, /dev/shm, ... come from) and the allowed host paths.
 const policyYAML = `apiVersion: patchgate.dev/v1alpha1
 kind: NodePolicy
 metadata: {name: e2e-hook}
@@ -115,6 +122,8 @@ spec:
     privileged:          {action: enforce}
     capabilities:        {action: enforce}
     hostNamespaces:      {action: enforce}
+    hostPathMounts:      {action: enforce, runtimeDirs: [%s], allowed: [%s]}
+    procMount:           {action: enforce}
     privilegeEscalation: {action: warn}
     seccomp:             {action: off}
     apparmor:            {action: off}
@@ -150,10 +159,25 @@ func newEnv(t testing.TB) *env {
 
 // setPolicy writes the policy requiring the named live patches.
 func (e *env) setPolicy(patches ...string) {
-	body := fmt.Sprintf(policyYAML, strings.Join(patches, ", "), e.auditLog)
+	e.patches = patches
+	body := fmt.Sprintf(policyYAML, strings.Join(patches, ", "), e.auditLog, strings.Join(e.runtimeDirs, ", "), strings.Join(e.allowed, ", "))
 	if err := os.WriteFile(filepath.Join(e.policyDir, "policy.yaml"), []byte(body), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// setRuntimeDirs rewrites the policy with the runtime's private state
+// directories in hostPathMounts.runtimeDirs.
+func (e *env) setRuntimeDirs(dirs ...string) {
+	e.runtimeDirs = dirs
+	e.setPolicy(e.patches...)
+}
+
+// setAllowed rewrites the policy with hostPathMounts.allowed entries
+// (YAML flow mappings such as "{path: /srv, readOnly: true}").
+func (e *env) setAllowed(entries ...string) {
+	e.allowed = entries
+	e.setPolicy(e.patches...)
 }
 
 // setKernel builds the fixture host root: a Debian 6.1 kernel with the live

@@ -16,23 +16,7 @@ import (
 // generated hooks.d entry.
 func (e *env) podman(t testing.TB, hooksDir, rootfsDir, name string, flags ...string) (string, error) {
 	t.Helper()
-	if e.podmanDir == "" {
-		// podman refuses a runroot longer than 50 characters.
-		d, err := os.MkdirTemp("/tmp", "pgp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.podmanDir = d
-		e.t.Cleanup(func() {
-			// `podman run --rm` leaves a `podman container cleanup`
-			// process behind that may still touch the store: wait for
-			// every process naming the directory to go, then remove it.
-			waitNoProcessMentions(d, 15*time.Second)
-			if err := os.RemoveAll(d); err != nil {
-				e.t.Errorf("removing the podman store: %v", err)
-			}
-		})
-	}
+	e.podmanStore(t)
 	args := []string{
 		"--root", filepath.Join(e.podmanDir, "root"),
 		"--runroot", filepath.Join(e.podmanDir, "run"),
@@ -46,12 +30,40 @@ func (e *env) podman(t testing.TB, hooksDir, rootfsDir, name string, flags ...st
 	return run(context.Background(), "podman", args...)
 }
 
+// podmanStore makes the private store once and lists it in the policy's
+// hostPathMounts.runtimeDirs (call it before the service starts, so the
+// service's first policy has it).
+func (e *env) podmanStore(t testing.TB) {
+	t.Helper()
+	if e.podmanDir == "" {
+		// podman refuses a runroot longer than 50 characters.
+		d, err := os.MkdirTemp("/tmp", "pgp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.podmanDir = d
+		// podman's own /etc/hosts, /dev/shm, /run/.containerenv come
+		// from its private --root and --runroot.
+		e.setRuntimeDirs(d)
+		e.t.Cleanup(func() {
+			// `podman run --rm` leaves a `podman container cleanup`
+			// process behind that may still touch the store: wait for
+			// every process naming the directory to go, then remove it.
+			waitNoProcessMentions(d, 15*time.Second)
+			if err := os.RemoveAll(d); err != nil {
+				e.t.Errorf("removing the podman store: %v", err)
+			}
+		})
+	}
+}
+
 func TestPodman(t *testing.T) {
 	needTools(t, "podman", "runc")
 	cleanupPodmanCgroups(t)
 	for _, mode := range []string{"service-down", "service-up"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t)
+			e.podmanStore(t)
 			if mode == "service-up" {
 				e.startService()
 			}

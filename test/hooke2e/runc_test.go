@@ -77,6 +77,53 @@ func privileged(s map[string]any) {
 	}
 }
 
+// dropReadonly removes one path from linux.readonlyPaths.
+func dropReadonly(p string) func(map[string]any) {
+	return func(s map[string]any) {
+		lx := s["linux"].(map[string]any)
+		var keep []any
+		for _, x := range lx["readonlyPaths"].([]any) {
+			if x != p {
+				keep = append(keep, x)
+			}
+		}
+		lx["readonlyPaths"] = keep
+	}
+}
+
+// mountCases are the mount and procMount classes of issue 10, each refused
+// and each with a control that runs, on the host paths of dir: shared (an
+// allowed directory) holding data/ and a symlink etc-link -> /etc, and ro
+// (allowed read-only only).
+func mountCases(e *env, dir string) []runcCase {
+	shared, ro := filepath.Join(dir, "shared"), filepath.Join(dir, "ro")
+	for _, d := range []string{filepath.Join(shared, "data"), ro} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/etc", filepath.Join(shared, "etc-link")); err != nil {
+		e.t.Fatal(err)
+	}
+	// /run is allowed too, to show a protected path under an allowed one
+	// is still refused (/run/systemd exists on this machine; patchgate's
+	// own /run/patchgate does not).
+	e.setAllowed("{path: "+shared+"}", "{path: "+ro+", readOnly: true}", "{path: /run}")
+	u := setUser(1000)
+	return []runcCase{
+		// The service's own directory (decision and audit sockets) is
+		// no allowed host path.
+		{name: "bind-service-dir", tweak: tweaks(u, addMount("bind", filepath.Dir(e.socket), "/svc", "rbind", "rw")), want: []string{"[hostPathMounts]", "/svc (from " + filepath.Dir(e.socket) + ")"}},
+		{name: "bind-protected-under-allowed", tweak: tweaks(u, addMount("bind", "/run/systemd", "/sd", "rbind", "rro")), want: []string{"[hostPathMounts]", "(from /run/systemd, protected)"}},
+		{name: "symlink-to-etc", tweak: tweaks(u, addMount("bind", filepath.Join(shared, "etc-link"), "/x", "rbind", "rw")), want: []string{"[hostPathMounts]", "resolves to /etc"}},
+		{name: "bind-allowed", tweak: tweaks(u, addMount("bind", filepath.Join(shared, "data"), "/x", "rbind", "rw"))},
+		{name: "rbind-ro", tweak: tweaks(u, addMount("bind", ro, "/r", "rbind", "ro")), want: []string{"[hostPathMounts]", "use rro"}},
+		{name: "rbind-rro", tweak: tweaks(u, addMount("bind", ro, "/r", "rbind", "rro"))},
+		{name: "second-proc", tweak: tweaks(u, addMount("proc", "proc", "/hostproc", "nosuid", "noexec", "nodev")), want: []string{"[procMount]", "/hostproc"}},
+		{name: "proc-sys-writable", tweak: tweaks(u, dropReadonly("/proc/sys")), want: []string{"[procMount]", "/proc/sys not in linux.readonlyPaths"}},
+	}
+}
+
 // runcBundle writes a bundle whose createRuntime hook is `patchgate hook`.
 func (e *env) runcBundle(t testing.TB, rootfsDir string, tweak func(map[string]any)) string {
 	t.Helper()
@@ -136,6 +183,9 @@ func TestRunc(t *testing.T) {
 	for _, mode := range []string{"service-down", "service-up"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t)
+			// Before the service starts: the cases write the policy's
+			// allowed host paths.
+			mounts := mountCases(e, t.TempDir())
 			if mode == "service-up" {
 				e.startService()
 				// The small binary, with the same hooks.d-style argv
@@ -149,6 +199,7 @@ func TestRunc(t *testing.T) {
 				{name: "cap-sys-admin", tweak: func(s map[string]any) { setUser(1000)(s); addCaps("CAP_SYS_ADMIN")(s) }, want: []string{"[capabilities]", "CAP_SYS_ADMIN"}},
 				{name: "root", tweak: setUser(0), want: []string{"[runAsRoot]", "uid 0"}},
 			}
+			cases = append(cases, mounts...)
 			audited := map[string]string{}
 			for i, tc := range cases {
 				id := fmt.Sprintf("pg-%s-%d-%d", tc.name, i, time.Now().UnixNano())
