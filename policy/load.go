@@ -84,6 +84,9 @@ func policyFiles(path, nodeName string) ([]string, error) {
 	if nodeName != "" && (strings.ContainsAny(nodeName, "/\\\x00") || nodeName == "." || nodeName == "..") {
 		return nil, fmt.Errorf("%w: node name %q cannot name a file", ErrInvalid, nodeName)
 	}
+	if err := checkChain(path); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -151,6 +154,88 @@ func checkSecure(name string, fi fs.FileInfo) error {
 	return nil
 }
 
+// checkChain walks name from "/" the way open(2) resolves it and refuses it
+// when anyone but root (or the user patchgate runs as) could change what it
+// names: a directory on the way that group or others may write, or a
+// symlink on the way owned by another user (its target is then walked the
+// same way). Two exceptions, where the write bits give nobody a way in: a
+// directory on a read-only mount (a Kubernetes ConfigMap volume: a 0777
+// directory whose ..data symlinks are root's), and a sticky directory
+// (/tmp) owned by root whose entry on the way is root's too, which no one
+// else may then rename or remove.
+func checkChain(name string) error {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	cur := "/"
+	dir, err := os.Lstat(cur)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	if !ownedByUs(dir) {
+		return fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, cur, name, ownerOf(dir))
+	}
+	queue := strings.Split(strings.TrimPrefix(abs, "/"), "/")
+	for hops := 0; len(queue) > 0; {
+		c := queue[0]
+		queue = queue[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			if dir, err = os.Lstat(cur); err != nil {
+				return fmt.Errorf("policy: %w", err)
+			}
+			continue
+		}
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		if !ownedByUs(fi) {
+			return fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, next, name, ownerOf(fi))
+		}
+		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !readOnlyFS(cur) && dir.Mode()&fs.ModeSticky == 0 {
+			return fmt.Errorf("%w: directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", ErrInsecure, cur, name, perm, c)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			cur, dir = next, fi
+			continue
+		}
+		if hops++; hops > 40 {
+			return fmt.Errorf("policy: %s: too many symlinks", name)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+			if dir, err = os.Lstat(cur); err != nil {
+				return fmt.Errorf("policy: %w", err)
+			}
+		}
+		queue = append(strings.Split(target, "/"), queue...)
+	}
+	return nil
+}
+
+// ownedByUs: owned by root or by the user patchgate runs as.
+func ownedByUs(fi fs.FileInfo) bool {
+	uid := ownerOf(fi)
+	return uid == 0 || uid == uint32(os.Geteuid())
+}
+
+func ownerOf(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Uid
+	}
+	return ^uint32(0)
+}
+
 // readOnlyFS reports whether name is on a filesystem mounted read-only.
 func readOnlyFS(name string) bool {
 	var st syscall.Statfs_t
@@ -166,6 +251,9 @@ const stRdonly = 0x1
 // readSecure opens the file, checks the opened file (not the name again), and
 // reads it.
 func readSecure(name string) ([]byte, error) {
+	if err := checkChain(name); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)

@@ -390,3 +390,132 @@ func TestPolicyJSONRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// The loader checks the whole way to each file, not only the file: a
+// directory others may write, or a symlink another user owns, lets them
+// choose the policy.
+func TestLoadChecksTheWholePath(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	good := header + "metadata: {name: n}\n"
+	t.Run("parent of the policy directory writable by group", func(t *testing.T) {
+		top := writeTree(t, map[string]string{"etc/patchgate/policy.yaml": good})
+		if err := os.Chmod(filepath.Join(top, "etc"), 0o775); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{filepath.Join(top, "etc/patchgate"), filepath.Join(top, "etc/patchgate/policy.yaml")} {
+			_, err := Load(p, "")
+			if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "directory "+filepath.Join(top, "etc")+" (on the way to") {
+				t.Fatalf("%s: err = %v", p, err)
+			}
+		}
+	})
+	t.Run("symlink owned by another user", func(t *testing.T) {
+		top := writeTree(t, map[string]string{"real/policy.yaml": good})
+		link := filepath.Join(top, "policy.yaml")
+		if err := os.Symlink("real/policy.yaml", link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(link, ""); err != nil {
+			t.Fatalf("root's symlink refused: %v", err)
+		}
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(link, ""); !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), link+" (on the way to") ||
+			!strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("symlink into an other-writable directory", func(t *testing.T) {
+		top := writeTree(t, map[string]string{"policy/policy.yaml": good, "drop/x.yaml": good})
+		if err := os.Chmod(filepath.Join(top, "drop"), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(top, "drop"), filepath.Join(top, "policy", "policy.d")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(filepath.Join(top, "policy"), ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("sticky root-owned directory with root's entry", func(t *testing.T) {
+		top := writeTree(t, map[string]string{"tmp/p/policy.yaml": good})
+		if err := os.Chmod(filepath.Join(top, "tmp"), 0o777|os.ModeSticky); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(filepath.Join(top, "tmp/p"), ""); err != nil {
+			t.Fatalf("root's directory under a sticky /tmp-like directory refused: %v", err)
+		}
+		// Someone else's entry there is refused: they could swap it.
+		if err := os.Chown(filepath.Join(top, "tmp/p"), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(filepath.Join(top, "tmp/p"), ""); !errors.Is(err, ErrInsecure) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// A Kubernetes ConfigMap volume: a read-only mount whose root directory is
+// 0777, with the files behind kubelet's atomic-writer symlinks
+// (policy.yaml -> ..data/policy.yaml, ..data -> ..<timestamp>). It loads;
+// the same layout with a ..data symlink owned by another user does not.
+func TestLoadConfigMapLayout(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	for _, tc := range []struct {
+		name      string
+		dataOwner int
+		wantErr   string
+	}{{"root's symlinks", 0, ""}, {"..data owned by uid 65534", 65534, "..data (on the way to"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"); err != nil {
+				t.Skipf("cannot mount a tmpfs here: %v", err)
+			}
+			t.Cleanup(func() {
+				if err := syscall.Unmount(dir, 0); err != nil {
+					t.Errorf("unmount %s: %v", dir, err)
+				}
+			})
+			ts := filepath.Join(dir, "..2026_12_02_08_43_11.1234567890")
+			if err := os.Mkdir(ts, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(ts, "policy.yaml"), []byte(header+"metadata: {name: cm}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Base(ts), filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("..data/policy.yaml", filepath.Join(dir, "policy.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(filepath.Join(dir, "..data"), tc.dataOwner, tc.dataOwner); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantErr == "" {
+				// Writable: the 0777 directory lets anyone swap ..data.
+				if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+					t.Fatalf("writable mount: err = %v, want ErrInsecure", err)
+				}
+			}
+			if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+				t.Fatal(err)
+			}
+			p, err := Load(dir, "")
+			if tc.wantErr == "" {
+				if err != nil || p.Name() != "cm" {
+					t.Fatalf("ConfigMap layout: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
