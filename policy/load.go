@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -577,10 +578,7 @@ func basePolicy() *Policy {
 						"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 					},
 				},
-				Sysctls: SysctlsRule{Allowed: []string{
-					"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
-					"net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range",
-				}},
+				Sysctls: SysctlsRule{Allowed: slices.Clone(kubernetesSafeSysctls)},
 			},
 			Audit: AuditSpec{
 				Path:       "/var/log/patchgate/audit.log",

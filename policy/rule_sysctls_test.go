@@ -24,3 +24,41 @@ func TestSysctls(t *testing.T) {
 		t.Errorf("got %q, want %q", v.Detail, want)
 	}
 }
+
+// TestSysctlsKubernetesSafeSet: the default admits exactly the sysctls that
+// Pod Security baseline admits for Kubernetes 1.32-1.36
+// (k8s.io/pod-security-admission policy/check_sysctls.go,
+// sysctlsAllowedV1Dot32), pod sysctls in the sandbox spec as the CRI writes
+// them, and refuses the two that only 1.37 adds and everything else.
+func TestSysctlsKubernetesSafeSet(t *testing.T) {
+	p := everyRuleEnforced(t)
+	safe := []string{
+		"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+		"net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
+		"net.ipv4.ip_local_reserved_ports",
+		"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
+		"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem",
+	}
+	for _, name := range safe {
+		w := fixtureWorkload(t, "sysctls-pass-cri")
+		w.Sysctls = map[string]string{name: "1"}
+		if v, bad, _ := outcome(t, p, w, RuleSysctls); bad {
+			t.Errorf("%s refused: %s", name, v.Detail)
+		}
+	}
+	if got := len(Default().Spec.Rules.Sysctls.Allowed); got != len(safe) {
+		t.Errorf("default allowed has %d names, want %d", got, len(safe))
+	}
+	for _, name := range []string{
+		"net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat", // Kubernetes 1.37 only
+		"net.ipv4.tcp_mem", "net.ipv4.tcp_rmem_x", "net.ipv4.tcp_keepalive", "kernel.shm_rmid_forced.x",
+		"net.core.somaxconn", "kernel.core_pattern", "vm.overcommit_memory", "net.ipv4.ip_forward",
+	} {
+		w := fixtureWorkload(t, "sysctls-pass-cri")
+		w.Sysctls = map[string]string{name: "1", "net.ipv4.tcp_rmem": "4096 87380 6291456"}
+		v, bad, _ := outcome(t, p, w, RuleSysctls)
+		if want := `container "app" must not set sysctl "` + name + `" (linux.sysctl)`; !bad || v.Detail != want {
+			t.Errorf("%s: violated=%v detail %q, want %q", name, bad, v.Detail, want)
+		}
+	}
+}
