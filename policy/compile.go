@@ -23,6 +23,7 @@ type compiled struct {
 	devAllowed   []devNum
 	procMasked   []string
 	procReadonly []string
+	apparmorReq  bool
 	sysctlExact  map[string]struct{}
 	sysctlGlobs  []string
 	exemptions   []compiledExemption
@@ -48,6 +49,7 @@ func compile(p *Policy) (*compiled, error) {
 		caps:          map[string]struct{}{},
 		sysctlExact:   map[string]struct{}{},
 		hostNS:        append([]string(nil), s.Rules.HostNamespaces.Namespaces...),
+		apparmorReq:   s.Rules.AppArmor.RequireProfile,
 	}
 	if c.kernelAction == "" {
 		c.kernelAction = orEnforce(s.DefaultAction)

@@ -137,7 +137,7 @@ func FuzzEvaluateSpec(f *testing.F) {
 			t.Fatal("allowed without no_new_privs")
 		case len(spec.Linux.MaskedPaths) == 0:
 			t.Fatal("allowed with no masked paths")
-		case spec.Process.ApparmorProfile == "" || spec.Process.ApparmorProfile == "unconfined":
+		case strings.TrimSpace(spec.Process.ApparmorProfile) == "" || strings.TrimSpace(spec.Process.ApparmorProfile) == "unconfined":
 			t.Fatal("allowed without AppArmor")
 		}
 		for _, ns := range []string{"pid", "ipc", "network", "uts"} {

@@ -499,7 +499,7 @@ func (r *RulesSpec) all() []*RuleSpec {
 	return []*RuleSpec{
 		&r.RunAsRoot, &r.Privileged, &r.Capabilities.RuleSpec, &r.HostNamespaces.RuleSpec,
 		&r.HostPathMounts.RuleSpec, &r.HostDevices.RuleSpec, &r.PrivilegeEscalation, &r.Seccomp,
-		&r.AppArmor, &r.Sysctls.RuleSpec, &r.ProcMount.RuleSpec,
+		&r.AppArmor.RuleSpec, &r.Sysctls.RuleSpec, &r.ProcMount.RuleSpec,
 	}
 }
 
@@ -578,7 +578,8 @@ func basePolicy() *Policy {
 						"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 					},
 				},
-				Sysctls: SysctlsRule{Allowed: slices.Clone(kubernetesSafeSysctls)},
+				AppArmor: AppArmorRule{RequireProfile: true},
+				Sysctls:  SysctlsRule{Allowed: slices.Clone(kubernetesSafeSysctls)},
 			},
 			Audit: AuditSpec{
 				Path:       "/var/log/patchgate/audit.log",

@@ -1,19 +1,39 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Rule apparmor
 //
 // Why: the runtime's default AppArmor profile denies writes to /proc and /sys
 // knobs and mount(2), narrowing what a compromised process can do to the
-// shared kernel. On hosts that use SELinux instead this rule always fires;
-// keep it at audit (the default) or off there.
+// shared kernel. Pod Security baseline forbids only an explicit Unconfined
+// (k8s.io/pod-security-admission policy/check_appArmorProfile.go: allowed are
+// RuntimeDefault, Localhost and unset); so does this rule unless
+// requireProfile is set.
 //
 // Reads: process.apparmorProfile (Workload.AppArmorProfile).
 //
-// Allowed: a profile other than "" and "unconfined".
+// What the runtimes write: containerd's CRI writes no profile for Unconfined,
+// for a privileged container's RuntimeDefault, and for every container on a
+// host without AppArmor, and its own "cri-containerd.apparmor.d" for
+// RuntimeDefault or an unset profile on a host with AppArmor
+// (internal/cri/sputil/apparmor_linux.go GenerateApparmorSpecOpts, v2.4.2);
+// runc, CRI-O and podman pass "unconfined" through. An empty profile cannot
+// tell Unconfined from unset under containerd: it is a violation only with
+// requireProfile, which also fires for every container on a host that has
+// no AppArmor.
 //
-// Parameters: none.
+// Allowed: any profile that is not unconfined. The kernel reads the name
+// after trimming spaces, and a name that is only a namespace (":ns:") is that
+// namespace's unconfined profile; a leading "&" stacks onto the runtime's own
+// (unconfined) label. So " unconfined", "&unconfined", ":root:unconfined" and
+// ":root:" all count as unconfined.
+//
+// Parameters: requireProfile (default true; false in the shipped baseline and
+// restricted policies, as in Pod Security).
 var apparmorRule = containerRule{
 	id:     RuleAppArmor,
 	reason: "apparmor unconfined",
@@ -21,11 +41,34 @@ var apparmorRule = containerRule{
 	check:  checkAppArmor,
 }
 
-func checkAppArmor(_ *compiled, w *Workload) (string, bool) {
-	switch w.AppArmorProfile {
-	case "":
+// appArmorUnconfined reports whether profile, a non-empty
+// process.apparmorProfile, names an unconfined profile.
+func appArmorUnconfined(profile string) bool {
+	name := strings.TrimSpace(profile)
+	name = strings.TrimSpace(strings.TrimPrefix(name, "&"))
+	if strings.HasPrefix(name, ":") {
+		// ":ns:profile" or ":ns//profile".
+		rest := name[1:]
+		i := strings.IndexAny(rest, ":/")
+		if i < 0 {
+			return true // only a namespace: its unconfined profile
+		}
+		name = strings.TrimLeft(rest[i:], ":/ \t\n")
+		if name == "" {
+			return true
+		}
+	}
+	return name == "unconfined"
+}
+
+func checkAppArmor(c *compiled, w *Workload) (string, bool) {
+	if strings.TrimSpace(w.AppArmorProfile) == "" {
+		if !c.apparmorReq {
+			return "", false
+		}
 		return fmt.Sprintf("%s must set an AppArmor profile (process.apparmorProfile is empty)", subject(w)), true
-	case "unconfined":
+	}
+	if appArmorUnconfined(w.AppArmorProfile) {
 		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q)", subject(w), w.AppArmorProfile), true
 	}
 	return "", false

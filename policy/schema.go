@@ -173,6 +173,15 @@ type SysctlsRule struct {
 	Allowed []string `json:"allowed"`
 }
 
+// AppArmorRule configures the apparmor rule.
+type AppArmorRule struct {
+	RuleSpec
+	// RequireProfile makes an absent process.apparmorProfile a violation too.
+	// Pod Security admits an unset profile; on a host without AppArmor every
+	// container has none.
+	RequireProfile bool `json:"requireProfile"`
+}
+
 // RulesSpec holds one entry per container rule. Kernel rules are configured
 // under spec.kernel.
 type RulesSpec struct {
@@ -184,7 +193,7 @@ type RulesSpec struct {
 	HostDevices         HostDevicesRule    `json:"hostDevices"`
 	PrivilegeEscalation RuleSpec           `json:"privilegeEscalation"`
 	Seccomp             RuleSpec           `json:"seccomp"`
-	AppArmor            RuleSpec           `json:"apparmor"`
+	AppArmor            AppArmorRule       `json:"apparmor"`
 	Sysctls             SysctlsRule        `json:"sysctls"`
 	ProcMount           ProcMountRule      `json:"procMount"`
 }

@@ -154,16 +154,16 @@ spec:
 
 	t.Run("9-audit-log-holds-exactly-the-expected-records", func(t *testing.T) {
 		got := summarize(p.records())
-		// baseline.yaml audits a missing AppArmor profile (apparmor:
-		// audit), which only the hook can see: this machine runs no
-		// AppArmor, so the compliant container gets an "allowed" record.
+		// baseline.yaml refuses only an explicit unconfined AppArmor
+		// profile, as Pod Security does; this machine runs no AppArmor,
+		// so containerd writes none, and the compliant container has no
+		// record.
 		want := []recordSummary{
-			{"hook", "allowed", "e2e/app", "apparmor"},
 			{"nri", "blocked", "e2e/priv", "hostDevices,seccomp"},
-			{"hook", "blocked", "e2e/caps", "apparmor,capabilities"},
+			{"hook", "blocked", "e2e/caps", "capabilities"},
 			{"nri", "blocked", "e2e/hostroot", "hostPathMounts"},
 			{"nri", "blocked", "e2e/POD", "hostNamespaces"},
-			{"hook", "blocked", "e2e/sysctl-app", "apparmor,sysctls"},
+			{"hook", "blocked", "e2e/sysctl-app", "sysctls"},
 			{"nri", "allowed", "e2e-system/agent", ""},
 		}
 		if !slices.Equal(got, want) {
