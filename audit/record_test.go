@@ -22,6 +22,7 @@ func rootHostNet(name string) *policy.Workload {
 			ID: "3f2a9c1b7e4d", Name: name, Image: "registry.example.com/payments/api:1.4.2",
 		},
 		HostNamespaces: []string{"network"},
+		Seccomp:        policy.SeccompSummary{DefaultAction: "SCMP_ACT_ERRNO", DefaultBlocks: true},
 	}
 }
 

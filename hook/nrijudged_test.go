@@ -81,7 +81,10 @@ func TestHookJudgesWhatTheValidatorDidNot(t *testing.T) {
 	validate := func(id string) {
 		t.Helper()
 		w := &policy.Workload{Source: audit.SourceNRI, Container: policy.ContainerIdentity{ID: id},
-			User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields &^ (policy.FieldDevices | policy.FieldMounts)}
+			User: policy.User{UID: 1000, GID: 1000}, Seen: nriFields &^ (policy.FieldDevices | policy.FieldMounts),
+			// A seccomp filter that blocks everything by default, as
+			// NRI's seccompPolicy shows containerd's RuntimeDefault.
+			Seccomp: policy.SeccompSummary{DefaultAction: "SCMP_ACT_ERRNO", DefaultBlocks: true}}
 		res := svc.Admit(context.Background(), w, service.AdmitOptions{Source: audit.SourceNRI, NRIJudged: w.Seen, RememberJudged: true})
 		if res.Decision.Verdict == policy.Deny {
 			t.Fatalf("validator: %+v", res.Decision)

@@ -149,6 +149,7 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 	// the generated spec); seccompProfile is only what the CRI client asked
 	// for. No filter in the spec means unconfined.
 	w.SeccompUnconfined = seccompUnconfined(lin.GetSeccompPolicy())
+	w.Seccomp = seccompSummary(lin.GetSeccompPolicy())
 	if len(ctr.GetCDIDevices()) > 0 {
 		// CDI devices are resolved into devices and mounts only when the
 		// runtime generates the spec; NRI shows just their names. The hook
@@ -280,6 +281,19 @@ func seccompUnconfined(s *api.LinuxSeccomp) bool {
 		return true
 	}
 	return s.GetDefaultAction() == "SCMP_ACT_ALLOW" && len(s.GetSyscalls()) == 0
+}
+
+// seccompSummary reduces NRI's seccompPolicy the way policy.FromSpec
+// reduces the spec's linux.seccomp.
+func seccompSummary(s *api.LinuxSeccomp) policy.SeccompSummary {
+	if s == nil {
+		return policy.SeccompSummary{}
+	}
+	rules := make([]policy.SeccompSyscall, len(s.GetSyscalls()))
+	for i, r := range s.GetSyscalls() {
+		rules[i] = policy.SeccompSyscall{Names: r.GetNames(), Action: r.GetAction(), Conditional: len(r.GetArgs()) > 0}
+	}
+	return policy.SummarizeSeccomp(s.GetDefaultAction(), rules)
 }
 
 func mergeSorted(a, b []string) []string {

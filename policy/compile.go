@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -24,9 +25,11 @@ type compiled struct {
 	procMasked   []string
 	procReadonly []string
 	apparmorReq  bool
-	sysctlExact  map[string]struct{}
-	sysctlGlobs  []string
-	exemptions   []compiledExemption
+	// seccompMustBlock is rules.seccomp.mustBlock, sorted and unique.
+	seccompMustBlock []string
+	sysctlExact      map[string]struct{}
+	sysctlGlobs      []string
+	exemptions       []compiledExemption
 }
 
 // allowedPath is one compiled hostPathMounts.allowed entry.
@@ -97,6 +100,9 @@ func compile(p *Policy) (*compiled, error) {
 		}
 		c.devAllowed = append(c.devAllowed, n)
 	}
+	c.seccompMustBlock = slices.Clone(s.Rules.Seccomp.MustBlock)
+	slices.Sort(c.seccompMustBlock)
+	c.seccompMustBlock = slices.Compact(c.seccompMustBlock)
 	for _, name := range s.Rules.Sysctls.Allowed {
 		if strings.ContainsAny(name, "*?") {
 			c.sysctlGlobs = append(c.sysctlGlobs, name)

@@ -67,7 +67,8 @@ func TestExamplePolicyDirectory(t *testing.T) {
 		User: User{UID: 1000}, NoNewPrivileges: true, AppArmorProfile: "p",
 		// runc's defaults (`runc spec`)
 		MaskedPaths:   []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
-		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}}
+		ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		Seccomp:       SeccompSummary{DefaultAction: "SCMP_ACT_ERRNO", DefaultBlocks: true}}
 	k := kernelFixture(t, "patched")
 	if d := Evaluate(gpu, w, k, testNow); d.Verdict != Allow {
 		t.Errorf("gpu node: %s %+v", d.Verdict, d.Violations)

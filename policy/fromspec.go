@@ -202,6 +202,13 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	}
 	w.SeccompUnconfined = lx.Seccomp == nil ||
 		(lx.Seccomp.DefaultAction == specs.ActAllow && len(lx.Seccomp.Syscalls) == 0)
+	if sc := lx.Seccomp; sc != nil {
+		rules := make([]SeccompSyscall, len(sc.Syscalls))
+		for i, r := range sc.Syscalls {
+			rules[i] = SeccompSyscall{Names: r.Names, Action: string(r.Action), Conditional: len(r.Args) > 0}
+		}
+		w.Seccomp = SummarizeSeccomp(string(sc.DefaultAction), rules)
+	}
 
 	// Sysctls: the sandbox's (pod sysctls), overridden by the container's.
 	if sandbox != nil {

@@ -94,6 +94,7 @@ func FuzzEvaluateSpec(f *testing.F) {
 	// rules for the fuzzer to vary.
 	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "mounts": [{"destination": "/mnt", "type": "ext4", "source": "/dev/sda1"}], "linux": {"maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"], "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}, "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}], "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 11}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rw"}]}}}`), []byte(nil))
 	f.Add([]byte(`{"process": {"noNewPrivileges": true, "apparmorProfile": "p", "user": {"uid": 1}}, "mounts": [{"destination": "/x", "type": "rbind", "source": "/var/lib/kubelet/pods/../../../etc"}], "linux": {"seccomp": {}, "maskedPaths": ["/"], "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}]}}`), []byte(nil))
+	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "linux": {"maskedPaths": ["/proc/kcore"], "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["bpf", "keyctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}, {"names": ["unshare"], "action": "SCMP_ACT_ALLOW"}]}}}`), []byte(nil))
 	p, err := LoadBytes("strict.yaml", []byte(header+"metadata: {name: strict}\nspec: {defaultAction: enforce}\n"))
 	if err != nil {
 		f.Fatal(err)
@@ -139,6 +140,13 @@ func FuzzEvaluateSpec(f *testing.F) {
 			t.Fatal("allowed with no masked paths")
 		case strings.TrimSpace(spec.Process.ApparmorProfile) == "" || strings.TrimSpace(spec.Process.ApparmorProfile) == "unconfined":
 			t.Fatal("allowed without AppArmor")
+		}
+		// Every call of the default mustBlock fails: worked out from the raw
+		// filter, not from the summary.
+		for _, name := range defaultSeccompMustBlock {
+			if !oracleSeccompBlocks(spec.Linux.Seccomp, name) {
+				t.Fatalf("allowed with a seccomp filter that lets %q through", name)
+			}
 		}
 		for _, ns := range []string{"pid", "ipc", "network", "uts"} {
 			if findNS(spec.Linux.Namespaces, specsNS(ns)) == nil {
@@ -213,6 +221,27 @@ func FuzzEvaluateSpec(f *testing.F) {
 			}
 		}
 	})
+}
+
+// oracleSeccompBlocks: the call fails for every argument: no rule whose
+// action runs it names it, and the default or an argument-free rule fails it.
+func oracleSeccompBlocks(sc *specs.LinuxSeccomp, name string) bool {
+	fails := func(a specs.LinuxSeccompAction) bool {
+		return a == specs.ActErrno || a == specs.ActKill || a == specs.ActKillThread || a == specs.ActKillProcess || a == specs.ActTrap
+	}
+	blocked := fails(sc.DefaultAction)
+	for _, r := range sc.Syscalls {
+		if !slices.Contains(r.Names, name) {
+			continue
+		}
+		if !fails(r.Action) {
+			return false
+		}
+		if len(r.Args) == 0 {
+			blocked = true
+		}
+	}
+	return blocked
 }
 
 // FuzzParseKernelState: kernel state JSON either parses into a state the

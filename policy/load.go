@@ -498,7 +498,7 @@ func fillEmpty(v reflect.Value) {
 func (r *RulesSpec) all() []*RuleSpec {
 	return []*RuleSpec{
 		&r.RunAsRoot, &r.Privileged, &r.Capabilities.RuleSpec, &r.HostNamespaces.RuleSpec,
-		&r.HostPathMounts.RuleSpec, &r.HostDevices.RuleSpec, &r.PrivilegeEscalation, &r.Seccomp,
+		&r.HostPathMounts.RuleSpec, &r.HostDevices.RuleSpec, &r.PrivilegeEscalation, &r.Seccomp.RuleSpec,
 		&r.AppArmor.RuleSpec, &r.Sysctls.RuleSpec, &r.ProcMount.RuleSpec,
 	}
 }
@@ -578,6 +578,7 @@ func basePolicy() *Policy {
 						"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 					},
 				},
+				Seccomp:  SeccompRule{MustBlock: slices.Clone(defaultSeccompMustBlock)},
 				AppArmor: AppArmorRule{RequireProfile: true},
 				Sysctls:  SysctlsRule{Allowed: slices.Clone(kubernetesSafeSysctls)},
 			},

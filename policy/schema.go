@@ -173,6 +173,14 @@ type SysctlsRule struct {
 	Allowed []string `json:"allowed"`
 }
 
+// SeccompRule configures the seccomp rule.
+type SeccompRule struct {
+	RuleSpec
+	// MustBlock are system call names that the container's seccomp filter
+	// must make fail, for every argument.
+	MustBlock []string `json:"mustBlock"`
+}
+
 // AppArmorRule configures the apparmor rule.
 type AppArmorRule struct {
 	RuleSpec
@@ -192,7 +200,7 @@ type RulesSpec struct {
 	HostPathMounts      HostPathMountsRule `json:"hostPathMounts"`
 	HostDevices         HostDevicesRule    `json:"hostDevices"`
 	PrivilegeEscalation RuleSpec           `json:"privilegeEscalation"`
-	Seccomp             RuleSpec           `json:"seccomp"`
+	Seccomp             SeccompRule        `json:"seccomp"`
 	AppArmor            AppArmorRule       `json:"apparmor"`
 	Sysctls             SysctlsRule        `json:"sysctls"`
 	ProcMount           ProcMountRule      `json:"procMount"`

@@ -103,8 +103,12 @@ type Workload struct {
 	// runc appends to every container's list, are not in it.
 	DeviceCgroup []DeviceRule `json:"deviceCgroup,omitempty"`
 	// SeccompUnconfined is set when no seccomp filter applies
-	// (linux.seccomp absent, or an unconfined profile).
+	// (linux.seccomp absent, or a filter whose default action allows and
+	// that has no syscall rules).
 	SeccompUnconfined bool `json:"seccompUnconfined"`
+	// Seccomp is linux.seccomp reduced to what the seccomp rule judges
+	// (SummarizeSeccomp). Its zero value blocks nothing.
+	Seccomp SeccompSummary `json:"seccomp"`
 	// AppArmorProfile is process.apparmorProfile ("" means none/unconfined).
 	AppArmorProfile string `json:"apparmorProfile,omitempty"`
 	// Sysctls are linux.sysctl of the container and its sandbox.

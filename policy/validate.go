@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -228,6 +229,14 @@ func (h *HostDevicesRule) validateNode(n *yaml.Node, report reportFunc) {
 	for i, d := range h.Allowed {
 		if _, err := parseDevNum(d); err != nil {
 			report(seqItem(mappingValue(n, "allowed"), i), "allowed[%d]: %v", i, err)
+		}
+	}
+}
+
+func (s *SeccompRule) validateNode(n *yaml.Node, report reportFunc) {
+	for i, name := range s.MustBlock {
+		if _, ok := slices.BinarySearch(seccompJudged, name); !ok {
+			report(seqItem(mappingValue(n, "mustBlock"), i), "mustBlock[%d]: %q is not a system call patchgate judges (see docs/policy.md)", i, name)
 		}
 	}
 }

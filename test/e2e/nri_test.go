@@ -160,6 +160,10 @@ spec:
 		// record.
 		want := []recordSummary{
 			{"nri", "blocked", "e2e/priv", "hostDevices,seccomp"},
+			// containerd's RuntimeDefault profile for a container with
+			// CAP_SYS_ADMIN allows mount, unshare, setns, bpf, ...: the
+			// validator sees it in seccompPolicy (seccomp: warn).
+			{"nri", "flagged", "e2e/caps", "seccomp"},
 			{"hook", "blocked", "e2e/caps", "capabilities"},
 			{"nri", "blocked", "e2e/hostroot", "hostPathMounts"},
 			{"nri", "blocked", "e2e/POD", "hostNamespaces"},
