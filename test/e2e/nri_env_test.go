@@ -54,6 +54,8 @@ type pgOptions struct {
 	// smallHook injects bin/patchgate-hook (the hook alone, faster to
 	// start) instead of the patchgate binary.
 	smallHook bool
+	// tools replaces the package's tools (for example with another runc).
+	tools *harness.Tools
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -90,7 +92,11 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		}
 	}
 
-	h := harness.StartT(t, harness.Options{Tools: tools, NRI: o.nri})
+	tl := tools
+	if o.tools != nil {
+		tl = o.tools
+	}
+	h := harness.StartT(t, harness.Options{Tools: tl, NRI: o.nri})
 	p := &pg{t: t, h: h, root: root, bin: bin, dir: filepath.Join(h.Dir, "pg")}
 	p.policyDir = filepath.Join(p.dir, "policy")
 	p.hostRoot = filepath.Join(p.dir, "host")

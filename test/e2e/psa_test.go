@@ -1,0 +1,393 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/patchgate/patchgate/test/harness"
+	"github.com/patchgate/patchgate/test/psa"
+)
+
+// Pod Security parity: Kubernetes' own Pod Security conformance fixtures (module
+// k8s.io/pod-security-admission, test/testdata/{baseline,restricted}/v1.34) run on a real
+// containerd with patchgate, each Pod turned into the CRI requests kubelet v1.34 sends
+// (test/psa). patchgate under examples/policies/baseline.yaml must admit every baseline/pass
+// Pod and refuse every baseline/fail Pod; under restricted.yaml it must admit restricted/pass
+// and refuse restricted/fail and baseline/fail. A fixture whose check a node cannot see is out
+// of scope (outOfScope); a fixture where the node rightly decides otherwise is in
+// nodeDecides with the reason; a real patchgate gap is in knownGaps. Every other fixture must
+// agree.
+
+// psaNamespace is matched by no exemption of the shipped policies.
+const psaNamespace = "psa-parity"
+
+// psaImage is the fixtures' image (registry.k8s.io/pause, kubelet adds :latest), built by the
+// harness with the real pause image's config: entrypoint /pause, user 65535:65535.
+const (
+	psaImage     = "registry.k8s.io/pause:latest"
+	psaImageUser = "65535:65535"
+)
+
+// outOfScope are fail fixtures whose only violation is one a node cannot see, with why.
+// They still run, and what patchgate did is logged, but it is not compared.
+var outOfScope = map[string]string{}
+
+func init() {
+	for _, level := range psa.Levels {
+		add := func(name, reason string) { outOfScope[level+"/"+psa.FixtureVersion+"/fail/"+name] = reason }
+		for i := 0; i < 3; i++ {
+			add(fmt.Sprintf("hostports%d", i), "hostPort: a port mapping in the CRI sandbox config that the CNI plugin applies; no OCI field, no NRI field")
+		}
+		for i := 0; i < 5; i++ {
+			add(fmt.Sprintf("hostprobesandhostlifecycle%d", i), "probe/lifecycle handler host: kubelet itself connects to it; the runtime never sees probes")
+			add(fmt.Sprintf("selinuxoptions%d", i), "SELinux options: this node has no SELinux, so the runtime drops the label (and patchgate has no SELinux rule)")
+		}
+		for i := 0; i < 2; i++ {
+			add(fmt.Sprintf("windowshostprocess%d", i), "Windows options: ignored on a Linux node")
+			add(fmt.Sprintf("hostpathvolumes%d", i), "a hostPath volume no container mounts: kubelet sends no mount, the container cannot reach the path")
+		}
+	}
+	for i := 0; i < 20; i++ {
+		outOfScope[fmt.Sprintf("restricted/%s/fail/restrictedvolumes%d", psa.FixtureVersion, i)] = "a volume (not hostPath, or not mounted by any container) that no container mounts: kubelet sends no mount"
+	}
+	outOfScope["restricted/"+psa.FixtureVersion+"/pass/base_windows"] = "a Windows pod (spec.os.name: windows): kubelet on a Linux node refuses it (PodOSNotSupported)"
+}
+
+// psaDecision is what the node did with a fixture.
+type psaDecision string
+
+const (
+	admitted        psaDecision = "admitted"
+	refusedByPG     psaDecision = "refused by patchgate"
+	refusedRuntime  psaDecision = "refused by the runtime, not by patchgate"
+	runtimeNotAsked psaDecision = "never reached patchgate"
+)
+
+// nodeDecision is a fixture where the node's decision is not simply patchgate agreeing with
+// the API server: the decision the test requires, and why it is right.
+type nodeDecision struct {
+	decision psaDecision
+	reason   string
+	// onlyWithoutAppArmor: the entry applies only on a host without AppArmor (this one).
+	onlyWithoutAppArmor bool
+}
+
+// nodeDecides is keyed by "<policy> <fixture id>".
+var nodeDecides = map[string]nodeDecision{}
+
+// knownGaps are fixtures where patchgate disagrees with Pod Security and should not, keyed
+// by "<policy> <fixture id>", with why. The test requires each to still disagree, so that a
+// fix makes it fail until the entry is removed.
+var knownGaps = map[string]string{}
+
+// psaRun is one fixture's run.
+type psaRun struct {
+	fixture  psa.Fixture
+	kubelet  []string // what kubelet itself would refuse before the runtime is asked
+	decision psaDecision
+	steps    []string // one line per CRI call that failed
+	took     time.Duration
+}
+
+func TestPSAParity(t *testing.T) {
+	requireTools(t)
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	modDir, err := psa.DownloadModule(ctx)
+	if errors.Is(err, psa.ErrModuleUnavailable) {
+		err = fmt.Errorf("%w: %w", harness.ErrMissingPrerequisite, err)
+	}
+	if err != nil {
+		harness.SkipOrFail(t, err)
+	}
+	fixtures, err := psa.LoadFixtures(modDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hostUsers: false needs runc >= 1.2 (Debian's 1.1.5 cannot idmap the rootfs).
+	runc, err := harness.EnsureRunc(ctx, "", harness.UsernsRuncVersion, testLog{t})
+	if err != nil {
+		harness.SkipOrFail(t, err)
+	}
+	tl := *tools
+	tl.Runc = runc
+	appArmor := hostHasAppArmor()
+	t.Logf("psa parity: %d fixtures from %s@%s (%s), runc %s, AppArmor on this host: %t",
+		len(fixtures), psa.Module, psa.ModuleVersion, psa.FixtureVersion, harness.UsernsRuncVersion, appArmor)
+
+	var byLevel = map[string][]psa.Fixture{}
+	for _, f := range fixtures {
+		byLevel[f.Level] = append(byLevel[f.Level], f)
+	}
+	var baselineFail []psa.Fixture
+	for _, f := range byLevel["baseline"] {
+		if f.Expect == "fail" {
+			baselineFail = append(baselineFail, f)
+		}
+	}
+	type tally struct {
+		agree, decides, outOfScope, gaps, total int
+		took                                    time.Duration
+	}
+	summary := map[string]*tally{}
+	var failures []string
+	for _, run := range []struct {
+		policy   string
+		fixtures []psa.Fixture
+	}{
+		{"baseline", byLevel["baseline"]},
+		{"restricted", append(append([]psa.Fixture{}, byLevel["restricted"]...), baselineFail...)},
+	} {
+		tally := &tally{}
+		summary[run.policy] = tally
+		t.Run(run.policy, func(t *testing.T) {
+			policyBegan := time.Now()
+			runs := runPSAFixtures(t, &tl, run.policy, run.fixtures, appArmor)
+			for _, r := range runs {
+				id := r.fixture.ID()
+				key := run.policy + " " + id
+				want := admitted
+				if r.fixture.Expect == "fail" {
+					want = refusedByPG
+				}
+				tally.total++
+				line := fmt.Sprintf("%s.yaml %s: expected %s, %s", run.policy, id, r.fixture.Expect, r.decision)
+				if len(r.kubelet) > 0 {
+					line += "; kubelet itself would refuse: " + strings.Join(r.kubelet, "; ")
+				}
+				if len(r.steps) > 0 {
+					line += "\n        " + strings.Join(r.steps, "\n        ")
+				}
+				nd, decided := nodeDecides[key]
+				if decided && nd.onlyWithoutAppArmor && appArmor {
+					decided = false
+				}
+				gap, isGap := knownGaps[key]
+				switch {
+				case outOfScope[id] != "":
+					tally.outOfScope++
+					t.Logf("OUT OF SCOPE %s (%s)", line, outOfScope[id])
+				case decided:
+					if r.decision != nd.decision {
+						failures = append(failures, fmt.Sprintf("%s: the node decision changed: want %s (%s)", line, nd.decision, nd.reason))
+						t.Errorf("NODE DECISION CHANGED %s; want %s (%s)", line, nd.decision, nd.reason)
+						continue
+					}
+					tally.decides++
+					t.Logf("NODE DECIDES %s (%s)", line, nd.reason)
+				case isGap:
+					if r.decision == want {
+						failures = append(failures, line+": a known gap now agrees; remove it from knownGaps")
+						t.Errorf("KNOWN GAP NOW AGREES %s: remove it from knownGaps (%s)", line, gap)
+						continue
+					}
+					tally.gaps++
+					t.Logf("KNOWN GAP %s (%s)", line, gap)
+				case r.decision == want:
+					tally.agree++
+					t.Logf("agree %s", line)
+				default:
+					failures = append(failures, line)
+					t.Errorf("DISAGREE %s", line)
+				}
+			}
+			tally.took = time.Since(policyBegan)
+		})
+	}
+	var parts []string
+	outScope := 0
+	for _, pol := range []string{"baseline", "restricted"} {
+		s := summary[pol]
+		inScope := s.total - s.outOfScope
+		parts = append(parts, fmt.Sprintf("%s.yaml %d/%d agree (%d fixtures, %d where the node rightly decides, %d known gaps, %s)",
+			pol, s.agree+s.decides, inScope, s.total, s.decides, s.gaps, s.took.Round(time.Second)))
+		outScope += s.outOfScope
+	}
+	t.Logf("psa parity: %s, %d out of scope; run time %s", strings.Join(parts, ", "), outScope, time.Since(began).Round(time.Second))
+	if len(failures) > 0 {
+		sort.Strings(failures)
+		t.Errorf("psa parity: %d disagreements:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+}
+
+// runPSAFixtures starts containerd with patchgate under examples/policies/<policy>.yaml on a
+// patched kernel state and runs each fixture's pod, one after another.
+func runPSAFixtures(t *testing.T, tl *harness.Tools, policy string, fixtures []psa.Fixture, appArmor bool) []psaRun {
+	// kubelet's root directory: the pods' own files (etc-hosts, termination logs) and the
+	// Localhost seccomp profiles. The policy is told where it is, as a node running kubelet
+	// with --root-dir would be.
+	kubeletRoot := t.TempDir()
+	if err := os.Chmod(kubeletRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPG(t, pgOptions{tools: tl, policy: map[string]string{
+		"policy.yaml": "examples/policies/" + policy + ".yaml",
+		"policy.d/90-psa-kubelet.yaml": fmt.Sprintf(`apiVersion: patchgate.dev/v1alpha1
+kind: NodePolicy
+metadata: {name: %s}
+spec:
+  rules:
+    hostPathMounts: {kubeletDir: %s}
+`, policy, kubeletRoot),
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	p.waitKernel(true)
+	image, err := harness.PauseImage(p.h.Tools.Pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image.Ref = psaImage
+	image.Config.User = psaImageUser
+	if err := p.h.ImportImage(ctx, image); err != nil {
+		t.Fatal(err)
+	}
+	// The fixtures' Localhost seccomp profile "testing": containerd's own default profile,
+	// as an administrator would install a profile that confines.
+	profile, err := json.Marshal(seccomp.DefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seccompRoot := filepath.Join(kubeletRoot, "seccomp")
+	if err := os.MkdirAll(seccompRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(seccompRoot, "testing"), profile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := &psa.Kubelet{
+		RootDir:            kubeletRoot,
+		SeccompProfileRoot: seccompRoot,
+		SeccompDefault:     true,
+		AppArmorEnabled:    appArmor,
+		UsernsHostID:       65536 * 16,
+		HostPathDir:        filepath.Join(kubeletRoot, "hostpath"),
+		CgroupParent:       p.h.CgroupParent,
+		Image:              psaImage,
+		ImageUser:          psaImageUser,
+		MaskedPaths:        psa.DefaultMaskedPaths("/"),
+	}
+	var runs []psaRun
+	for i, f := range fixtures {
+		runs = append(runs, runPSAFixture(ctx, t, p, k, policy, i, f))
+	}
+	return runs
+}
+
+// runPSAFixture does what kubelet does for one pod: the sandbox, then each init container and
+// each container (create, start), then removes the pod. It goes on after a refusal so that
+// every refusal is seen.
+func runPSAFixture(ctx context.Context, t *testing.T, p *pg, k *psa.Kubelet, policy string, i int, f psa.Fixture) psaRun {
+	t.Helper()
+	began := time.Now()
+	run := psaRun{fixture: f, decision: admitted}
+	uid := fmt.Sprintf("psa-%s-%03d", policy, i)
+	pod, err := k.Convert(f.Pod, psaNamespace, uid)
+	if err != nil {
+		t.Fatalf("%s: %v", f.ID(), err)
+	}
+	run.kubelet = append(run.kubelet, pod.Refusals...)
+	for _, file := range pod.HostFiles {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range pod.HostPaths {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func(what string, r harness.Result) {
+		msg := r.ErrorMessage()
+		if strings.Contains(msg, "patchgate:") {
+			run.decision = refusedByPG
+			msg = msg[strings.Index(msg, "patchgate:"):]
+		} else if run.decision != refusedByPG {
+			run.decision = refusedRuntime
+		}
+		run.steps = append(run.steps, what+": "+msg)
+	}
+	podCfg := harness.PodConfig{Name: f.Pod.Name, Namespace: psaNamespace, UID: uid, HostNetwork: f.Pod.Spec.HostNetwork, Raw: rawJSON(t, pod.Sandbox)}
+	podID, r := p.h.RunPod(ctx, podCfg)
+	if r.ExitCode != 0 {
+		refused("runp", r)
+		run.took = time.Since(began)
+		// A sandbox refused by patchgate is torn down by containerd; remove what is left.
+		if ids, _ := p.h.Pods(ctx, "--name", f.Pod.Name, "--namespace", psaNamespace); len(ids) > 0 {
+			for _, id := range ids {
+				p.h.RemovePod(ctx, id)
+			}
+		}
+		return run
+	}
+	for _, c := range pod.Containers {
+		if c.Refusal != "" {
+			run.kubelet = append(run.kubelet, c.Refusal)
+		}
+		kind := "container"
+		if c.Init {
+			kind = "init container"
+		}
+		id, r := p.h.CreateContainer(ctx, podID, podCfg, harness.ContainerConfig{Name: c.Name, Image: k.Image, Raw: rawJSON(t, c.Config)})
+		if r.ExitCode != 0 {
+			refused("create "+kind+" "+c.Name, r)
+			continue
+		}
+		if r := p.h.StartContainer(ctx, id); r.ExitCode != 0 {
+			refused("start "+kind+" "+c.Name, r)
+		}
+	}
+	if r := p.h.RemovePod(ctx, podID); r.ExitCode != 0 {
+		t.Errorf("%s: rmp: %v", f.ID(), r.Err())
+	}
+	run.took = time.Since(began)
+	return run
+}
+
+// rawJSON turns a CRI message into the map the harness merges over its own config.
+func rawJSON(t *testing.T, v any) map[string]any {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// hostHasAppArmor is containerd's check (pkg/apparmor hostSupports): securityfs shows
+// AppArmor and the module parameter says it is enabled.
+func hostHasAppArmor() bool {
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && len(b) > 1 && b[0] == 'Y'
+}
+
+type testLog struct{ t testing.TB }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
