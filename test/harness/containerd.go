@@ -158,9 +158,14 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 			return nil, h.failStart(ctx, err)
 		}
 	}
-	// The pause process runs as 65535 and the shim's bundle paths must be traversable.
-	if err := os.Chmod(h.Dir, 0o711); err != nil {
-		return nil, h.failStart(ctx, err)
+	// The pause process runs as 65535 and the shim's bundle paths must be traversable. Root
+	// and state get containerd's own modes (0711, as containerd creates them): in a pod with a
+	// user namespace runc's container init, no longer host root, remounts the rootfs under the
+	// state directory and fails with "permission denied" behind a 0700 directory.
+	for _, d := range []string{h.Dir, h.Root, h.State} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, h.failStart(ctx, err)
+		}
 	}
 	if err := writeOwnerPID(h.Dir); err != nil {
 		return nil, h.failStart(ctx, err)
