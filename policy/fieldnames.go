@@ -99,6 +99,24 @@ func Unjudged(d *Decision, judged Field) []string {
 	return out
 }
 
+// LeftToJudge is what the last judge (the node service answering the
+// hook) must still see of a container whose fields judged the NRI
+// validator judged: seen without judged, except that every field of a rule
+// NRI judged only in part stays. hostDevices reads devices and mounts; when
+// NRI judged the devices but left the mounts to the hook (it cannot resolve
+// bind sources), the hook judges the rule again in full rather than leave
+// it to nobody.
+func LeftToJudge(seen, judged Field) Field {
+	left := seen &^ judged
+	for i := range containerRules {
+		needs := containerRules[i].needs
+		if needs&judged != 0 && !judged.Has(needs) {
+			left |= needs & seen
+		}
+	}
+	return left
+}
+
 // MarkUnjudged is for the last judge (the OCI hook, and the node service
 // answering it): a rule still deferred there was judged by nobody, so it
 // is never a pass. Under spec.hook.onError deny (also "") it adds an

@@ -69,3 +69,28 @@ func TestUnjudgedAndMarkUnjudged(t *testing.T) {
 		t.Fatalf("nothing deferred: %+v", n)
 	}
 }
+
+// A rule NRI judged only in part is judged again in full by the last judge;
+// fields only fully judged rules read are not.
+func TestLeftToJudge(t *testing.T) {
+	// hostDevices reads devices and mounts: NRI judged the devices only.
+	left := LeftToJudge(FieldsAll, FieldDevices|FieldUser)
+	if !left.Has(FieldDevices|FieldMounts) || left.Has(FieldUser) {
+		t.Errorf("LeftToJudge(all, devices|user) = %v", FieldNames(left))
+	}
+	d := Evaluate(Default(), &Workload{Seen: left}, kernelFixture(t, "patched"), testNow)
+	for _, id := range Unjudged(&d, FieldDevices|FieldUser) {
+		t.Errorf("rule %s left to nobody", id)
+	}
+	// Everything judged: nothing left; nothing judged: everything seen.
+	if got := LeftToJudge(FieldsAll, FieldsAll); got != 0 {
+		t.Errorf("all judged: %v", FieldNames(got))
+	}
+	if got := LeftToJudge(FieldsAll&^FieldSysctls, 0); got != FieldsAll&^FieldSysctls {
+		t.Errorf("none judged: %v", FieldNames(got))
+	}
+	// A field the hook itself does not see is not added back.
+	if got := LeftToJudge(FieldsAll&^FieldMounts, FieldDevices); got.Has(FieldMounts) {
+		t.Errorf("unseen mounts added: %v", FieldNames(got))
+	}
+}

@@ -165,7 +165,7 @@ func (s *Service) answer(ctx context.Context, req *decision.DecideRequest, cred 
 	if afterNRI {
 		judged, nriRecord = e.fields, e.auditID
 	}
-	w.Seen = req.Seen &^ judged
+	w.Seen = policy.LeftToJudge(req.Seen, judged)
 	res := s.Admit(ctx, w, AdmitOptions{Source: w.Source, AuditID: req.ID, AfterNRI: afterNRI, Final: true, NRIJudged: judged})
 	resp.NRIJudged = judged
 	resp.AfterNRI = afterNRI
