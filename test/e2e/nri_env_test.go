@@ -116,7 +116,13 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	if err := fstree.RootOnly(p.hostRoot); err != nil {
 		t.Fatal(err)
 	}
+	// Inline policy YAML may name this containerd's private directories, for
+	// rules.hostPathMounts.runtimeDirs.
+	dirs := strings.NewReplacer("%CONTAINERD_ROOT%", h.Root, "%CONTAINERD_STATE%", h.State)
 	for name, src := range o.policy {
+		if strings.HasPrefix(src, "apiVersion") {
+			src = dirs.Replace(src)
+		}
 		p.writePolicy(name, src)
 	}
 	p.args = []string{

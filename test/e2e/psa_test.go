@@ -268,7 +268,8 @@ func TestPSAParity(t *testing.T) {
 func runPSAFixtures(t *testing.T, tl *harness.Tools, policy string, fixtures []psa.Fixture, appArmor bool) []psaRun {
 	// kubelet's root directory: the pods' own files (etc-hosts, termination logs) and the
 	// Localhost seccomp profiles. The policy is told where it is, as a node running kubelet
-	// with --root-dir would be.
+	// with --root-dir would be, and where this private containerd keeps the sandbox files
+	// (/etc/hostname, /etc/resolv.conf, /dev/shm) it mounts into every container.
 	kubeletRoot := t.TempDir()
 	if err := os.Chmod(kubeletRoot, 0o755); err != nil {
 		t.Fatal(err)
@@ -280,7 +281,9 @@ kind: NodePolicy
 metadata: {name: %s}
 spec:
   rules:
-    hostPathMounts: {kubeletDir: %s}
+    hostPathMounts:
+      kubeletDir: %s
+      runtimeDirs: [%%CONTAINERD_ROOT%%/io.containerd.grpc.v1.cri/sandboxes, %%CONTAINERD_STATE%%/io.containerd.grpc.v1.cri/sandboxes]
 `, policy, kubeletRoot),
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
