@@ -129,9 +129,6 @@ func init() {
 	for i := 0; i < 3; i++ {
 		knownGaps[fmt.Sprintf("baseline baseline/%s/fail/seccompprofile_baseline%d", v, i)] = "an explicit seccomp Unconfined, visible to the node (kubelet's seccompDefault: true gives a container that names no profile RuntimeDefault), is only warned about: baseline.yaml has seccomp: warn, because under kubelet's default seccompDefault: false a pod that names no profile (baseline/pass/base) is Unconfined too and enforce would refuse it"
 	}
-	for _, policy := range []string{"baseline", "restricted"} {
-		knownGaps[fmt.Sprintf("%s %s/%s/pass/sysctls1", policy, policy, v)] = "net.ipv4.tcp_rmem and tcp_wmem are in Kubernetes' safe sysctl set (kubelet v1.34 safe_sysctls.go) but not in the sysctls rule's default allowed list"
-	}
 }
 
 // psaRun is one fixture's run.
