@@ -219,19 +219,21 @@ func DeviceCgroupAllowed(rules []specs.LinuxDeviceCgroup) (allowAll bool, allowe
 	return allowAll, out
 }
 
-// devicelessFS are the filesystem types that the kernel marks "nodev" in
+// devicelessFS reports the filesystem types that the kernel marks "nodev" in
 // /proc/filesystems (no FS_REQUIRES_DEV: they take no block device), as
 // Linux 6.x lists them, without devtmpfs (which shows the host's device
 // nodes). A mount of any other type that is not a bind mount mounts a
 // block device (ext4, xfs, btrfs, squashfs, fuseblk, ...) or a type
 // patchgate does not know; either is a host device. Which of these types
 // are safe to mount is the business of the mount rules.
-var devicelessFS = map[string]bool{
-	"sysfs": true, "tmpfs": true, "proc": true, "cgroup": true, "cgroup2": true, "cpuset": true,
-	"binfmt_misc": true, "debugfs": true, "tracefs": true, "securityfs": true, "sockfs": true,
-	"bpf": true, "pipefs": true, "ramfs": true, "hugetlbfs": true, "devpts": true, "fuse": true,
-	"fusectl": true, "overlay": true, "mqueue": true, "pstore": true, "configfs": true,
-	"efivarfs": true, "autofs": true, "nsfs": true,
+func devicelessFS(typ string) bool {
+	switch typ {
+	case "sysfs", "tmpfs", "proc", "cgroup", "cgroup2", "cpuset", "binfmt_misc", "debugfs",
+		"tracefs", "securityfs", "sockfs", "bpf", "pipefs", "ramfs", "hugetlbfs", "devpts", "fuse",
+		"fusectl", "overlay", "mqueue", "pstore", "configfs", "efivarfs", "autofs", "nsfs":
+		return true
+	}
+	return false
 }
 
 // deviceMount reports whether m mounts a host device: not a bind mount
@@ -242,7 +244,7 @@ func deviceMount(m *Mount) bool {
 	if isBind(m) {
 		return false
 	}
-	if m.Type == "devtmpfs" || !devicelessFS[m.Type] {
+	if m.Type == "devtmpfs" || !devicelessFS(m.Type) {
 		return true
 	}
 	return strings.HasPrefix(m.Source, "/") && underDir(cleanAbs(m.Source), "/dev")
