@@ -125,6 +125,11 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		}
 		p.writePolicy(name, src)
 	}
+	// containerd runs with a private root and state here: its own
+	// /etc/hosts, /etc/resolv.conf and /dev/shm come from there, which a
+	// node with such a containerd lists in hostPathMounts.runtimeDirs.
+	p.writePolicy("policy.d/00-runtime-dirs.yaml", "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nspec:\n  rules:\n    hostPathMounts:\n      runtimeDirs: ["+
+		filepath.Join(h.Root, "io.containerd.grpc.v1.cri", "sandboxes")+", "+filepath.Join(h.State, "io.containerd.grpc.v1.cri", "sandboxes")+"]\n")
 	p.args = []string{
 		bin, "nri",
 		"--socket=" + h.NRISocket,

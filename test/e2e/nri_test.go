@@ -70,7 +70,7 @@ spec:
 			p.logSpec(ctx, id)
 		}
 		expectRefused(t, r, "failed to get NRI adjustment for container:",
-			`validator "50-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices]`,
+			`validator "50-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices,hostPathMounts]`,
 			`container "priv"`, "a device cgroup that allows every device", `(policy "baseline")`)
 	})
 
@@ -102,8 +102,14 @@ spec:
 		podID := p.mustRunPod(ctx, pod)
 		c := worker("hostroot", int64p(1000), false)
 		c.Mounts = []harness.Mount{{HostPath: "/", ContainerPath: "/host"}}
-		_, r := p.h.CreateContainer(ctx, podID, pod, c)
-		expectRefused(t, r, "patchgate: denied [hostPathMounts]", "/host (from /)")
+		// A bind source is judged where its symlinks lead, which the NRI
+		// plugin leaves to the hook: the create passes, the start fails.
+		id, r := p.h.CreateContainer(ctx, podID, pod, c)
+		if err := r.Err(); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		r = p.h.StartContainer(ctx, id)
+		expectRefused(t, r, "patchgate: blocked", "[hostPathMounts]", "/host (from /, contains protected /run/patchgate)")
 	})
 
 	t.Run("3-host-pid-pod-refused-at-sandbox", func(t *testing.T) {
@@ -159,13 +165,13 @@ spec:
 		// so containerd writes none, and the compliant container has no
 		// record.
 		want := []recordSummary{
-			{"nri", "blocked", "e2e/priv", "hostDevices,seccomp"},
+			{"nri", "blocked", "e2e/priv", "hostDevices,hostPathMounts,seccomp"},
 			// containerd's RuntimeDefault profile for a container with
 			// CAP_SYS_ADMIN allows mount, unshare, setns, bpf, ...: the
 			// validator sees it in seccompPolicy (seccomp: warn).
 			{"nri", "flagged", "e2e/caps", "seccomp"},
 			{"hook", "blocked", "e2e/caps", "capabilities"},
-			{"nri", "blocked", "e2e/hostroot", "hostPathMounts"},
+			{"hook", "blocked", "e2e/hostroot", "hostPathMounts"},
 			{"nri", "blocked", "e2e/POD", "hostNamespaces"},
 			{"hook", "blocked", "e2e/sysctl-app", "sysctls"},
 			{"nri", "allowed", "e2e-system/agent", ""},
@@ -401,7 +407,7 @@ func TestNRIFailClosed(t *testing.T) {
 	ppod.Privileged = true
 	ppodID := p.mustRunPod(ctx, ppod)
 	_, r := p.h.CreateContainer(ctx, ppodID, ppod, c)
-	expectRefused(t, r, "patchgate: denied [hostDevices]")
+	expectRefused(t, r, "patchgate: denied [hostDevices,hostPathMounts]")
 }
 
 // Scenario 8: a changed policy applies to the next create; a broken one
@@ -542,7 +548,7 @@ func TestNRILaunchedByContainerd(t *testing.T) {
 	c := worker("priv", nil, true)
 	c.Privileged = true
 	_, r := p.h.CreateContainer(ctx, podID, ppod, kubelet(c, true))
-	expectRefused(t, r, `validator "10-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices]`)
+	expectRefused(t, r, `validator "10-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices,hostPathMounts]`)
 	pod := podOn("web", "e2e")
 	webID := p.mustRunPod(ctx, pod)
 	if _, r := p.h.RunContainer(ctx, webID, pod, worker("app", int64p(1000), false)); r.Err() != nil {
