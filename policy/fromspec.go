@@ -79,6 +79,9 @@ type FromSpecOptions struct {
 // (CheckStrictJSON): runtimes may read them differently.
 func ParseSpec(data []byte) (*specs.Spec, error) {
 	if err := CheckStrictJSON(data); err != nil {
+		if !errors.Is(err, ErrInvalidSpec) {
+			err = invalidSpecError{err}
+		}
 		return nil, err
 	}
 	var s specs.Spec
@@ -91,6 +94,15 @@ func ParseSpec(data []byte) (*specs.Spec, error) {
 	}
 	return &s, nil
 }
+
+// invalidSpecError marks an error (ErrAmbiguousKey) as ErrInvalidSpec too,
+// keeping its message: every ParseSpec error is ErrInvalidSpec, which
+// FuzzEvaluateSpec checks.
+type invalidSpecError struct{ err error }
+
+func (e invalidSpecError) Error() string        { return e.err.Error() }
+func (e invalidSpecError) Unwrap() error        { return e.err }
+func (e invalidSpecError) Is(target error) bool { return target == ErrInvalidSpec }
 
 // FromSpec builds the Workload of a container from its OCI runtime spec and,
 // when known, its pod sandbox's spec. It fails with ErrInvalidSpec when the
