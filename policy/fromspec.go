@@ -167,6 +167,13 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	for _, m := range maps {
 		w.User.UIDMappings = append(w.User.UIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
 	}
+	gmaps := lx.GIDMappings
+	if len(gmaps) == 0 && userNS != nil && sandbox != nil {
+		gmaps = sandbox.Linux.GIDMappings
+	}
+	for _, m := range gmaps {
+		w.User.GIDMappings = append(w.User.GIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
+	}
 
 	if c := spec.Process.Capabilities; c != nil {
 		w.Capabilities = Capabilities{

@@ -90,6 +90,7 @@ func FuzzEvaluateSpec(f *testing.F) {
 	f.Add([]byte(`{"process": null, "linux": {"namespaces": [{"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 0, "size": 4294967295}]}}`), []byte(nil))
 	f.Add([]byte(`{"process": {}, "linux": {"resources": {"devices": [{"allow": true}]}, "namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}}`), []byte(`{"linux": {"sysctl": {"kernel.x": "1"}}}`))
 	f.Add([]byte(`[]`), []byte(`{}`))
+	f.Add([]byte(`{"process": {"user": {"uid": 1}, "noNewPrivileges": true, "apparmorProfile": "p"}, "linux": {"namespaces": [{"type": "user"}, {"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}], "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 1}, {"containerID": 1, "hostID": 0, "size": 1}], "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}}}`), []byte(nil))
 	// A spec that passes every other rule of the strict policy, with device
 	// rules for the fuzzer to vary.
 	f.Add([]byte(`{"process": {"user": {"uid": 1000}, "noNewPrivileges": true, "apparmorProfile": "p"}, "mounts": [{"destination": "/mnt", "type": "ext4", "source": "/dev/sda1"}], "linux": {"maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"], "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"], "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}, "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "uts"}, {"type": "mount"}], "devices": [{"path": "/dev/null", "type": "c", "major": 1, "minor": 11}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rwm"}, {"allow": false, "type": "b", "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rw"}]}}}`), []byte(nil))
@@ -140,6 +141,25 @@ func FuzzEvaluateSpec(f *testing.F) {
 			t.Fatal("allowed with no masked paths")
 		case strings.TrimSpace(spec.Process.ApparmorProfile) == "" || strings.TrimSpace(spec.Process.ApparmorProfile) == "unconfined":
 			t.Fatal("allowed without AppArmor")
+		}
+		// In a user namespace, no uid or gid mapping reaches host id 0, and
+		// the mappings are known.
+		if findNS(spec.Linux.Namespaces, specsNS("user")) != nil {
+			uids, gids := spec.Linux.UIDMappings, spec.Linux.GIDMappings
+			if len(uids) == 0 && sandbox != nil {
+				uids = sandbox.Linux.UIDMappings
+			}
+			if len(gids) == 0 && sandbox != nil {
+				gids = sandbox.Linux.GIDMappings
+			}
+			if len(uids) == 0 || len(gids) == 0 {
+				t.Fatal("allowed in a user namespace whose mappings are unknown")
+			}
+			for _, m := range append(slices.Clone(uids), gids...) {
+				if m.Size > 0 && (m.HostID == 0 || uint64(m.HostID)+uint64(m.Size) > 1<<32) {
+					t.Fatalf("allowed with mapping %+v that reaches host id 0", m)
+				}
+			}
 		}
 		// Every call of the default mustBlock fails: worked out from the raw
 		// filter, not from the summary.

@@ -138,6 +138,8 @@ type User struct {
 	// UIDMappings are the user namespace's uid mappings; empty when the
 	// container has no user namespace or the mappings were not visible.
 	UIDMappings []IDMapping `json:"uidMappings,omitempty"`
+	// GIDMappings are the user namespace's gid mappings, likewise.
+	GIDMappings []IDMapping `json:"gidMappings,omitempty"`
 	// UserNamespace is set when the container runs in its own user namespace.
 	UserNamespace bool `json:"userNamespace,omitempty"`
 }
