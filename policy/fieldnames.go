@@ -102,10 +102,8 @@ func Unjudged(d *Decision, judged Field) []string {
 // LeftToJudge is what the last judge (the node service answering the
 // hook) must still see of a container whose fields judged the NRI
 // validator judged: seen without judged, except that every field of a rule
-// NRI judged only in part stays. hostDevices reads devices and mounts; when
-// NRI judged the devices but left the mounts to the hook (it cannot resolve
-// bind sources), the hook judges the rule again in full rather than leave
-// it to nobody.
+// NRI judged only in part stays: the hook judges such a rule (privileged
+// reads two fields) again in full rather than leave it to nobody.
 func LeftToJudge(seen, judged Field) Field {
 	left := seen &^ judged
 	for i := range containerRules {

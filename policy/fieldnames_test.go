@@ -73,13 +73,14 @@ func TestUnjudgedAndMarkUnjudged(t *testing.T) {
 // A rule NRI judged only in part is judged again in full by the last judge;
 // fields only fully judged rules read are not.
 func TestLeftToJudge(t *testing.T) {
-	// hostDevices reads devices and mounts: NRI judged the devices only.
-	left := LeftToJudge(FieldsAll, FieldDevices|FieldUser)
-	if !left.Has(FieldDevices|FieldMounts) || left.Has(FieldUser) {
-		t.Errorf("LeftToJudge(all, devices|user) = %v", FieldNames(left))
+	// privileged reads capabilities and the privileged field: a judge
+	// that saw the capabilities only judged it in part.
+	left := LeftToJudge(FieldsAll, FieldCapabilities|FieldUser)
+	if !left.Has(FieldCapabilities|FieldPrivileged) || left.Has(FieldUser) {
+		t.Errorf("LeftToJudge(all, capabilities|user) = %v", FieldNames(left))
 	}
 	d := Evaluate(Default(), &Workload{Seen: left}, kernelFixture(t, "patched"), testNow)
-	for _, id := range Unjudged(&d, FieldDevices|FieldUser) {
+	for _, id := range Unjudged(&d, FieldCapabilities|FieldUser) {
 		t.Errorf("rule %s left to nobody", id)
 	}
 	// Everything judged: nothing left; nothing judged: everything seen.

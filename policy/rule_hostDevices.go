@@ -23,7 +23,11 @@ import (
 // linux.resources.devices finally allows, applied in order the way runc
 // applies it (Workload.DevicesAllowAll, DeviceCgroup, from
 // DeviceCgroupAllowed); the mounts that are not bind mounts
-// (Workload.Mounts).
+// (Workload.Mounts). It needs FieldDevices only: the mounts it reads are
+// the ones that are not bind mounts, whose type and source every front end
+// that sees the devices lists in full (the NRI plugin leaves FieldMounts
+// out when a bind source needs the host to resolve it, which this rule
+// does not read; CDI devices hide devices and mounts together).
 //
 // Allowed: device nodes and device cgroup rules within the runtime's default
 // devices (defaultDevNums: c 1:3, 1:5, 1:7, 1:8, 1:9, 5:0, 5:2, 136:*) and
@@ -35,7 +39,7 @@ import (
 var hostDevicesRule = containerRule{
 	id:     RuleHostDevices,
 	reason: "host devices",
-	needs:  FieldDevices | FieldMounts,
+	needs:  FieldDevices,
 	check:  checkHostDevices,
 }
 
