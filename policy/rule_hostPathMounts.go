@@ -202,9 +202,7 @@ func canonRun(p string) string {
 func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 	if f := runtimeFile(dst); f != "" && path.Base(src) == f {
 		for _, d := range c.runtimeDirs {
-			// At least one directory (the pod's or container's) between
-			// the runtime dir and the file.
-			if len(src) > len(d)+len(f)+2 && underDir(src, d) {
+			if len(src) > len(d)+len(f)+2 && underDir(src, d) && runtimeLayout(src[len(d)+1:len(src)-len(f)-1]) {
 				return true
 			}
 		}
@@ -218,6 +216,37 @@ func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 		}
 	}
 	return false
+}
+
+// runtimeLayout reports whether dir, the directories between a runtime
+// directory and the runtime's file, is one of the layouts the runtimes
+// write: "<id>" (containerd's CRI: <root or state>/io.containerd.grpc.v1.cri/
+// sandboxes/<id>/hosts, with runtimeDirs naming the sandboxes directory, or
+// "io.containerd.grpc.v1.cri/sandboxes/<id>" with runtimeDirs naming the
+// root or state) or "[...]/<driver>-containers/<id>/userdata"
+// (containers/storage: podman and CRI-O). An image layer's etc/hosts below the same storage
+// (overlay/<layer>/diff/etc/hosts) is neither.
+func runtimeLayout(dir string) bool {
+	if !strings.Contains(dir, "/") {
+		return dir != "" && dir != "." && dir != ".."
+	}
+	if id, ok := strings.CutPrefix(dir, "io.containerd.grpc.v1.cri/sandboxes/"); ok {
+		// A runtimeDirs entry naming containerd's root or state.
+		return runtimeLayout(id) && !strings.Contains(id, "/")
+	}
+	rest, ok := strings.CutSuffix(dir, "/userdata")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 || i == len(rest)-1 {
+		return false
+	}
+	driver := rest[:i]
+	if j := strings.LastIndexByte(driver, '/'); j >= 0 {
+		driver = driver[j+1:]
+	}
+	return strings.HasSuffix(driver, "-containers") && len(driver) > len("-containers")
 }
 
 // cleanPath is path.Clean without the work for the paths runtimes write,

@@ -61,6 +61,7 @@ func TestHostPathMounts(t *testing.T) {
 		}, pre + `/s (from /var/lib/kubelet/pods/bbbb/volumes/kubernetes.io~secret/token, protected) (mounts)`},
 		{"runtime dir onto a non-runtime destination", bind("/state", "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm"), pre + `/state (from /run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm, protected) (mounts)`},
 		{"runtime destination, not the runtime's file", bind("/etc/hosts", "/var/lib/containers/storage/overlay"), pre + `/etc/hosts (from /var/lib/containers/storage/overlay, protected) (mounts)`},
+		{"an image layer's etc/hosts in the runtime's storage", bind("/etc/hosts", "/var/lib/containers/storage/overlay/0a1b/diff/etc/hosts"), pre + `/etc/hosts (from /var/lib/containers/storage/overlay/0a1b/diff/etc/hosts, protected) (mounts)`},
 		{"runtime destination from outside the runtime dirs", bind("/etc/hosts", "/srv/x/hosts"), pre + `/etc/hosts (from /srv/x/hosts) (mounts)`},
 		{"relative source, unknown bundle", bind("/hostetc", "../../../../../../../etc", "rw"), pre + `/hostetc (from ../../../../../../../etc: relative to an unknown bundle directory) (mounts)`},
 		{"relative source inside an unknown bundle", bind("/d", "data/sub"), pre + `/d (from data/sub: relative to an unknown bundle directory) (mounts)`},
@@ -176,6 +177,25 @@ func TestHostPathMountsAllowedNeverProtected(t *testing.T) {
 		})
 		if (tc.detail != "") != bad || (bad && v.Detail != tc.detail) {
 			t.Errorf("%s %s %v: violated=%v\n got  %s\n want %s", tc.typ, tc.src, tc.opts, bad, v.Detail, tc.detail)
+		}
+	}
+}
+
+func TestRuntimeLayout(t *testing.T) {
+	for dir, want := range map[string]bool{
+		"4f0c2d1e": true,
+		"io.containerd.grpc.v1.cri/sandboxes/4f0c2d1e": true,
+		"overlay-containers/471d/userdata":             true,
+		"storage/vfs-containers/471d/userdata":         true,
+		"..":                                           false,
+		"overlay/0a1b/diff/etc":                        false,
+		"io.containerd.grpc.v1.cri/sandboxes/a/b":      false,
+		"-containers/471d/userdata":                    false,
+		"overlay-containers//userdata":                 false,
+		"overlay-containers/471d/userdata/x":           false,
+	} {
+		if got := runtimeLayout(dir); got != want {
+			t.Errorf("runtimeLayout(%q) = %v, want %v", dir, got, want)
 		}
 	}
 }

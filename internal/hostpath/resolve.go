@@ -26,6 +26,11 @@ const MaxSymlinks = 40
 // symlinks (a loop, or a chain made to exhaust the resolver).
 var ErrTooManyLinks = errors.New("too many levels of symbolic links")
 
+// ErrMagicLink is returned for a path through a symlink under /proc
+// (/proc/self, /proc/<pid>/root, /proc/<pid>/fd/<n>, ...): what the kernel
+// reaches through it is not what its text says, so it cannot be judged.
+var ErrMagicLink = errors.New("symlink under /proc cannot be judged")
+
 // ErrNotAbsolute is returned for a path that does not start with "/" or
 // holds a NUL byte.
 var ErrNotAbsolute = errors.New("not an absolute path")
@@ -102,6 +107,12 @@ func resolve(ops fsOps, root, p string) (string, error) {
 			}
 			done = append(done, c)
 			continue
+		}
+		if cur == "/proc" || strings.HasPrefix(cur, "/proc/") {
+			// /proc/<pid>/root, cwd, exe and fd/<n> are magic links: the
+			// kernel follows the object, in that process's mount
+			// namespace, not the text readlink returns.
+			return "", fmt.Errorf("%s: %w: %s", p, ErrMagicLink, cur)
 		}
 		links++
 		if links > MaxSymlinks {

@@ -75,6 +75,25 @@ func TestResolve(t *testing.T) {
 			t.Errorf("%q: got %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
+	// Magic links: /proc/<pid>/root and fd/<n> reach an object, not a path.
+	for _, d := range []string{"proc/1", "dev"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{"proc/1/root": "/", "proc/self": "1", "dev/fd": "/proc/self/fd"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"/proc/1/root/etc", "/proc/self/root", "/dev/fd/3", "/var/log/app/../../../proc/1/root"} {
+		if got, err := r(p); !errors.Is(err, ErrMagicLink) {
+			t.Errorf("%q: %q %v, want ErrMagicLink", p, got, err)
+		}
+	}
+	if got, err := r("/proc/1"); err != nil || got != "/proc/1" {
+		t.Errorf("/proc/1 (no link): %q %v", got, err)
+	}
 	if _, err := r("/srv/data/loop"); !errors.Is(err, ErrTooManyLinks) {
 		t.Errorf("loop: %v, want ErrTooManyLinks", err)
 	}
