@@ -291,7 +291,10 @@ func seccompSummary(s *api.LinuxSeccomp) policy.SeccompSummary {
 	}
 	rules := make([]policy.SeccompSyscall, len(s.GetSyscalls()))
 	for i, r := range s.GetSyscalls() {
-		rules[i] = policy.SeccompSyscall{Names: r.GetNames(), Action: r.GetAction(), Conditional: len(r.GetArgs()) > 0}
+		rules[i] = policy.SeccompSyscall{Names: r.GetNames(), Action: r.GetAction()}
+		for _, a := range r.GetArgs() {
+			rules[i].Args = append(rules[i].Args, policy.SeccompArg{Index: uint(a.GetIndex()), Value: a.GetValue(), ValueTwo: a.GetValueTwo(), Op: a.GetOp()})
+		}
 	}
 	return policy.SummarizeSeccomp(s.GetDefaultAction(), rules)
 }

@@ -224,7 +224,10 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	if sc := lx.Seccomp; sc != nil {
 		rules := make([]SeccompSyscall, len(sc.Syscalls))
 		for i, r := range sc.Syscalls {
-			rules[i] = SeccompSyscall{Names: r.Names, Action: string(r.Action), Conditional: len(r.Args) > 0}
+			rules[i] = SeccompSyscall{Names: r.Names, Action: string(r.Action)}
+			for _, a := range r.Args {
+				rules[i].Args = append(rules[i].Args, SeccompArg{Index: a.Index, Value: a.Value, ValueTwo: a.ValueTwo, Op: string(a.Op)})
+			}
 		}
 		w.Seccomp = SummarizeSeccomp(string(sc.DefaultAction), rules)
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 )
@@ -58,14 +59,15 @@ var seccompRule = containerRule{
 // container with containerd's default capabilities: none of them is in its
 // allow list, they are allowed there only with CAP_SYS_ADMIN, CAP_BPF,
 // CAP_PERFMON, CAP_SYS_MODULE or CAP_DAC_READ_SEARCH, and clone3 fails with
-// ENOSYS. TestSeccompDefaultMustBlockAgainstContainerd proves it against that
-// code. Left out on purpose: clone, which containerd allows with an argument
-// filter on the namespace flags (a rule with arguments can never count as
-// blocking here), and ptrace and process_vm_*, which it allows on kernels from
-// 4.8. Sorted.
+// ENOSYS. clone(CLONE_NEWUSER) is clone creating a user namespace, which
+// containerd blocks with an argument filter on clone's flags (see
+// seccompCloneNewUser). TestSeccompDefaultMustBlockAgainstContainerd proves
+// it against that code. Left out on purpose: plain clone, and ptrace and
+// process_vm_*, which containerd allows on kernels from 4.8. Sorted.
 var defaultSeccompMustBlock = []string{
 	"add_key",
 	"bpf",
+	"clone(CLONE_NEWUSER)",
 	"clone3",
 	"delete_module",
 	"finit_module",
@@ -102,7 +104,7 @@ var defaultSeccompMustBlock = []string{
 // not grow with a profile's allow list. Sorted.
 var seccompJudged = []string{
 	"_sysctl", "acct", "add_key", "adjtimex", "bpf", "chroot", "clock_adjtime", "clock_settime",
-	"clone", "clone3", "create_module", "delete_module", "fanotify_init", "finit_module",
+	"clone", "clone(CLONE_NEWUSER)", "clone3", "create_module", "delete_module", "fanotify_init", "finit_module",
 	"fsconfig", "fsmount", "fsopen", "fspick", "get_kernel_syms", "get_mempolicy", "init_module",
 	"io_uring_enter", "io_uring_register", "io_uring_setup", "ioperm", "iopl", "kcmp",
 	"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "migrate_pages",
@@ -138,8 +140,76 @@ type SeccompSummary struct {
 type SeccompSyscall struct {
 	Names  []string
 	Action string
-	// Conditional is set when the entry has argument conditions (args).
-	Conditional bool
+	// Args are the entry's argument conditions.
+	Args []SeccompArg
+}
+
+// SeccompArg is one argument condition (linux.seccomp.syscalls[].args[]).
+type SeccompArg struct {
+	Index    uint
+	Value    uint64
+	ValueTwo uint64
+	Op       string
+}
+
+// seccompCloneNewUser is the pseudo system call "clone with CLONE_NEWUSER":
+// a user namespace (and with it CAP_SYS_ADMIN over new mount, network, ...
+// namespaces: nf_tables and the other namespaced kernel code). seccomp can
+// filter clone's flags (unlike clone3's, which are in memory), and
+// containerd's RuntimeDefault allows clone only when
+// (flags & (CLONE_NEWNS|CLONE_NEWUSER|...)) == 0. It counts as blocked when
+// every rule that lets clone through has exactly one condition on the flags
+// argument and that condition is SCMP_CMP_MASKED_EQ with CLONE_NEWUSER in the
+// mask and not in the value (several conditions on one argument are ORed by
+// runc, so one is required), and either the default action blocks or a
+// blocking rule names clone without conditions or with the single condition
+// (flags & CLONE_NEWUSER) == CLONE_NEWUSER.
+const seccompCloneNewUser = "clone(CLONE_NEWUSER)"
+
+// cloneNewUser is CLONE_NEWUSER (linux/sched.h).
+const cloneNewUser = 0x10000000
+
+// cloneFlagsArg is the index of clone's flags argument: the second on s390
+// (containerd's seccomp_default.go does the same), the first elsewhere.
+func cloneFlagsArg() uint {
+	if runtime.GOARCH == "s390" || runtime.GOARCH == "s390x" {
+		return 1
+	}
+	return 0
+}
+
+// flagsConds returns the conditions on clone's flags argument.
+func flagsConds(r *SeccompSyscall) []SeccompArg {
+	var out []SeccompArg
+	for _, a := range r.Args {
+		if a.Index == cloneFlagsArg() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cloneNewUserBlocked applies seccompCloneNewUser's judgement.
+func cloneNewUserBlocked(defaultBlocks bool, syscalls []SeccompSyscall) bool {
+	blocked := defaultBlocks
+	for i := range syscalls {
+		r := &syscalls[i]
+		if !slices.Contains(r.Names, "clone") {
+			continue
+		}
+		c := flagsConds(r)
+		if !seccompBlocks(r.Action) {
+			if len(c) != 1 || c[0].Op != "SCMP_CMP_MASKED_EQ" || c[0].Value&cloneNewUser == 0 || c[0].ValueTwo&cloneNewUser != 0 {
+				return false
+			}
+			continue
+		}
+		if len(r.Args) == 0 || (len(r.Args) == 1 && len(c) == 1 && c[0].Op == "SCMP_CMP_MASKED_EQ" &&
+			c[0].Value == cloneNewUser && c[0].ValueTwo == cloneNewUser) {
+			blocked = true
+		}
+	}
+	return blocked
 }
 
 // seccompBlocks reports whether a seccomp action makes the call fail before
@@ -165,13 +235,21 @@ func SummarizeSeccomp(defaultAction string, syscalls []SeccompSyscall) SeccompSu
 			case n == "":
 			case lets:
 				open[n] = true
-			case !r.Conditional:
+			case len(r.Args) == 0:
 				blocked[n] = true
 			}
 		}
 	}
 	for n := range open {
 		delete(blocked, n)
+	}
+	// The pseudo call is judged on its own; no rule names it.
+	delete(open, seccompCloneNewUser)
+	delete(blocked, seccompCloneNewUser)
+	if cloneNewUserBlocked(s.DefaultBlocks, syscalls) {
+		blocked[seccompCloneNewUser] = true
+	} else {
+		open[seccompCloneNewUser] = true
 	}
 	s.RuleBlocks = len(blocked) > 0
 	set := open

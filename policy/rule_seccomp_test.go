@@ -39,13 +39,23 @@ func errnoRule(args []specs.LinuxSeccompArg, names ...string) specs.LinuxSyscall
 	return specs.LinuxSyscall{Names: names, Action: specs.ActErrno, Args: args}
 }
 
+// newUserFlag is the condition "clone's flags contain CLONE_NEWUSER";
+// noNewUser the condition "they do not" (as containerd's clone rule).
+var (
+	newUserFlag = []specs.LinuxSeccompArg{{Index: 0, Value: cloneNewUser, ValueTwo: cloneNewUser, Op: specs.OpMaskedEqual}}
+	noNewUser   = []specs.LinuxSeccompArg{{Index: 0, Value: cloneNewUser | 0x00020000, ValueTwo: 0, Op: specs.OpMaskedEqual}}
+)
+
 // TestSeccompBypasses: a filter counts for what it blocks. Each bypass the
 // review found, and a control that passes.
 func TestSeccompBypasses(t *testing.T) {
 	all := slices.Clone(defaultSeccompMustBlock)
-	allButBPF := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == "bpf" })
-	bpfArg := []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}}
 	allList := quoteList(all)
+	// The real calls, and a rule that blocks clone with CLONE_NEWUSER.
+	all = slices.DeleteFunc(all, func(s string) bool { return s == seccompCloneNewUser })
+	allButBPF := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == "bpf" })
+	cloneNS := errnoRule(newUserFlag, "clone")
+	bpfArg := []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}}
 	for _, tc := range []struct {
 		name string
 		sc   *specs.LinuxSeccomp
@@ -60,17 +70,17 @@ func TestSeccompBypasses(t *testing.T) {
 			`container "c" must not run seccomp unconfined (linux.seccomp: defaultAction SCMP_ACT_LOG and no rule blocks a system call)`},
 		{"log with one dummy rule", &specs.LinuxSeccomp{DefaultAction: specs.ActLog, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid"}, Action: specs.ActKillProcess}}},
 			`container "c" must block system calls ` + allList + ` (linux.seccomp: defaultAction SCMP_ACT_LOG)`},
-		{"trace", &specs.LinuxSeccomp{DefaultAction: specs.ActTrace, Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...)}},
+		{"trace", &specs.LinuxSeccomp{DefaultAction: specs.ActTrace, Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), cloneNS}},
 			`container "c" must block system call "bpf" (linux.seccomp: defaultAction SCMP_ACT_TRACE)`},
-		{"notify", &specs.LinuxSeccomp{DefaultAction: specs.ActNotify, ListenerPath: "/run/agent.sock", Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...)}},
+		{"notify", &specs.LinuxSeccomp{DefaultAction: specs.ActNotify, ListenerPath: "/run/agent.sock", Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), cloneNS}},
 			`container "c" must block system call "bpf" (linux.seccomp: defaultAction SCMP_ACT_NOTIFY)`},
-		{"unknown default action", &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE\n", Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...)}},
+		{"unknown default action", &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_NOPE\n", Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), cloneNS}},
 			`container "c" must block system call "bpf" (linux.seccomp: defaultAction "SCMP_ACT_NOPE\n")`},
 		{"allow, bpf blocked only with an argument condition", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
-			Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), errnoRule(bpfArg, "bpf")}},
+			Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), errnoRule(bpfArg, "bpf"), cloneNS}},
 			`container "c" must block system call "bpf" (linux.seccomp: defaultAction SCMP_ACT_ALLOW)`},
 		{"allow, unshare blocked and allowed", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
-			Syscalls: []specs.LinuxSyscall{errnoRule(nil, all...), {Names: []string{"unshare"}, Action: specs.ActAllow}}},
+			Syscalls: []specs.LinuxSyscall{errnoRule(nil, all...), {Names: []string{"unshare"}, Action: specs.ActAllow}, cloneNS}},
 			`container "c" must block system call "unshare" (linux.seccomp: defaultAction SCMP_ACT_ALLOW)`},
 		{"errno, bpf re-opened", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
 			Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "bpf"}, Action: specs.ActAllow}}},
@@ -78,11 +88,23 @@ func TestSeccompBypasses(t *testing.T) {
 		{"errno, keyctl and mount re-opened by conditional and logging rules", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
 			Syscalls: []specs.LinuxSyscall{{Names: []string{"keyctl"}, Action: specs.ActAllow, Args: bpfArg}, {Names: []string{"mount"}, Action: specs.ActLog}, errnoRule(nil, "mount")}},
 			`container "c" must block system calls "keyctl", "mount" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets them through)`},
+		{"errno, clone allowed for every flag", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "clone"}, Action: specs.ActAllow}}},
+			`container "c" must block system call "clone(CLONE_NEWUSER)" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets it through)`},
+		{"errno, clone allowed with two conditions on the flags (runc ORs them)", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"clone"}, Action: specs.ActAllow, Args: append(slices.Clone(noNewUser), specs.LinuxSeccompArg{Index: 0, Value: 1, Op: specs.OpGreaterThan})}}},
+			`container "c" must block system call "clone(CLONE_NEWUSER)" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets it through)`},
+		{"errno, clone allowed on a condition on another argument", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"clone"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 1, Value: cloneNewUser, Op: specs.OpMaskedEqual}}}}},
+			`container "c" must block system call "clone(CLONE_NEWUSER)" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets it through)`},
+		{"allow, clone blocked only with CLONE_NEWUSER|CLONE_NEWNET", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+			Syscalls: []specs.LinuxSyscall{errnoRule(nil, all...), errnoRule([]specs.LinuxSeccompArg{{Index: 0, Value: cloneNewUser | 0x40000000, ValueTwo: cloneNewUser | 0x40000000, Op: specs.OpMaskedEqual}}, "clone")}},
+			`container "c" must block system call "clone(CLONE_NEWUSER)" (linux.seccomp: defaultAction SCMP_ACT_ALLOW)`},
 		// Controls.
 		{"allow, every call blocked unconditionally", &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
-			Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), {Names: []string{"bpf"}, Action: specs.ActKillThread}, errnoRule(bpfArg, "read")}}, ""},
-		{"errno with an allow list", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
-			Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "clone"}, Action: specs.ActAllow}, errnoRule(bpfArg, "bpf")}}, ""},
+			Syscalls: []specs.LinuxSyscall{errnoRule(nil, allButBPF...), {Names: []string{"bpf"}, Action: specs.ActKillThread}, errnoRule(bpfArg, "read"), cloneNS}}, ""},
+		{"errno with an allow list, clone without new namespaces", &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write"}, Action: specs.ActAllow}, {Names: []string{"clone"}, Action: specs.ActAllow, Args: noNewUser}, errnoRule(bpfArg, "bpf")}}, ""},
 		{"kill process", &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess}, ""},
 		{"trap", &specs.LinuxSeccomp{DefaultAction: specs.ActTrap}, ""},
 	} {
@@ -205,7 +227,7 @@ func TestSeccompDefaultMustBlockAgainstContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, bad, _ := outcome(t, everyRuleEnforced(t), w, RuleSeccomp)
-	want := `container "c" must block system calls "bpf", "clone3", "fsconfig", "fsmount", "fsopen", "fspick", "mount", "mount_setattr", "move_mount", "open_tree", "perf_event_open", "setns", "umount2", "unshare" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets them through)`
+	want := `container "c" must block system calls "bpf", "clone(CLONE_NEWUSER)", "clone3", "fsconfig", "fsmount", "fsopen", "fspick", "mount", "mount_setattr", "move_mount", "open_tree", "perf_event_open", "setns", "umount2", "unshare" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets them through)`
 	if !bad || v.Detail != want {
 		t.Errorf("containerd's profile with CAP_SYS_ADMIN:\n got  %q\n want %q", v.Detail, want)
 	}

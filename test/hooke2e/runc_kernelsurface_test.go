@@ -47,11 +47,21 @@ func seccompProfile(defaultAction string, rules ...map[string]any) func(map[stri
 	}
 }
 
+// mustBlockCalls are the real system calls of the default
+// rules.seccomp.mustBlock (without the pseudo call clone(CLONE_NEWUSER)).
+func mustBlockCalls() []string {
+	return without(policy.Default().Spec.Rules.Seccomp.MustBlock, "clone(CLONE_NEWUSER)")
+}
+
+// blockCloneNewUser fails clone when its flags hold CLONE_NEWUSER.
+var blockCloneNewUser = map[string]any{"names": []string{"clone"}, "action": "SCMP_ACT_ERRNO",
+	"args": []any{map[string]any{"index": 0, "value": 0x10000000, "valueTwo": 0x10000000, "op": "SCMP_CMP_MASKED_EQ"}}}
+
 // blockMustBlock is a filter that allows by default and makes every call of
-// the default rules.seccomp.mustBlock fail with EPERM: it passes the rule,
-// and busybox runs under it.
+// the default rules.seccomp.mustBlock fail with EPERM, and clone with
+// CLONE_NEWUSER: it passes the rule, and busybox runs under it.
 func blockMustBlock() func(map[string]any) {
-	return seccompProfile("SCMP_ACT_ALLOW", map[string]any{"names": policy.Default().Spec.Rules.Seccomp.MustBlock, "action": "SCMP_ACT_ERRNO"})
+	return seccompProfile("SCMP_ACT_ALLOW", map[string]any{"names": mustBlockCalls(), "action": "SCMP_ACT_ERRNO"}, blockCloneNewUser)
 }
 
 // openForUserNS makes the rootfs's parent directories traversable by the
@@ -92,7 +102,7 @@ func TestRuncUserNamespaceAndSeccomp(t *testing.T) {
 				{name: "compliant with a blocking seccomp filter", tweak: tweaks(setUser(1000), sc)},
 				{name: "root in a user namespace on host 100000+", tweak: tweaks(userNS(0, good, good), sc)},
 				{name: "seccomp: allow by default, kill every required call", tweak: tweaks(setUser(1000), seccompProfile("SCMP_ACT_ALLOW",
-					map[string]any{"names": policy.Default().Spec.Rules.Seccomp.MustBlock, "action": "SCMP_ACT_KILL_PROCESS"}))},
+					map[string]any{"names": mustBlockCalls(), "action": "SCMP_ACT_KILL_PROCESS"}, blockCloneNewUser))},
 
 				// User namespaces.
 				{name: "uid 1 mapped to host 0", tweak: tweaks(userNS(1, [][3]int{{0, 100000, 1}, {1, 0, 1}, {2, 100002, 65534}}, good), sc),
@@ -111,8 +121,11 @@ func TestRuncUserNamespaceAndSeccomp(t *testing.T) {
 					want: []string{"[seccomp]", "defaultAction SCMP_ACT_LOG and no rule blocks a system call"}},
 				{name: "seccomp errno re-opening bpf", tweak: tweaks(setUser(1000), seccompProfile("SCMP_ACT_ERRNO", map[string]any{"names": []string{"bpf", "read", "write", "execve"}, "action": "SCMP_ACT_ALLOW"})),
 					want: []string{"[seccomp]", `must block system call "bpf" (linux.seccomp: defaultAction SCMP_ACT_ERRNO, a rule lets it through)`}},
+				{name: "seccomp clone with CLONE_NEWUSER let through", tweak: tweaks(setUser(1000), seccompProfile("SCMP_ACT_ALLOW",
+					map[string]any{"names": mustBlockCalls(), "action": "SCMP_ACT_ERRNO"})),
+					want: []string{"[seccomp]", `must block system call "clone(CLONE_NEWUSER)" (linux.seccomp: defaultAction SCMP_ACT_ALLOW)`}},
 				{name: "seccomp bpf blocked only for some arguments", tweak: tweaks(setUser(1000), seccompProfile("SCMP_ACT_ALLOW",
-					map[string]any{"names": without(policy.Default().Spec.Rules.Seccomp.MustBlock, "bpf"), "action": "SCMP_ACT_ERRNO"},
+					map[string]any{"names": without(mustBlockCalls(), "bpf"), "action": "SCMP_ACT_ERRNO"}, blockCloneNewUser,
 					map[string]any{"names": []string{"bpf"}, "action": "SCMP_ACT_ERRNO", "args": []any{map[string]any{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}}})),
 					want: []string{"[seccomp]", `must block system call "bpf" (linux.seccomp: defaultAction SCMP_ACT_ALLOW)`}},
 			}
