@@ -267,26 +267,8 @@ func SummarizeSeccomp(defaultAction string, syscalls []SeccompSyscall) SeccompSu
 
 // blocks reports whether the filter blocks the system call name.
 func (s *SeccompSummary) blocks(name string) bool {
-	b, _ := s.blocksFrom(name, 0)
-	return b
-}
-
-// blocksFrom is blocks for names asked in sorted order: the search starts at
-// from, the index blocksFrom returned for the previous, smaller name. It runs
-// on the request path for every name of mustBlock, over a short list.
-func (s *SeccompSummary) blocksFrom(name string, from int) (bool, int) {
-	exc := s.Exceptions
-	lo, hi := from, len(exc)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if exc[m] < name {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	in := lo < len(exc) && exc[lo] == name
-	return in != s.DefaultBlocks, lo
+	_, in := slices.BinarySearch(s.Exceptions, name)
+	return in != s.DefaultBlocks
 }
 
 func checkSeccomp(c *compiled, w *Workload) (string, bool) {
@@ -298,11 +280,16 @@ func checkSeccomp(c *compiled, w *Workload) (string, bool) {
 		return fmt.Sprintf("%s must not run seccomp unconfined (linux.seccomp: defaultAction %s and no rule blocks a system call)",
 			subject(w), orNone(s.DefaultAction)), true
 	}
+	// Both lists are sorted and short (a summary keeps only judged calls):
+	// walk them together.
 	var missing []string
-	at := 0
+	exc, j := s.Exceptions, 0
 	for _, name := range c.seccompMustBlock {
-		var blocked bool
-		if blocked, at = s.blocksFrom(name, at); !blocked {
+		for j < len(exc) && exc[j] < name {
+			j++
+		}
+		in := j < len(exc) && exc[j] == name
+		if in == s.DefaultBlocks {
 			missing = append(missing, name)
 		}
 	}
