@@ -241,17 +241,33 @@ func TestHookAfterValidatorJudgesTheRest(t *testing.T) {
 	if res := e.svc.Admit(context.Background(), ok, AdmitOptions{Source: audit.SourceNRI, NRIJudged: ok.Seen, RememberJudged: true}); res.Decision.Verdict != policy.Allow {
 		t.Fatalf("validator refused uid 1000: %+v", res.Decision)
 	}
-	// The hook sees the final config.json: uid 0 now (changed after the
-	// validator) would not be judged again, but the devices field, which
-	// the validator did not judge, is. Here the hook's workload is root,
-	// which shows the user field is left to the validator.
+	// The hook sees the final config.json, the same container: answered
+	// on the validator's judgement.
 	hookW := rootWorkload("ctr-2")
+	hookW.User.UID = 1000
 	resp, err := c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: hookW, ContainerID: "ctr-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !resp.AfterNRI || resp.NRIJudged != policy.FieldsAll&^(policy.FieldDevices|policy.FieldMounts) || resp.Decision.Verdict != policy.Allow {
 		t.Fatalf("hook after validator: %+v %+v", resp, resp.Decision)
+	}
+	// A rule whose input the validator judged in full is left to it (the
+	// user here: the hook's view says root, the validator's record covers
+	// the user), while hostDevices, which reads the mounts it did not
+	// judge, is judged on the hook's view.
+	changed := rootWorkload("ctr-4")
+	changed.User.UID = 1000
+	changed.Seen = ok.Seen
+	e.svc.Admit(context.Background(), changed, AdmitOptions{Source: audit.SourceNRI, NRIJudged: changed.Seen, RememberJudged: true})
+	hook4 := rootWorkload("ctr-4")
+	hook4.Devices = []policy.Device{{Path: "/dev/later0", Type: "c", Major: 1, Minor: 11}}
+	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: hook4, ContainerID: "ctr-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.AfterNRI || resp.Decision.Verdict != policy.Deny || len(resp.Decision.Violations) != 1 || resp.Decision.Violations[0].Rule != "hostDevices" {
+		t.Fatalf("device the validator did not judge: %+v %+v", resp, resp.Decision)
 	}
 	// Asked once only: a second question for the same ID is judged in full.
 	resp, err = c.Decide(context.Background(), &decision.DecideRequest{ID: audit.NewUUID(), Workload: rootWorkload("ctr-2"), ContainerID: "ctr-2"})
