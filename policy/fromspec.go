@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -160,16 +161,31 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	w.User = User{UID: spec.Process.User.UID, GID: spec.Process.User.GID}
 	userNS := findNS(lx.Namespaces, specs.UserNamespace)
 	w.User.UserNamespace = userNS != nil
-	maps := lx.UIDMappings
-	if len(maps) == 0 && userNS != nil && sandbox != nil {
-		maps = sandbox.Linux.UIDMappings
+	maps, gmaps := lx.UIDMappings, lx.GIDMappings
+	if userNS != nil && sandbox != nil {
+		if len(maps) == 0 {
+			maps = sandbox.Linux.UIDMappings
+		}
+		if len(gmaps) == 0 {
+			gmaps = sandbox.Linux.GIDMappings
+		}
+	}
+	if userNS != nil && userNS.Path != "" {
+		// Joined by path: the runtime writes no mappings into an existing
+		// namespace, the namespace's own are in force, and the spec's may
+		// say anything ({"path": "/proc/1/ns/user"} with uid 0 "mapped" to
+		// 100000 is host root). Only a sandbox spec that created the
+		// namespace itself (containerd CRI) says what they are; otherwise
+		// they are not visible and runAsRoot judges the container as root.
+		maps, gmaps = nil, nil
+		if sandbox != nil {
+			if sns := findNS(sandbox.Linux.Namespaces, specs.UserNamespace); sns != nil && sns.Path == "" {
+				maps, gmaps = sandbox.Linux.UIDMappings, sandbox.Linux.GIDMappings
+			}
+		}
 	}
 	for _, m := range maps {
 		w.User.UIDMappings = append(w.User.UIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
-	}
-	gmaps := lx.GIDMappings
-	if len(gmaps) == 0 && userNS != nil && sandbox != nil {
-		gmaps = sandbox.Linux.GIDMappings
 	}
 	for _, m := range gmaps {
 		w.User.GIDMappings = append(w.User.GIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
@@ -264,6 +280,12 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 		case host:
 			w.HostNamespaces = append(w.HostNamespaces, typ)
 		}
+	}
+	if w.User.UserNamespace && slices.Contains(w.HostNamespaces, "user") {
+		// The host's own user namespace (joined by path): uids are host
+		// uids, whatever mappings the spec lists.
+		w.User.UserNamespace = false
+		w.User.UIDMappings, w.User.GIDMappings = nil, nil
 	}
 	return w, nil
 }

@@ -144,13 +144,25 @@ func FuzzEvaluateSpec(f *testing.F) {
 		}
 		// In a user namespace, no uid or gid mapping reaches host id 0, and
 		// the mappings are known.
-		if findNS(spec.Linux.Namespaces, specsNS("user")) != nil {
+		if uns := findNS(spec.Linux.Namespaces, specsNS("user")); uns != nil {
 			uids, gids := spec.Linux.UIDMappings, spec.Linux.GIDMappings
 			if len(uids) == 0 && sandbox != nil {
 				uids = sandbox.Linux.UIDMappings
 			}
 			if len(gids) == 0 && sandbox != nil {
 				gids = sandbox.Linux.GIDMappings
+			}
+			if uns.Path != "" {
+				// Joined by path: only a sandbox that created the
+				// namespace tells its mappings.
+				sns := (*specs.LinuxNamespace)(nil)
+				if sandbox != nil {
+					sns = findNS(sandbox.Linux.Namespaces, specsNS("user"))
+				}
+				if sns == nil || sns.Path != "" {
+					t.Fatal("allowed joining a user namespace by path whose mappings nobody states")
+				}
+				uids, gids = sandbox.Linux.UIDMappings, sandbox.Linux.GIDMappings
 			}
 			if len(uids) == 0 || len(gids) == 0 {
 				t.Fatal("allowed in a user namespace whose mappings are unknown")

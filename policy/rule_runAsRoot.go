@@ -24,9 +24,12 @@ import (
 // setuid file owned by that uid, setuid(2) as the namespace's root), and
 // files it writes as that id are the host root's. A mapping whose range runs
 // past 2^32-1 is treated as reaching 0 (the kernel refuses it; patchgate does
-// not bet on that). A user namespace whose uid or gid mappings are not
-// visible (joined by path, no sandbox spec) is judged as root, and so is a
-// process uid its mappings do not map.
+// not bet on that). A user namespace joined by path keeps its own mappings,
+// so the spec's are not believed there: FromSpec takes them from a sandbox
+// spec that created the namespace (containerd CRI), and treats the host's own
+// user namespace (found by HostNamespace) as none. A user namespace whose uid
+// or gid mappings are not visible is judged as root, and so is a process uid
+// its mappings do not map.
 //
 // Allowed: a uid other than 0 without a user namespace; in a user namespace,
 // mappings that all land on non-zero host ids and map the process's uid.

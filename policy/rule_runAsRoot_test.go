@@ -1,6 +1,11 @@
 package policy
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 func TestRunAsRoot(t *testing.T) {
 	testRuleOnFixtures(t, RuleRunAsRoot, []ruleFixtureCase{
@@ -61,6 +66,57 @@ func TestRunAsRootUserNamespaceMappings(t *testing.T) {
 		{"gid 0 without a user namespace (Pod Security does not judge the group)", User{UID: 1000, GID: 0}, ""},
 	} {
 		v, bad := tweak(t, p, RuleRunAsRoot, func(w *Workload) { w.User = tc.user })
+		switch {
+		case tc.want == "" && bad:
+			t.Errorf("%s: violated: %s", tc.name, v.Detail)
+		case tc.want != "" && v.Detail != tc.want:
+			t.Errorf("%s:\n got  %q\n want %q", tc.name, v.Detail, tc.want)
+		}
+	}
+}
+
+// TestRunAsRootUserNamespaceJoinedByPath: a user namespace joined by path
+// keeps its own mappings; the spec's are not believed. The host's own
+// ({"path": "/proc/1/ns/user"}) with uid 0 "mapped" to 100000 is host root.
+func TestRunAsRootUserNamespaceJoinedByPath(t *testing.T) {
+	p := everyRuleEnforced(t)
+	good := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec := func(path string) *specs.Spec {
+		s := loadFixtureFile(t, filepath.Join(specsDir, "runAsRoot-pass-userns", "config.json"))
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == specs.UserNamespace {
+				s.Linux.Namespaces[i].Path = path
+			}
+		}
+		s.Linux.UIDMappings, s.Linux.GIDMappings = good, good
+		return s
+	}
+	sandbox := func(maps []specs.LinuxIDMapping) *specs.Spec {
+		s := loadFixtureFile(t, filepath.Join(specsDir, "runAsRoot-pass-userns", "config.json"))
+		s.Linux.UIDMappings, s.Linux.GIDMappings = maps, maps
+		return s
+	}
+	hostUserNS := func(typ, path string) (bool, error) { return typ == "user" && path == "/proc/1/ns/user", nil }
+	for _, tc := range []struct {
+		name    string
+		spec    *specs.Spec
+		sandbox *specs.Spec
+		resolve func(typ, path string) (bool, error)
+		want    string
+	}{
+		{"the host's user namespace, no resolver", spec("/proc/1/ns/user"), nil, nil,
+			`container "app" runs as uid 0 in a user namespace whose mappings are not visible (linux.uidMappings, linux.gidMappings): judged as root`},
+		{"the host's user namespace, resolved", spec("/proc/1/ns/user"), nil, hostUserNS,
+			`container "app" must not run as uid 0 (process.user.uid)`},
+		{"the sandbox's user namespace (containerd CRI)", spec("/proc/4242/ns/user"), sandbox(good), hostUserNS, ""},
+		{"the sandbox's user namespace maps 0 to 0", spec("/proc/4242/ns/user"), sandbox([]specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}), hostUserNS,
+			`container "app" must not run as uid 0 mapped to host uid 0 (process.user.uid, linux.uidMappings)`},
+	} {
+		w, err := FromSpec(tc.spec, tc.sandbox, FromSpecOptions{Container: ContainerIdentity{Name: "app"}, HostNamespace: tc.resolve})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, bad, _ := outcome(t, p, w, RuleRunAsRoot)
 		switch {
 		case tc.want == "" && bad:
 			t.Errorf("%s: violated: %s", tc.name, v.Detail)
