@@ -51,7 +51,7 @@ func CheckStrictJSON(data []byte) error {
 			if prev, dup := top.add(key); dup {
 				what := "twice"
 				if prev != key {
-					what = fmt.Sprintf("and as %s (keys differing only in case)", strconv.Quote(prev))
+					what = fmt.Sprintf("also as %s (keys differing only in case)", strconv.Quote(prev))
 				}
 				return fmt.Errorf("%w: %s appears %s; refusing a spec that runtimes may read differently", ErrAmbiguousKey, st.path(key), what)
 			}

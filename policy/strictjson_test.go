@@ -15,7 +15,7 @@ import (
 func TestCheckStrictJSON(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`{"process":{},"process":{}}`, `process appears twice`},
-		{`{"process":{},"Process":{}}`, `Process appears and as "process"`},
+		{`{"process":{},"Process":{}}`, `Process appears also as "process"`},
 		{`{"linux":{"devices":[{"path":"/dev/null"},{"path":"/dev/a","PATH":"/dev/b"}]}}`, `linux.devices[1].PATH appears`},
 		{`{"process":{"user":{"uid":1000,"uid":0}}}`, `process.user.uid appears twice`},
 		// encoding/json folds Unicode: the Kelvin sign is k, the long s is s.
@@ -61,7 +61,7 @@ func TestCheckStrictJSON(t *testing.T) {
 		b.WriteString(`:"v",`)
 	}
 	b.WriteString(`"K19999":"x"}}`)
-	if err := CheckStrictJSON([]byte(b.String())); err == nil || !strings.Contains(err.Error(), `K19999 appears and as "k19999"`) {
+	if err := CheckStrictJSON([]byte(b.String())); err == nil || !strings.Contains(err.Error(), `K19999 appears also as "k19999"`) {
 		t.Errorf("large object: %v", err)
 	}
 }
