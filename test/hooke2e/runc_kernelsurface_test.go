@@ -5,6 +5,7 @@ package hooke2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func openForUserNS(t *testing.T, rfs string) {
 }
 
 func TestRuncUserNamespaceAndSeccomp(t *testing.T) {
-	needTools(t, "runc")
+	needTools(t, "runc", "unshare")
 	for _, mode := range []string{"service-down", "service-up"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t)
@@ -112,6 +113,28 @@ func TestRuncUserNamespaceAndSeccomp(t *testing.T) {
 				{name: "gid 5 mapped to host gid 0", tweak: tweaks(userNS(1000, good, [][3]int{{0, 100000, 5}, {5, 0, 1}, {6, 100006, 65530}}), sc),
 					want: []string{"[runAsRoot]", "must not map container gid 5 to host gid 0 (linux.gidMappings)"}},
 
+				// A user namespace that maps 0 to host root (unshare
+				// --map-root-user as root), joined by path with made-up
+				// mappings: runc writes none into it, so uid 0 is host root.
+				{name: "a root-mapped user namespace by path, uid 0 \"mapped\" to 100000", tweak: tweaks(userNS(0, good, good), sc, func(s map[string]any) {
+					lx := s["linux"].(map[string]any)
+					nss := lx["namespaces"].([]any)
+					nss[len(nss)-1] = map[string]any{"type": "user", "path": rootMappedUserNS(t)}
+					// That namespace maps only id 0: no devpts gid=5.
+					for _, m := range s["mounts"].([]any) {
+						mm := m.(map[string]any)
+						if mm["type"] == "devpts" {
+							var opts []any
+							for _, o := range mm["options"].([]any) {
+								if o != "gid=5" {
+									opts = append(opts, o)
+								}
+							}
+							mm["options"] = opts
+						}
+					}
+				}), want: []string{"[runAsRoot]", "runs as uid 0 in a user namespace whose mappings are not visible"}},
+
 				// seccomp.
 				{name: "no seccomp (runc spec's default)", tweak: setUser(1000),
 					want: []string{"[seccomp]", "linux.seccomp is absent"}},
@@ -142,6 +165,28 @@ func TestRuncUserNamespaceAndSeccomp(t *testing.T) {
 			e.expectAudited(audited)
 		})
 	}
+}
+
+// rootMappedUserNS starts a process in a new user namespace that maps uid
+// and gid 0 to host root, and returns the path of that namespace.
+func rootMappedUserNS(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("unshare", "--user", "--map-root-user", "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	path := fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", cmd.Process.Pid))
+		if f := strings.Fields(string(data)); err == nil && len(f) >= 2 && f[1] == "0" {
+			return path
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("unshare --map-root-user: no root mapping")
+	return ""
 }
 
 func without(list []string, drop string) []string {
