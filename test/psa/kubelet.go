@@ -63,7 +63,13 @@ type Pod struct {
 	// HostPaths are the directories hostPath volumes point at (created with
 	// type DirectoryOrCreate semantics by the test).
 	HostPaths []string
+	// SubPathBinds are the bind mounts kubelet makes for volumeMounts with a subPath before
+	// it creates the container: the CRI mount's host path is To, a bind of From.
+	SubPathBinds []Bind
 }
+
+// Bind is one bind mount kubelet makes on the host.
+type Bind struct{ From, To string }
 
 // Container is one container's CRI config and kubelet's own refusal, if any.
 type Container struct {
@@ -209,22 +215,21 @@ func (k *Kubelet) Convert(in *corev1.Pod, namespace, uid string) (*Pod, error) {
 	out.Sandbox = sandbox
 
 	podDir := path.Join(k.RootDir, "pods", uid)
-	etcHosts := ""
-	if !pod.Spec.HostNetwork {
-		// kubelet writes the pod's /etc/hosts and mounts it into every container
-		// (kubelet_pods.go makeMounts, makeHostsMount).
-		etcHosts = path.Join(podDir, "etc-hosts")
-		out.HostFiles = append(out.HostFiles, etcHosts)
-	}
+	// kubelet writes the pod's /etc/hosts (a copy of the node's for a host-network pod) and
+	// mounts it into every container that mounts nothing else there (kubelet_pods.go
+	// shouldMountHostsFile, makeMounts, makeHostsMount).
+	etcHosts := path.Join(podDir, "etc-hosts")
+	out.HostFiles = append(out.HostFiles, etcHosts)
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Spec.Volumes {
 		volumes[v.Name] = v
 	}
 	add := func(c *corev1.Container, init bool) error {
-		cc, hostFiles, hostPaths, err := k.container(pod, c, ns, etcHosts, podDir, volumes)
+		cc, hostFiles, hostPaths, binds, err := k.container(pod, c, ns, etcHosts, podDir, volumes)
 		if err != nil {
 			return err
 		}
+		out.SubPathBinds = append(out.SubPathBinds, binds...)
 		out.HostFiles = append(out.HostFiles, hostFiles...)
 		out.HostPaths = append(out.HostPaths, hostPaths...)
 		out.Containers = append(out.Containers, Container{Name: c.Name, Init: init, Config: *cc, Refusal: k.verifyRunAsNonRoot(pod, c)})
@@ -244,7 +249,7 @@ func (k *Kubelet) Convert(in *corev1.Pod, namespace, uid string) (*Pod, error) {
 }
 
 // container is generateContainerConfig's security part for one container.
-func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceOption, etcHosts, podDir string, volumes map[string]corev1.Volume) (*ContainerConfig, []string, []string, error) {
+func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceOption, etcHosts, podDir string, volumes map[string]corev1.Volume) (*ContainerConfig, []string, []string, []Bind, error) {
 	eff := effectiveSecurityContext(pod, c)
 	sc := &LinuxContainerSecurityContext{
 		NamespaceOptions: ns,
@@ -288,12 +293,12 @@ func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceO
 	}
 	seccomp, err := k.seccompProfile(pod.Spec.SecurityContext, c.SecurityContext)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("container %q: %w", c.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("container %q: %w", c.Name, err)
 	}
 	sc.Seccomp = seccomp
 	sc.Apparmor, sc.ApparmorProfile, err = appArmorProfile(pod, c)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("container %q: %w", c.Name, err)
+		return nil, nil, nil, nil, fmt.Errorf("container %q: %w", c.Name, err)
 	}
 	sc.SupplementalGroups = podSupplementalGroups(pod.Spec.SecurityContext)
 	// allowPrivilegeEscalation: false is the only way to no_new_privs (AddNoNewPrivileges).
@@ -305,24 +310,30 @@ func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceO
 		Linux:    &LinuxContainerConfig{SecurityContext: sc},
 	}
 	var hostFiles, hostPaths []string
-	for _, vm := range c.VolumeMounts {
+	var binds []Bind
+	for i, vm := range c.VolumeMounts {
 		v, ok := volumes[vm.Name]
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("container %q mounts volume %q, which the pod does not have", c.Name, vm.Name)
+			return nil, nil, nil, nil, fmt.Errorf("container %q mounts volume %q, which the pod does not have", c.Name, vm.Name)
 		}
 		if v.HostPath == nil {
 			// Other volume types are set up by kubelet under the pod directory (emptyDir,
 			// configMap, ...) or by a volume plugin; the fixtures mount none.
-			return nil, nil, nil, fmt.Errorf("container %q mounts volume %q, which is not a hostPath volume (not modelled)", c.Name, vm.Name)
+			return nil, nil, nil, nil, fmt.Errorf("container %q mounts volume %q, which is not a hostPath volume (not modelled)", c.Name, vm.Name)
 		}
 		src := path.Clean(v.HostPath.Path)
 		if k.HostPathDir != "" {
 			src = path.Join(k.HostPathDir, src)
 		}
-		if vm.SubPath != "" {
-			src = path.Join(src, vm.SubPath)
-		}
 		hostPaths = append(hostPaths, src)
+		if vm.SubPath != "" {
+			// kubelet bind-mounts the subpath into the pod's own directory and hands the
+			// runtime that (pkg/volume/util/subpath/subpath_linux.go doBindSubPath,
+			// getSubpathBindTarget: <pod dir>/volume-subpaths/<volume>/<container>/<index>).
+			to := path.Join(podDir, "volume-subpaths", vm.Name, c.Name, strconv.Itoa(i))
+			binds = append(binds, Bind{From: path.Join(src, path.Clean("/"+vm.SubPath)), To: to})
+			src = to
+		}
 		m := Mount{ContainerPath: vm.MountPath, HostPath: src, Readonly: vm.ReadOnly}
 		if vm.RecursiveReadOnly != nil && *vm.RecursiveReadOnly != corev1.RecursiveReadOnlyDisabled && vm.ReadOnly {
 			m.RecursiveReadOnly = true
@@ -337,7 +348,11 @@ func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceO
 		}
 		cc.Mounts = append(cc.Mounts, m)
 	}
-	if etcHosts != "" {
+	mountsHosts := true
+	for _, vm := range c.VolumeMounts {
+		mountsHosts = mountsHosts && vm.MountPath != "/etc/hosts"
+	}
+	if mountsHosts {
 		cc.Mounts = append(cc.Mounts, Mount{ContainerPath: "/etc/hosts", HostPath: etcHosts, SelinuxRelabel: true})
 	}
 	// The termination message file: <pod dir>/containers/<name>/<id>, mounted read-write at
@@ -349,7 +364,7 @@ func (k *Kubelet) container(pod *corev1.Pod, c *corev1.Container, ns *NamespaceO
 	logFile := path.Join(podDir, "containers", c.Name, "psa0")
 	hostFiles = append(hostFiles, logFile)
 	cc.Mounts = append(cc.Mounts, Mount{ContainerPath: tm, HostPath: logFile, SelinuxRelabel: true})
-	return cc, hostFiles, hostPaths, nil
+	return cc, hostFiles, hostPaths, binds, nil
 }
 
 // namespaces is NamespacesForPod: host namespaces, the pid mode and the user namespace.

@@ -150,7 +150,7 @@ func TestConvert(t *testing.T) {
 		t.Errorf("hostPID = %+v", ns)
 	}
 	hn := convert(t, fx, "baseline/v1.34/fail/hostnamespaces1", k)
-	if hn.Sandbox.Linux.SecurityContext.NamespaceOptions.Network != NamespaceNode || hn.Sandbox.Hostname != "" || len(hn.Containers[1].Config.Mounts) != 1 {
+	if hn.Sandbox.Linux.SecurityContext.NamespaceOptions.Network != NamespaceNode || hn.Sandbox.Hostname != "" || len(hn.Containers[1].Config.Mounts) != 2 {
 		t.Errorf("hostNetwork = %+v", hn.Sandbox)
 	}
 	// procMount Unmasked: no masked or read-only paths; hostUsers: false maps ids.
@@ -250,6 +250,16 @@ func TestConvertHostPath(t *testing.T) {
 	if !reflect.DeepEqual(p.HostPaths, []string{"/tmp/hp/a", "/tmp/hp/b"}) || len(m) != 4 ||
 		m[0] != (Mount{ContainerPath: "/a", HostPath: "/tmp/hp/a", Readonly: true}) || m[1] != (Mount{ContainerPath: "/b", HostPath: "/tmp/hp/b"}) {
 		t.Errorf("hostPath mounts = %v %+v", p.HostPaths, m)
+	}
+	// A subPath is bind-mounted by kubelet into the pod's own directory first.
+	mounted.Spec.Containers[0].VolumeMounts[1].SubPath = "../x/sub"
+	p, err = k.Convert(mounted, "psa", "uid-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = p.Containers[1].Config.Mounts
+	if want := (Bind{From: "/tmp/hp/b/x/sub", To: "/k/pods/uid-1/volume-subpaths/volume-hostpath-b/container1/1"}); len(p.SubPathBinds) != 1 || p.SubPathBinds[0] != want || m[1].HostPath != want.To {
+		t.Errorf("subPath: binds %+v mounts %+v", p.SubPathBinds, m)
 	}
 }
 
