@@ -137,3 +137,33 @@ func TestContainerdUnresolvableNamespaceDeferred(t *testing.T) {
 		t.Fatalf("unresolvable namespaces judged: host %v", w.HostNamespaces)
 	}
 }
+
+// The hook tells the apparmor rule whether the host enforces AppArmor, read
+// under its host root: there containerd's empty profile (an explicit
+// Unconfined) runs unconfined.
+func TestBuildWorkloadHostAppArmor(t *testing.T) {
+	stateJSON, _ := containerdBundle(t, false)
+	st, err := ParseState([]byte(stateJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, enabled := range []bool{false, true} {
+		root := t.TempDir()
+		if enabled {
+			dir := filepath.Join(root, "sys", "module", "apparmor", "parameters")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "enabled"), []byte("Y\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := BuildWorkload(st, root, IdentityFromContainerd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.HostAppArmor != enabled {
+			t.Errorf("host AppArmor %v: Workload.HostAppArmor = %v", enabled, w.HostAppArmor)
+		}
+	}
+}

@@ -184,8 +184,11 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 	if !trusted {
 		ident = Identity{Container: policy.ContainerIdentity{ID: st.ID}}
 	}
+	// On an error the strict side: an empty profile counts as unconfined.
+	hostAppArmor, _ := policy.HostAppArmorEnabled(hostRoot)
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
 		Source:        "hook",
+		HostAppArmor:  hostAppArmor,
 		Pod:           ident.Pod,
 		Container:     ident.Container,
 		HostNamespace: policy.HostNamespaceResolver(hostRoot),

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,6 +74,29 @@ type FromSpecOptions struct {
 	// io.kubernetes.cri.sandbox-namespace=kube-system`), and identity picks
 	// exemptions. Without it only Pod and Container count.
 	TrustAnnotations bool
+	// HostAppArmor says that the host enforces AppArmor (HostAppArmorEnabled
+	// reads it), so an empty process.apparmorProfile means unconfined.
+	HostAppArmor bool
+}
+
+// HostAppArmorEnabled reports whether the host under hostRoot enforces
+// AppArmor: <hostRoot>/sys/module/apparmor/parameters/enabled reads "Y"
+// (the file the kernel's AppArmor module exports, and the one runc's and
+// containerd's apparmor.HostSupports read). A missing file means no
+// AppArmor; any other read error is returned, and the caller takes the
+// strict side.
+func HostAppArmorEnabled(hostRoot string) (bool, error) {
+	if hostRoot == "" {
+		hostRoot = "/"
+	}
+	b, err := os.ReadFile(filepath.Join(hostRoot, "sys", "module", "apparmor", "parameters", "enabled"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("AppArmor state: %w", err)
+	}
+	return len(b) > 0 && b[0] == 'Y', nil
 }
 
 // ParseSpec decodes an OCI runtime spec (config.json). Unknown fields are
@@ -199,6 +224,7 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	}
 	w.NoNewPrivileges = spec.Process.NoNewPrivileges
 	w.AppArmorProfile = spec.Process.ApparmorProfile
+	w.HostAppArmor = opts.HostAppArmor
 	w.MaskedPaths = lx.MaskedPaths
 	w.ReadonlyPaths = lx.ReadonlyPaths
 

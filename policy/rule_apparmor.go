@@ -22,9 +22,11 @@ import (
 // RuntimeDefault or an unset profile on a host with AppArmor
 // (internal/cri/sputil/apparmor_linux.go GenerateApparmorSpecOpts, v2.4.2);
 // runc, CRI-O and podman pass "unconfined" through. An empty profile cannot
-// tell Unconfined from unset under containerd: it is a violation only with
-// requireProfile, which also fires for every container on a host that has
-// no AppArmor.
+// tell Unconfined from unset under containerd by itself; so the front ends
+// (hook, eval --host-root) tell the rule whether the host enforces AppArmor
+// (Workload.HostAppArmor): there an empty profile runs unconfined and is a
+// violation. On a host without AppArmor every container runs without a
+// profile, and an empty one is a violation only with requireProfile.
 //
 // Allowed: any profile that is not unconfined. The kernel reads the name
 // after trimming spaces, and a name that is only a namespace (":ns:") is that
@@ -63,6 +65,12 @@ func appArmorUnconfined(profile string) bool {
 
 func checkAppArmor(c *compiled, w *Workload) (string, bool) {
 	if strings.TrimSpace(w.AppArmorProfile) == "" {
+		if w.HostAppArmor {
+			// On a host that enforces AppArmor the runtimes write their
+			// default profile for RuntimeDefault and unset; empty is an
+			// explicit Unconfined (containerd) or no profile at all.
+			return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile is empty on a host that enforces AppArmor)", subject(w)), true
+		}
 		if !c.apparmorReq {
 			return "", false
 		}

@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestAppArmor(t *testing.T) {
 	testRuleOnFixtures(t, RuleAppArmor, []ruleFixtureCase{
@@ -55,5 +59,70 @@ func TestAppArmorShippedPolicies(t *testing.T) {
 	w.AppArmorProfile = ""
 	if v, bad, _ := outcome(t, Default(), w, RuleAppArmor); !bad || v.Action != ActionAudit {
 		t.Errorf("default policy, unset profile: violated=%v action=%s, want audit", bad, v.Action)
+	}
+}
+
+// TestAppArmorHostEnforces: on a host that enforces AppArmor an empty
+// profile is what containerd writes for an explicit Unconfined (its
+// RuntimeDefault and unset are "cri-containerd.apparmor.d"), so the shipped
+// policies refuse it there and admit it on a host without AppArmor.
+func TestAppArmorHostEnforces(t *testing.T) {
+	for _, file := range []string{"baseline", "restricted"} {
+		p, err := Load("../examples/policies/"+file+".yaml", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			profile string
+			host    bool
+			refused bool
+		}{
+			{"", true, true},
+			{"", false, false},
+			{"cri-containerd.apparmor.d", true, false},
+			{"unconfined", false, true},
+		} {
+			w := fixtureWorkload(t, "baseline")
+			w.AppArmorProfile, w.HostAppArmor = tc.profile, tc.host
+			v, bad, _ := outcome(t, p, w, RuleAppArmor)
+			if bad != tc.refused {
+				t.Errorf("%s: profile %q, host AppArmor %v: violated=%v (%s), want %v", file, tc.profile, tc.host, bad, v.Detail, tc.refused)
+			}
+			if bad && tc.host && tc.profile == "" && v.Detail != `container "app" must not run AppArmor unconfined (process.apparmorProfile is empty on a host that enforces AppArmor)` {
+				t.Errorf("%s: detail %q", file, v.Detail)
+			}
+		}
+	}
+}
+
+// TestHostAppArmorEnabled reads the module parameter the kernel exports
+// ("Y\n" when AppArmor is enabled) under a fixture host root.
+func TestHostAppArmorEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		content string // "-" for no file
+		want    bool
+	}{{"Y\n", true}, {"N\n", false}, {"-", false}, {"", false}} {
+		root := t.TempDir()
+		if tc.content != "-" {
+			dir := filepath.Join(root, "sys", "module", "apparmor", "parameters")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "enabled"), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := HostAppArmorEnabled(root)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: got %v, %v; want %v", tc.content, got, err, tc.want)
+		}
+	}
+	// A file that cannot be read (here: a directory) is the strict side.
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "sys", "module", "apparmor", "parameters", "enabled"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := HostAppArmorEnabled(root); err == nil || !got {
+		t.Errorf("unreadable: got %v, %v; want true and an error", got, err)
 	}
 }

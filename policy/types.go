@@ -111,6 +111,13 @@ type Workload struct {
 	Seccomp SeccompSummary `json:"seccomp"`
 	// AppArmorProfile is process.apparmorProfile ("" means none/unconfined).
 	AppArmorProfile string `json:"apparmorProfile,omitempty"`
+	// HostAppArmor is set when the front end saw that the host enforces
+	// AppArmor (FromSpecOptions.HostAppArmor). There an empty
+	// process.apparmorProfile is what containerd's CRI writes for an
+	// explicit Unconfined (its RuntimeDefault and unset write
+	// "cri-containerd.apparmor.d"), and a container without a profile runs
+	// unconfined: the apparmor rule judges it so.
+	HostAppArmor bool `json:"hostAppArmor,omitempty"`
 	// Sysctls are linux.sysctl of the container and its sandbox.
 	Sysctls map[string]string `json:"sysctls,omitempty"`
 }

@@ -145,6 +145,9 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// Bind sources and overlay directories are judged where their
 		// symlinks lead on that host, never leaving it.
 		opts.ResolvePath = hostpath.Resolver(*hostRoot)
+		// An empty AppArmor profile is unconfined where that host enforces
+		// AppArmor (the strict side when it cannot be read).
+		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(*hostRoot)
 	}
 	w, err := policy.FromSpec(spec, sb, opts)
 	if err != nil {
