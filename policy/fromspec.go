@@ -59,8 +59,9 @@ type FromSpecOptions struct {
 	// ResolvePath returns the host path that the absolute path p names
 	// once every symlink in it is followed, the way the runtime that mounts
 	// it will (hostpath.Resolver gives the usual one, which never leaves
-	// its root). FromSpec resolves bind-mount sources and overlay
-	// directories with it; an error is kept in Mount.ResolveError and is a
+	// its root, and hostpath.MountResolver, which also traces a path that
+	// is a mount point to the host path it shows). FromSpec resolves
+	// bind-mount sources and overlay directories with it; an error is kept in Mount.ResolveError and is a
 	// hostPathMounts violation. When nil, paths are judged as written
 	// (cleaned), which a symlink on the host can defeat: only front ends
 	// that cannot look at the host (eval without --host-root) leave it nil.

@@ -21,7 +21,10 @@ import (
 // host's disk.
 //
 // Reads: mounts (destination, type, source and options; the source after
-// symlink resolution when the front end could resolve it)
+// symlink resolution when the front end could resolve it, and, when it is
+// a mount point on the host, traced to the host path it shows: kubelet's
+// subPath binds under <kubeletDir>/pods/<uid>/volume-subpaths/ are the
+// hostPath's <path>/<subPath>, see internal/hostpath.Mounts)
 // (Workload.Mounts).
 //
 // Allowed:
