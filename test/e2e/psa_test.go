@@ -83,9 +83,9 @@ const (
 type nodeDecision struct {
 	decision psaDecision
 	reason   string
-	// gapWithAppArmor, when set, is why the entry is a known gap instead on a host with
-	// AppArmor, where the test then requires the fixture to still disagree.
-	gapWithAppArmor string
+	// onlyWithoutAppArmor: on a host with AppArmor the entry does not apply, and the fixture
+	// must agree.
+	onlyWithoutAppArmor bool
 }
 
 // nodeDecides is keyed by "<policy> <fixture id>". These are the fixtures where a node rightly
@@ -96,30 +96,29 @@ var nodeDecides = map[string]nodeDecision{}
 func init() {
 	v := psa.FixtureVersion
 	set := func(policy, id string, d nodeDecision) { nodeDecides[policy+" "+id] = d }
-	noAppArmor := nodeDecision{admitted, "an explicit AppArmor unconfined on a host without AppArmor: containerd writes no profile for it, nor for a container that names none, so the container is baseline/pass/base's: no confinement is dropped",
-		"an explicit AppArmor unconfined on a host with AppArmor: containerd writes no profile for it (internal/cri/sputil/apparmor_linux.go) while it gives a container that names none cri-containerd.apparmor.d, so the empty profile is unconfined; the apparmor rule with requireProfile: false admits an empty profile as unset"}
-	localAppArmor := nodeDecision{refusedRuntime, `a Localhost AppArmor profile "foo" that is not loaded: without AppArmor on the host kubelet refuses the pod ("AppArmor is not enabled on the host") and containerd the container ("apparmor is not supported"); with AppArmor containerd refuses it ("apparmor profile not found foo"); both before NRI`, ""}
-	unknownSysctl := nodeDecision{refusedRuntime, `an unknown sysctl: kubelet refuses the pod (SysctlForbidden), and runc refuses the sandbox ("not in a separate kernel namespace"); patchgate reads pod sysctls from the sandbox spec when the first container starts, which never happens`, ""}
+	noAppArmor := nodeDecision{admitted, "an explicit AppArmor unconfined on a host without AppArmor: containerd writes no profile for it, nor for a container that names none, so the container is baseline/pass/base's: no confinement is dropped (on a host with AppArmor the empty profile is unconfined and refused, be73e5e)", true}
+	localAppArmor := nodeDecision{refusedRuntime, `a Localhost AppArmor profile "foo" that is not loaded: without AppArmor on the host kubelet refuses the pod ("AppArmor is not enabled on the host") and containerd the container ("apparmor is not supported"); with AppArmor containerd refuses it ("apparmor profile not found foo"); both before NRI`, false}
+	unknownSysctl := nodeDecision{refusedRuntime, `an unknown sysctl: kubelet refuses the pod (SysctlForbidden), and runc refuses the sandbox ("not in a separate kernel namespace"); patchgate reads pod sysctls from the sandbox spec when the first container starts, which never happens`, false}
 	for _, policy := range []string{"baseline", "restricted"} {
 		set(policy, "baseline/"+v+"/fail/sysctls0", unknownSysctl)
 	}
 	set("baseline", "baseline/"+v+"/fail/apparmorprofile0", noAppArmor)
 	set("baseline", "baseline/"+v+"/fail/apparmorprofile1", noAppArmor)
 	set("baseline", "baseline/"+v+"/pass/apparmorprofile0", localAppArmor)
-	netRaw := nodeDecision{admitted, "adds NET_RAW, which containerd gives every container anyway (pkg/oci defaultUnixCaps): the capabilities are baseline/pass/base's, and baseline.yaml allows containerd's default set", ""}
+	netRaw := nodeDecision{admitted, "adds NET_RAW, which containerd gives every container anyway (pkg/oci defaultUnixCaps): the capabilities are baseline/pass/base's, and baseline.yaml allows containerd's default set", false}
 	set("baseline", "baseline/"+v+"/fail/capabilities_baseline0", netRaw)
 	set("baseline", "baseline/"+v+"/fail/capabilities_baseline1", netRaw)
-	set("baseline", "baseline/"+v+"/fail/capabilities_baseline2", nodeDecision{admitted, `adds "chown": containerd upper-cases a CRI capability and prefixes CAP_, so the container gets CAP_CHOWN, which is in containerd's default set; Pod Security judges the spelling`, ""})
+	set("baseline", "baseline/"+v+"/fail/capabilities_baseline2", nodeDecision{admitted, `adds "chown": containerd upper-cases a CRI capability and prefixes CAP_, so the container gets CAP_CHOWN, which is in containerd's default set; Pod Security judges the spelling`, false})
 
 	set("restricted", "restricted/"+v+"/fail/sysctls0", unknownSysctl)
 	set("restricted", "restricted/"+v+"/fail/apparmorprofile0", noAppArmor)
 	set("restricted", "restricted/"+v+"/fail/apparmorprofile1", noAppArmor)
 	set("restricted", "restricted/"+v+"/pass/apparmorprofile0", localAppArmor)
 	for i := 0; i < 4; i++ {
-		set("restricted", fmt.Sprintf("restricted/%s/fail/runasnonroot%d", v, i), nodeDecision{admitted, "runAsNonRoot is not true, but the image's user is 65535 (the real pause image's): kubelet sends run_as_user 65535 and the process runs as uid 65535, which the node judges; the API server cannot see the image. With a root image restricted.yaml refuses it (runAsRoot; the test's control)", ""})
+		set("restricted", fmt.Sprintf("restricted/%s/fail/runasnonroot%d", v, i), nodeDecision{admitted, "runAsNonRoot is not true, but the image's user is 65535 (the real pause image's): kubelet sends run_as_user 65535 and the process runs as uid 65535, which the node judges; the API server cannot see the image. With a root image restricted.yaml refuses it (runAsRoot; the test's control)", false})
 	}
 	for _, i := range []int{0, 2, 3} {
-		set("restricted", fmt.Sprintf("restricted/%s/fail/seccompprofile_restricted%d", v, i), nodeDecision{admitted, "a container that names no seccomp profile: kubelet's seccompDefault: true sends RuntimeDefault, so it runs as confined as restricted/pass/base; with seccompDefault: false kubelet sends Unconfined and restricted.yaml refuses it (as restricted/fail/seccompprofile_restricted1)", ""})
+		set("restricted", fmt.Sprintf("restricted/%s/fail/seccompprofile_restricted%d", v, i), nodeDecision{admitted, "a container that names no seccomp profile: kubelet's seccompDefault: true sends RuntimeDefault, so it runs as confined as restricted/pass/base; with seccompDefault: false kubelet sends Unconfined and restricted.yaml refuses it (as restricted/fail/seccompprofile_restricted1)", false})
 	}
 }
 
@@ -225,8 +224,8 @@ func TestPSAParity(t *testing.T) {
 				}
 				nd, decided := nodeDecides[key]
 				gap, isGap := knownGaps[key]
-				if decided && nd.gapWithAppArmor != "" && appArmor {
-					decided, isGap, gap = false, true, nd.gapWithAppArmor
+				if decided && nd.onlyWithoutAppArmor && appArmor {
+					decided = false
 				}
 				switch {
 				case outOfScope[id] != "":
