@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -112,14 +113,27 @@ func (t *Mounts) Origin(p string) (string, error) {
 	if src.Root[0] != '/' || strings.HasSuffix(src.Root, " (deleted)") {
 		return "", fmt.Errorf("%w: %s is a mount of %d:%d %q", ErrHiddenSource, p, src.Major, src.Minor, src.Root)
 	}
-	found, bestRoot := "", -1
-	ambiguous := false
+	// Candidates: the other visible mounts of that filesystem whose root
+	// contains src.Root, shortest root first (a node has hundreds of
+	// sibling binds of the same directories; only the shortest are
+	// checked for visibility).
+	var cands []int
 	for j := range t.m {
 		c := &t.m[j]
 		if j == i || t.over[j] || c.Major != src.Major || c.Minor != src.Minor ||
 			c.Root == "" || c.Root[0] != '/' || strings.HasSuffix(c.Root, " (deleted)") ||
 			!inside(src.Root, c.Root) {
 			continue
+		}
+		cands = append(cands, j)
+	}
+	slices.SortStableFunc(cands, func(a, b int) int { return len(t.m[a].Root) - len(t.m[b].Root) })
+	found, bestRoot := "", -1
+	ambiguous := false
+	for _, j := range cands {
+		c := &t.m[j]
+		if bestRoot >= 0 && len(c.Root) > bestRoot {
+			break
 		}
 		rest := src.Root[len(c.Root):]
 		if c.Root == "/" {
@@ -137,9 +151,9 @@ func (t *Mounts) Origin(p string) (string, error) {
 			continue
 		}
 		switch {
-		case bestRoot < 0 || len(c.Root) < bestRoot:
-			found, bestRoot, ambiguous = host, len(c.Root), false
-		case len(c.Root) == bestRoot && host != found:
+		case bestRoot < 0:
+			found, bestRoot = host, len(c.Root)
+		case host != found:
 			ambiguous = true
 		}
 	}

@@ -58,7 +58,7 @@ func Parse(data []byte) ([]Mount, error) {
 	if s != "" && s[len(s)-1] != '\n' {
 		return nil, fmt.Errorf("%w: last line has no newline", ErrInvalid)
 	}
-	var out []Mount
+	out := make([]Mount, 0, strings.Count(s, "\n"))
 	for n := 1; s != ""; n++ {
 		i := strings.IndexByte(s, '\n')
 		line := s[:i]
@@ -75,7 +75,8 @@ func Parse(data []byte) ([]Mount, error) {
 // ParseLine parses one line, without its newline.
 func ParseLine(line string) (Mount, error) {
 	var m Mount
-	f := strings.Split(line, " ")
+	var buf [16]string
+	f := split(line, buf[:0])
 	if len(f) < 10 {
 		return m, fmt.Errorf("%w: %d fields, want at least 10: %q", ErrInvalid, len(f), line)
 	}
@@ -138,6 +139,18 @@ func ParseLine(line string) (Mount, error) {
 	return m, nil
 }
 
+// split splits s at every space, into buf while it has room.
+func split(s string, buf []string) []string {
+	for {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			return append(buf, s)
+		}
+		buf = append(buf, s[:i])
+		s = s[i+1:]
+	}
+}
+
 // decimal parses a non-negative decimal without sign or leading zeros.
 func decimal(s string) (int, error) {
 	if s == "" || len(s) > 10 || (len(s) > 1 && s[0] == '0') {
@@ -166,6 +179,7 @@ func unescape(s string) (string, error) {
 		return s, nil
 	}
 	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '\\' {
