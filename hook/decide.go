@@ -197,12 +197,14 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		// crun) runs the hook in its own mount namespace, where it has
 		// just resolved the same sources to mount them. (--host-root is
 		// where the kernel's /proc and /sys are read, which tests and a
-		// DaemonSet point elsewhere.) A source that is a mount point in
-		// that namespace (kubelet's subPath binds under the pod's own
-		// directory) is judged by the host path it shows, traced through
-		// the hook's own mount table (read at most once per run, and only
-		// when statx says a source is a mount root).
-		ResolvePath:      hostpath.MountResolver("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx),
+		// DaemonSet point elsewhere.)
+		ResolvePath: hostpath.Resolver("/"),
+		// A source that is a mount point in that namespace (kubelet's
+		// subPath binds under the pod's own directory) is judged by the
+		// host paths that show it, from the hook's own mount table (read
+		// at most once per run, and only when statx says a source is a
+		// mount root).
+		MountOrigins:     hostpath.OriginsFunc("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx),
 		TrustAnnotations: trusted,
 	})
 	if err != nil {

@@ -129,10 +129,10 @@ func TestBuildWorkloadSubPathMounts(t *testing.T) {
 	// hostPath / + subPath etc, readOnly: the host's /etc.
 	w, d := judge("/host-etc", etcSub, true)
 	last := w.Mounts[len(w.Mounts)-1]
-	if last.Resolved != "/etc" {
-		t.Errorf("resolved %q, want /etc (error %q)", last.Resolved, last.ResolveError)
+	if len(last.Origins) == 0 || last.Origins[0] != "/etc" {
+		t.Errorf("origins %q, want /etc first (error %q)", last.Origins, last.ResolveError)
 	}
-	if v := hostPath(d); d.Verdict != policy.Deny || !strings.Contains(v, "/host-etc (from "+etcSub+", resolves to /etc, contains protected") {
+	if v := hostPath(d); d.Verdict != policy.Deny || !strings.Contains(v, "/host-etc (from "+etcSub+", shows /etc, contains protected") {
 		t.Errorf("hostPath / subPath etc: %s %q", d.Verdict, v)
 	}
 	// The pod's own volumes with a subPath stay admitted.
@@ -142,8 +142,8 @@ func TestBuildWorkloadSubPathMounts(t *testing.T) {
 	} {
 		w, d := judge("/data", c.src, false)
 		last := w.Mounts[len(w.Mounts)-1]
-		if last.Resolved != c.want || last.ResolveError != "" {
-			t.Errorf("%s: resolved %q (%s), want %q", c.src, last.Resolved, last.ResolveError, c.want)
+		if len(last.Origins) != 1 || last.Origins[0] != c.want || last.ResolveError != "" {
+			t.Errorf("%s: origins %q (%s), want %q", c.src, last.Origins, last.ResolveError, c.want)
 		}
 		// (The recorded spec's runtime files are not under this policy's
 		// runtimeDirs: only the subPath mount, /data, counts here.)

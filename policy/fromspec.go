@@ -59,13 +59,19 @@ type FromSpecOptions struct {
 	// ResolvePath returns the host path that the absolute path p names
 	// once every symlink in it is followed, the way the runtime that mounts
 	// it will (hostpath.Resolver gives the usual one, which never leaves
-	// its root, and hostpath.MountResolver, which also traces a path that
-	// is a mount point to the host path it shows). FromSpec resolves
-	// bind-mount sources and overlay directories with it; an error is kept in Mount.ResolveError and is a
+	// its root). FromSpec resolves bind-mount sources and overlay
+	// directories with it; an error is kept in Mount.ResolveError and is a
 	// hostPathMounts violation. When nil, paths are judged as written
 	// (cleaned), which a symlink on the host can defeat: only front ends
 	// that cannot look at the host (eval without --host-root) leave it nil.
 	ResolvePath func(p string) (string, error)
+	// MountOrigins returns, for a resolved bind source that is a mount
+	// point on the host, the other host paths that show its content,
+	// shortest filesystem root first, and how many share that root
+	// (hostpath.OriginsFunc reads the host's mount table). An error (an
+	// origin that cannot be traced) is kept in Mount.ResolveError and is a
+	// hostPathMounts violation. Used only with ResolvePath.
+	MountOrigins func(p string) (origins []string, tied int, err error)
 	// TrustAnnotations takes the pod namespace, name and UID, the container
 	// name and image from the spec's CRI/kubelet annotations (and the pod
 	// annotations from the sandbox spec). Set it only when the runtime that
@@ -249,6 +255,11 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 					wm.ResolveError = err.Error()
 				} else {
 					wm.Resolved = r
+					if opts.MountOrigins != nil {
+						if wm.Origins, wm.OriginsTied, err = opts.MountOrigins(r); err != nil {
+							wm.ResolveError = err.Error()
+						}
+					}
 				}
 			}
 		} else if wm.Type == "overlay" && opts.ResolvePath != nil {

@@ -21,10 +21,8 @@ import (
 // host's disk.
 //
 // Reads: mounts (destination, type, source and options; the source after
-// symlink resolution when the front end could resolve it, and, when it is
-// a mount point on the host, traced to the host path it shows: kubelet's
-// subPath binds under <kubeletDir>/pods/<uid>/volume-subpaths/ are the
-// hostPath's <path>/<subPath>, see internal/hostpath.Mounts)
+// symlink resolution when the front end could resolve it, and the host
+// paths that show the same content when it is a mount point, Origins)
 // (Workload.Mounts).
 //
 // Allowed:
@@ -33,7 +31,12 @@ import (
 //     /etc/resolv.conf, /dev/shm or /run/.containerenv (that file name,
 //     inside one of runtimeDirs), or lies under the pod's own kubelet
 //     directory <kubeletDir>/pods/<pod uid>/ (its volumes, /etc/hosts,
-//     /dev/termination-log);
+//     /dev/termination-log), except its volume-subpaths/: kubelet binds a
+//     volume's <path>/<subPath> there, so such a source is admitted only
+//     when one of its Origins is in the pod's directory outside
+//     volume-subpaths/ (a subPath of an emptyDir, configMap, secret or PVC
+//     volume), else judged as the first origin (hostPath / with subPath
+//     etc is /etc); without origins it cannot be judged;
 //   - other bind mounts only when the source is, or lies under, a path in
 //     rules.hostPathMounts.allowed (with readOnly: only read-only mounts),
 //     and is neither one of the protected paths below, nor inside one, nor
@@ -369,6 +372,13 @@ func (c *compiled) judgeBind(m *Mount, w *Workload) string {
 		dst = cleanPath(dst)
 	}
 	if c.runtimeManaged(dst, src, w) {
+		if !c.podSubPath(src, w) {
+			return ""
+		}
+		// A subPath bind: judged by what it shows.
+		if why := c.judgeSubPath(m, w); why != "" {
+			return "from " + m.Source + ", " + why
+		}
 		return ""
 	}
 	ro := mountReadOnly(m)
@@ -380,16 +390,71 @@ func (c *compiled) judgeBind(m *Mount, w *Workload) string {
 	if m.Resolved != "" && m.Resolved != m.Source {
 		from += ", resolves to " + m.Resolved
 	}
+	return from + c.verdictText(v, m)
+}
+
+// verdictText phrases a hostPathVerdict for a mount's detail.
+func (c *compiled) verdictText(v string, m *Mount) string {
 	switch v {
 	case "allowed read-only only":
 		if onlyTopReadOnly(m) {
-			return from + ", not read-only: rbind with ro leaves submounts writable, use rro"
+			return ", not read-only: rbind with ro leaves submounts writable, use rro"
 		}
-		return from + ", not read-only"
+		return ", not read-only"
 	case "not allowed":
-		return from
+		return ""
 	}
-	return from + ", " + v
+	return ", " + v
+}
+
+// podSubPath reports whether src (clean, under the pod's own kubelet
+// directory) lies in its volume-subpaths directory, where kubelet
+// bind-mounts a volume's <path>/<subPath> (pkg/volume/util/subpath
+// getSubpathBindTarget: <pod dir>/volume-subpaths/<volume>/<container>/<n>).
+// Every other mount kubelet makes in the pod's directory is one of the
+// pod's volumes (a tmpfs, a CSI or other volume plugin's mount); a hostPath
+// volume is never mounted there, but its subPath is.
+func (c *compiled) podSubPath(src string, w *Workload) bool {
+	if c.kubeletPods == "" || w.Pod.UID == "" {
+		return false
+	}
+	// src is <kubeletPods><uid>/... (runtimeManaged); no string is built.
+	rest, ok := strings.CutPrefix(src, c.kubeletPods)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutPrefix(rest, w.Pod.UID)
+	return ok && strings.HasPrefix(rest, "/volume-subpaths/")
+}
+
+// judgeSubPath judges a subPath bind by the host paths that show the same
+// content (Mount.Origins, from the host's mount table): admitted when one
+// of them is in the pod's own directory outside volume-subpaths (a
+// subdirectory or file of the pod's emptyDir, configMap, secret or PVC
+// volume), else judged as that host path (hostPath / with subPath etc is
+// /etc). A subPath bind whose origins the front end could not see (no mount
+// table, or not a mount point at all) cannot be judged.
+func (c *compiled) judgeSubPath(m *Mount, w *Workload) string {
+	own := c.kubeletPods + w.Pod.UID
+	subs := own + "/volume-subpaths"
+	for _, o := range m.Origins {
+		o = canonRun(cleanPath(o))
+		if len(o) > len(own) && underDir(o, own) && !underDir(o, subs) {
+			return ""
+		}
+	}
+	switch {
+	case len(m.Origins) == 0:
+		return "a subPath mount whose origin is not known (no mount table)"
+	case m.OriginsTied > 1:
+		return "shows a filesystem seen at more than one host path: " + strings.Join(m.Origins[:m.OriginsTied], ", ")
+	}
+	o := canonRun(cleanPath(m.Origins[0]))
+	v := c.hostPathVerdict(o, mountReadOnly(m))
+	if v == "" {
+		return ""
+	}
+	return "shows " + o + c.verdictText(v, m)
 }
 
 // judgeFilesystem returns "" for an allowed non-bind mount, else a

@@ -182,6 +182,16 @@ type Mount struct {
 	// be resolved: a symlink loop, a component that is not a directory, an
 	// I/O error. Such a mount cannot be judged and is a violation.
 	ResolveError string `json:"resolveError,omitempty"`
+	// Origins are, when the bind source is a mount point on the host (a
+	// kubelet subPath bind under <kubeletDir>/pods/<uid>/volume-subpaths/,
+	// a volume), the other host paths that show the same content
+	// (FromSpecOptions.MountOrigins): the mounts of the same filesystem
+	// that contain it, the one with the shortest filesystem root first.
+	// OriginsTied says how many at the front share that shortest root.
+	// Empty for a source that is no mount point, or a whole filesystem seen
+	// nowhere else (a tmpfs volume).
+	Origins     []string `json:"origins,omitempty"`
+	OriginsTied int      `json:"originsTied,omitempty"`
 }
 
 // Device is one OCI linux device.

@@ -145,12 +145,13 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		opts.HostNamespace = policy.HostNamespaceResolver(*hostRoot)
 		// Bind sources and overlay directories are judged where their
 		// symlinks lead on that host, never leaving it.
+		opts.ResolvePath = hostpath.Resolver(*hostRoot)
 		// A source that is a mount point there is traced to the host
-		// path it shows, with the mount table of that host's pid 1 (the
-		// runtime's mount namespace; <root>/proc/self would be eval's
-		// own). A --host-root without proc/1/mountinfo (a copy of a
-		// host's files) traces nothing.
-		opts.ResolvePath = hostpath.MountResolver(*hostRoot, filepath.Join(*hostRoot, "proc/1/mountinfo"), true, nil)
+		// paths that show it, with the mount table of that host's pid 1
+		// (the runtime's mount namespace; <root>/proc/self would be
+		// eval's own). A --host-root without proc/1/mountinfo (a copy of
+		// a host's files) traces nothing.
+		opts.MountOrigins = hostpath.OriginsFunc(*hostRoot, filepath.Join(*hostRoot, "proc/1/mountinfo"), true, nil)
 		// An empty AppArmor profile is unconfined where that host enforces
 		// AppArmor (the strict side when it cannot be read).
 		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(*hostRoot)

@@ -82,7 +82,7 @@ func TestEvalHostRootSubPath(t *testing.T) {
 		}
 		return ""
 	}
-	if got := eval("/host-etc", pod+"/volume-subpaths/host/app/0"); !strings.Contains(got, "/host-etc (from "+pod+"/volume-subpaths/host/app/0, resolves to /etc, contains protected") {
+	if got := eval("/host-etc", pod+"/volume-subpaths/host/app/0"); !strings.Contains(got, "/host-etc (from "+pod+"/volume-subpaths/host/app/0, shows /etc, contains protected") {
 		t.Errorf("hostPath / subPath etc: %q", got)
 	}
 	for _, src := range []string{pod + "/volume-subpaths/scratch/app/1", pod + "/volume-subpaths/cfg/app/2"} {

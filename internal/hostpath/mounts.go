@@ -93,30 +93,29 @@ func inside(p, dir string) bool {
 	return p == dir || (strings.HasPrefix(p, dir) && p[len(dir)] == '/')
 }
 
-// Origin returns the host path whose content the clean absolute path p
-// shows. A path that is not a mount point, or is the mount point of a
-// whole filesystem (root "/": a tmpfs, a volume the kubelet mounted), is
-// its own origin. A bind of part of a filesystem is traced to the shortest
-// root among the other visible mounts of that filesystem that contain it
-// (the mount it was bound from, not a sibling bind of the same directory);
-// none, several different host paths at that root, or a deleted root is
-// ErrHiddenSource.
-func (t *Mounts) Origin(p string) (string, error) {
+// Origins returns the other host paths that show the content of the mount
+// at the clean absolute path p: for each other visible mount of the same
+// filesystem (major:minor) whose root contains the root of p's mount, that
+// mount's mount point plus the rest, if that path shows that mount (nothing
+// is mounted over it). They are sorted by the length of the root they come
+// through, shortest first (the mount p was bound from before a sibling bind
+// of a deeper directory); tied counts how many at the front share the
+// shortest root (more than one with different paths: no single origin).
+//
+// p that is not a mount point has no origins (nil, 0, nil), and so has a
+// whole filesystem (root "/") seen nowhere else (a tmpfs volume,
+// containerd's /dev/shm). A part of a filesystem seen nowhere else, a
+// deleted root, or a root that is no path (nsfs) is ErrHiddenSource: its
+// origin cannot be judged.
+func (t *Mounts) Origins(p string) (origins []string, tied int, err error) {
 	i := t.top(p)
 	if i < 0 {
-		return p, nil
+		return nil, 0, nil
 	}
 	src := &t.m[i]
-	if src.Root == "/" {
-		return p, nil
-	}
 	if src.Root[0] != '/' || strings.HasSuffix(src.Root, " (deleted)") {
-		return "", fmt.Errorf("%w: %s is a mount of %d:%d %q", ErrHiddenSource, p, src.Major, src.Minor, src.Root)
+		return nil, 0, fmt.Errorf("%w: %s is a mount of %d:%d %q", ErrHiddenSource, p, src.Major, src.Minor, src.Root)
 	}
-	// Candidates: the other visible mounts of that filesystem whose root
-	// contains src.Root, shortest root first (a node has hundreds of
-	// sibling binds of the same directories; only the shortest are
-	// checked for visibility).
 	var cands []int
 	for j := range t.m {
 		c := &t.m[j]
@@ -128,13 +127,9 @@ func (t *Mounts) Origin(p string) (string, error) {
 		cands = append(cands, j)
 	}
 	slices.SortStableFunc(cands, func(a, b int) int { return len(t.m[a].Root) - len(t.m[b].Root) })
-	found, bestRoot := "", -1
-	ambiguous := false
+	shortest := -1
 	for _, j := range cands {
 		c := &t.m[j]
-		if bestRoot >= 0 && len(c.Root) > bestRoot {
-			break
-		}
 		rest := src.Root[len(c.Root):]
 		if c.Root == "/" {
 			rest = src.Root
@@ -147,37 +142,33 @@ func (t *Mounts) Origin(p string) (string, error) {
 			host = "/"
 		}
 		// The path must show that mount, not one mounted over part of it.
-		if t.covering(host) != j {
+		if t.covering(host) != j || slices.Contains(origins, host) {
 			continue
 		}
-		switch {
-		case bestRoot < 0:
-			found, bestRoot = host, len(c.Root)
-		case host != found:
-			ambiguous = true
+		if shortest < 0 {
+			shortest = len(c.Root)
 		}
+		if len(c.Root) == shortest {
+			tied++
+		}
+		origins = append(origins, host)
 	}
-	if found == "" {
-		return "", fmt.Errorf("%w: %s is a mount of %q on %d:%d, which is mounted nowhere else", ErrHiddenSource, p, src.Root, src.Major, src.Minor)
+	if len(origins) == 0 && src.Root != "/" {
+		return nil, 0, fmt.Errorf("%w: %s is a mount of %q on %d:%d, which is mounted nowhere else", ErrHiddenSource, p, src.Root, src.Major, src.Minor)
 	}
-	if ambiguous {
-		return "", fmt.Errorf("%w: %s is a mount of %q on %d:%d, which is visible at more than one host path", ErrHiddenSource, p, src.Root, src.Major, src.Minor)
-	}
-	return found, nil
+	return origins, tied, nil
 }
 
-// MountResolver returns a resolver that follows symlinks as Resolver(root)
-// does and then traces a result that is a mount point to its origin
-// (Mounts.Origin). The mount table is read from mountinfo (a path on the
-// real file system) at most once, and only when a resolved path may be a
-// mount point: isMountPoint, when not nil, answers that first and says
-// whether it knows (statx's STATX_ATTR_MOUNT_ROOT, see MountRootStatx);
-// without it every path is looked up in the table. With optional, a
-// mountinfo that does not exist means no tracing (eval with a --host-root
-// that is a copy, not a live host); any other failure to read or parse it
-// fails every resolution that needs it.
-func MountResolver(root, mountinfoPath string, optional bool, isMountPoint func(string) (mp, known bool)) func(string) (string, error) {
-	resolvePath := Resolver(root)
+// OriginsFunc returns a function that gives Mounts.Origins of a path
+// resolved under root (Resolver: as seen with root as "/"). The mount table
+// is read from mountinfo (a path on the real file system) at most once, and
+// only when a path may be a mount point: isMountPoint, when not nil, answers
+// that first and says whether it knows (MountRootStatx); without it every
+// path is looked up in the table. With optional, a mountinfo that does not
+// exist gives no origins (eval with a --host-root that is a copy, not a
+// live host); any other failure to read or parse it fails every call that
+// needs it.
+func OriginsFunc(root, mountinfoPath string, optional bool, isMountPoint func(string) (mp, known bool)) func(string) ([]string, int, error) {
 	var (
 		loaded bool
 		table  *Mounts
@@ -200,24 +191,20 @@ func MountResolver(root, mountinfoPath string, optional bool, isMountPoint func(
 		return table, terr
 	}
 	host := strings.TrimRight(root, "/")
-	return func(p string) (string, error) {
-		r, err := resolvePath(p)
-		if err != nil {
-			return "", err
-		}
+	return func(p string) ([]string, int, error) {
 		if isMountPoint != nil {
-			if mp, known := isMountPoint(host + r); known && !mp {
-				return r, nil
+			if mp, known := isMountPoint(host + p); known && !mp {
+				return nil, 0, nil
 			}
 		}
 		t, err := load()
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", p, err)
+			return nil, 0, fmt.Errorf("%s: %w", p, err)
 		}
 		if t == nil {
-			return r, nil
+			return nil, 0, nil
 		}
-		return t.Origin(r)
+		return t.Origins(p)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,33 +24,38 @@ func fixtureMounts(t *testing.T, name string) *Mounts {
 	return m
 }
 
-// TestOriginKubeletSubpath traces the real subPath-like binds of the
+// TestOriginsKubeletSubpath traces the real subPath-like binds of the
 // captured fixture (see internal/mountinfo/testdata).
-func TestOriginKubeletSubpath(t *testing.T) {
+func TestOriginsKubeletSubpath(t *testing.T) {
 	m := fixtureMounts(t, "kubelet-subpath.mountinfo")
-	for _, c := range []struct{ p, want string }{
-		// hostPath / + subPath etc (two containers binding it: the
-		// sibling bind of the same root is not where it comes from).
-		{capturePod + "/volume-subpaths/host/app/0", "/etc"},
-		{capturePod + "/volume-subpaths/host/side car/0", "/etc"},
+	for _, c := range []struct {
+		p    string
+		want []string
+		tied int
+	}{
+		// hostPath / + subPath etc: /etc, and the sibling bind of the
+		// same directory for another container, which comes after (a
+		// longer root).
+		{capturePod + "/volume-subpaths/host/app/0", []string{"/etc", capturePod + "/volume-subpaths/host/side car/0"}, 1},
+		{capturePod + "/volume-subpaths/host/side car/0", []string{"/etc", capturePod + "/volume-subpaths/host/app/0"}, 1},
 		// emptyDir subPath: a directory of the root filesystem.
-		{capturePod + "/volume-subpaths/scratch/app/1", capturePod + "/volumes/kubernetes.io~empty-dir/scratch/data"},
+		{capturePod + "/volume-subpaths/scratch/app/1", []string{capturePod + "/volumes/kubernetes.io~empty-dir/scratch/data"}, 1},
 		// configMap-like subPath: a file in the pod's tmpfs volume.
-		{capturePod + "/volume-subpaths/cfg/app/2", capturePod + "/volumes/kubernetes.io~configmap/cfg/..2026_12_02_09_00_00.123/app.conf"},
-		// A whole filesystem's mount point, and no mount point at all.
-		{capturePod + "/volumes/kubernetes.io~configmap/cfg", capturePod + "/volumes/kubernetes.io~configmap/cfg"},
-		{"/dev/shm", "/dev/shm"},
-		{"/etc", "/etc"},
-		{capturePod + "/volume-subpaths/host/app", capturePod + "/volume-subpaths/host/app"},
+		{capturePod + "/volume-subpaths/cfg/app/2", []string{capturePod + "/volumes/kubernetes.io~configmap/cfg/..2026_12_02_09_00_00.123/app.conf"}, 1},
+		// A whole filesystem seen nowhere else, and no mount point.
+		{capturePod + "/volumes/kubernetes.io~configmap/cfg", nil, 0},
+		{"/dev/shm", nil, 0},
+		{"/etc", nil, 0},
+		{capturePod + "/volume-subpaths/host/app", nil, 0},
 	} {
-		got, err := m.Origin(c.p)
-		if err != nil || got != c.want {
-			t.Errorf("Origin(%s) = %q, %v; want %q", c.p, got, err, c.want)
+		got, tied, err := m.Origins(c.p)
+		if err != nil || !slices.Equal(got, c.want) || tied != c.tied {
+			t.Errorf("Origins(%s) = %q, %d, %v; want %q, %d", c.p, got, tied, err, c.want, c.tied)
 		}
 	}
 }
 
-func TestOriginHidden(t *testing.T) {
+func TestOriginsHidden(t *testing.T) {
 	for _, c := range []struct{ name, table, p, want string }{
 		{"file of a filesystem mounted nowhere else", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
 			"45 26 8:17 /secret /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/sdb1 rw\n",
@@ -58,11 +64,6 @@ func TestOriginHidden(t *testing.T) {
 			"44 26 8:17 /a/b /mnt rw - ext4 /dev/sdb1 rw\n" +
 			"45 26 8:17 /a /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/sdb1 rw\n",
 			"/k/pods/u/volume-subpaths/v/c/0", "mounted nowhere else"},
-		{"filesystem mounted at two places", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
-			"43 26 8:17 / /data rw - ext4 /dev/sdb1 rw\n" +
-			"44 26 8:17 / /srv rw - ext4 /dev/sdb1 rw\n" +
-			"45 26 8:17 /etc /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/sdb1 rw\n",
-			"/k/pods/u/volume-subpaths/v/c/0", "more than one host path"},
 		{"origin hidden under another mount", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
 			"43 26 0:40 / /etc rw - tmpfs tmpfs rw\n" +
 			"45 26 254:0 /etc /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/vda rw\n",
@@ -78,31 +79,43 @@ func TestOriginHidden(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		got, err := m.Origin(c.p)
+		got, _, err := m.Origins(c.p)
 		if !errors.Is(err, ErrHiddenSource) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Origin = %q, %v; want ErrHiddenSource (%s)", c.name, got, err, c.want)
+			t.Errorf("%s: Origins = %q, %v; want ErrHiddenSource (%s)", c.name, got, err, c.want)
 		}
 	}
-	// Stacked mounts: the top one counts.
-	m, err := NewMounts([]byte("26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
-		"45 26 254:0 /etc /k/v rw - ext4 /dev/vda rw\n" +
-		"46 45 0:40 / /k/v rw - tmpfs tmpfs rw\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := m.Origin("/k/v"); err != nil || got != "/k/v" {
-		t.Errorf("stacked: %q, %v", got, err)
-	}
-	// The shorter root wins over a sibling bind that also contains it.
-	m, _ = NewMounts([]byte("26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
-		"45 26 254:0 /etc /k/a rw - ext4 /dev/vda rw\n" +
-		"46 26 254:0 /etc/ssh /k/b rw - ext4 /dev/vda rw\n"))
-	if got, err := m.Origin("/k/b"); err != nil || got != "/etc/ssh" {
-		t.Errorf("nested: %q, %v", got, err)
+	for _, c := range []struct {
+		name, table, p string
+		want           []string
+		tied           int
+	}{
+		{"a filesystem mounted at two places", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
+			"43 26 8:17 / /data rw - ext4 /dev/sdb1 rw\n" +
+			"44 26 8:17 / /srv rw - ext4 /dev/sdb1 rw\n" +
+			"45 26 8:17 /etc /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/sdb1 rw\n",
+			"/k/pods/u/volume-subpaths/v/c/0", []string{"/data/etc", "/srv/etc"}, 2},
+		{"stacked: the top one counts", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
+			"45 26 254:0 /etc /k/v rw - ext4 /dev/vda rw\n" +
+			"46 45 0:40 / /k/v rw - tmpfs tmpfs rw\n", "/k/v", nil, 0},
+		{"the shorter root first", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
+			"45 26 254:0 /etc /k/a rw - ext4 /dev/vda rw\n" +
+			"46 26 254:0 /etc/ssh /k/b rw - ext4 /dev/vda rw\n", "/k/b", []string{"/etc/ssh", "/k/a/ssh"}, 1},
+		{"subPath . of hostPath /: the whole root filesystem", "26 1 254:0 / / rw - ext4 /dev/vda rw\n" +
+			"45 26 254:0 / /k/pods/u/volume-subpaths/v/c/0 rw - ext4 /dev/vda rw\n",
+			"/k/pods/u/volume-subpaths/v/c/0", []string{"/"}, 1},
+	} {
+		m, err := NewMounts([]byte(c.table))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, tied, err := m.Origins(c.p)
+		if err != nil || !slices.Equal(got, c.want) || tied != c.tied {
+			t.Errorf("%s: Origins = %q, %d, %v; want %q, %d", c.name, got, tied, err, c.want, c.tied)
+		}
 	}
 }
 
-func TestMountResolverFixtureRoot(t *testing.T) {
+func TestOriginsFuncFixtureRoot(t *testing.T) {
 	root := t.TempDir()
 	if err := os.MkdirAll(root+"/proc/1", 0o755); err != nil {
 		t.Fatal(err)
@@ -111,25 +124,25 @@ func TestMountResolverFixtureRoot(t *testing.T) {
 	if err := os.WriteFile(root+"/proc/1/mountinfo", data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := MountResolver(root, root+"/proc/1/mountinfo", true, nil)
-	if got, err := r(capturePod + "/volume-subpaths/host/app/0"); err != nil || got != "/etc" {
+	f := OriginsFunc(root, root+"/proc/1/mountinfo", true, nil)
+	if got, _, err := f(capturePod + "/volume-subpaths/host/app/0"); err != nil || len(got) == 0 || got[0] != "/etc" {
 		t.Errorf("got %q, %v", got, err)
 	}
-	// Without a mount table (optional): paths stand as resolved.
-	r = MountResolver(root, root+"/proc/self/mountinfo", true, nil)
-	if got, err := r(capturePod + "/volume-subpaths/host/app/0"); err != nil || got != capturePod+"/volume-subpaths/host/app/0" {
+	// Without a mount table (optional): no origins.
+	f = OriginsFunc(root, root+"/proc/self/mountinfo", true, nil)
+	if got, _, err := f(capturePod + "/volume-subpaths/host/app/0"); err != nil || got != nil {
 		t.Errorf("optional: got %q, %v", got, err)
 	}
-	// Required and absent, or unparsable: an error, never the path.
-	r = MountResolver(root, root+"/proc/self/mountinfo", false, nil)
-	if got, err := r("/etc"); err == nil {
+	// Required and absent, or unparsable: an error.
+	f = OriginsFunc(root, root+"/proc/self/mountinfo", false, nil)
+	if got, _, err := f("/etc"); err == nil {
 		t.Errorf("required: got %q", got)
 	}
 	if err := os.WriteFile(root+"/proc/1/mountinfo", []byte("garbage\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r = MountResolver(root, root+"/proc/1/mountinfo", true, nil)
-	if got, err := r("/etc"); err == nil {
+	f = OriginsFunc(root, root+"/proc/1/mountinfo", true, nil)
+	if got, _, err := f("/etc"); err == nil {
 		t.Errorf("garbage: got %q", got)
 	}
 }
@@ -160,7 +173,7 @@ func BenchmarkMountTable(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got, err := m.Origin(p); err != nil || got != "/etc" {
+		if got, _, err := m.Origins(p); err != nil || got[0] != "/etc" {
 			b.Fatalf("%q %v", got, err)
 		}
 	}
