@@ -167,3 +167,31 @@ func TestBuildWorkloadHostAppArmor(t *testing.T) {
 		}
 	}
 }
+
+// liveIDMappings reads the container process's uid_map and gid_map under the
+// host root; anything unreadable or malformed gives nil (not visible).
+func TestLiveIDMappings(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "proc", "4242")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("uid_map", "         0    1048576      65536\n")
+	if m := liveIDMappings(root, 4242); m != nil {
+		t.Fatalf("gid_map missing, got %+v", m)
+	}
+	write("gid_map", "         0    1048576      65536\n")
+	m := liveIDMappings(root, 4242)
+	if m == nil || len(m.UID) != 1 || m.UID[0].HostID != 1048576 || len(m.GID) != 1 {
+		t.Fatalf("got %+v", m)
+	}
+	write("gid_map", "0 0\n")
+	if m := liveIDMappings(root, 4242); m != nil {
+		t.Fatalf("malformed gid_map, got %+v", m)
+	}
+}

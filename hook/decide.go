@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,13 +188,21 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 	}
 	// On an error the strict side: an empty profile counts as unconfined.
 	hostAppArmor, _ := policy.HostAppArmorEnabled(hostRoot)
+	var live *policy.LiveIDMappings
+	if hasUserNamespace(spec) && st.Pid > 0 {
+		// The mappings in force, from the kernel: a namespace joined by
+		// path (containerd's pinned pod user namespace) has mappings no
+		// spec states. Unreadable: the spec's, or none (judged as root).
+		live = liveIDMappings(hostRoot, st.Pid)
+	}
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
-		Source:        "hook",
-		HostAppArmor:  hostAppArmor,
-		Pod:           ident.Pod,
-		Container:     ident.Container,
-		HostNamespace: policy.HostNamespaceResolver(hostRoot),
-		Bundle:        st.Bundle,
+		Source:         "hook",
+		HostAppArmor:   hostAppArmor,
+		LiveIDMappings: live,
+		Pod:            ident.Pod,
+		Container:      ident.Container,
+		HostNamespace:  policy.HostNamespaceResolver(hostRoot),
+		Bundle:         st.Bundle,
 		// Mount sources are resolved in the hook's own root: runc (or
 		// crun) runs the hook in its own mount namespace, where it has
 		// just resolved the same sources to mount them. (--host-root is
@@ -352,4 +362,54 @@ func sandboxSpec(info BundleInfo, st *State, spec *specs.Spec) *specs.Spec {
 		return nil
 	}
 	return sb
+}
+
+func hasUserNamespace(spec *specs.Spec) bool {
+	if spec.Linux == nil {
+		return false
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			return true
+		}
+	}
+	return false
+}
+
+// liveIDMappings reads the uid_map and gid_map of the container's process
+// under hostRoot; nil when either cannot be read or parsed.
+func liveIDMappings(hostRoot string, pid int) *policy.LiveIDMappings {
+	dir := filepath.Join(hostRoot, "proc", strconv.Itoa(pid))
+	var out policy.LiveIDMappings
+	for _, f := range []struct {
+		name string
+		dst  *[]policy.IDMapping
+	}{{"uid_map", &out.UID}, {"gid_map", &out.GID}} {
+		data, err := readSmall(filepath.Join(dir, f.name), 64<<10)
+		if err != nil {
+			return nil
+		}
+		if *f.dst, err = policy.ParseIDMap(data); err != nil {
+			return nil
+		}
+	}
+	return &out
+}
+
+// readSmall reads at most limit bytes of a /proc file; a longer one is an
+// error.
+func readSmall(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: longer than %d bytes", path, limit)
+	}
+	return data, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -81,6 +82,13 @@ type FromSpecOptions struct {
 	// io.kubernetes.cri.sandbox-namespace=kube-system`), and identity picks
 	// exemptions. Without it only Pod and Container count.
 	TrustAnnotations bool
+	// LiveIDMappings are the uid and gid mappings in force in the
+	// container's user namespace, read by the front end from the kernel
+	// (/proc/<pid>/uid_map and gid_map of the container's process; see
+	// ParseIDMap). When set they are what runAsRoot judges, whatever the
+	// spec or the sandbox spec claim: the namespace may have been joined by
+	// path (containerd's pinned pod user namespace, or one the user chose).
+	LiveIDMappings *LiveIDMappings
 	// HostAppArmor says that the host enforces AppArmor (HostAppArmorEnabled
 	// reads it), so an empty process.apparmorProfile means unconfined.
 	HostAppArmor bool
@@ -215,6 +223,12 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 				maps, gmaps = sandbox.Linux.UIDMappings, sandbox.Linux.GIDMappings
 			}
 		}
+	}
+	if userNS != nil && opts.LiveIDMappings != nil {
+		// What the kernel says is in force.
+		maps, gmaps = nil, nil
+		w.User.UIDMappings = append([]IDMapping(nil), opts.LiveIDMappings.UID...)
+		w.User.GIDMappings = append([]IDMapping(nil), opts.LiveIDMappings.GID...)
 	}
 	for _, m := range maps {
 		w.User.UIDMappings = append(w.User.UIDMappings, IDMapping{ContainerID: m.ContainerID, HostID: m.HostID, Size: m.Size})
@@ -449,4 +463,55 @@ func copyMap(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// LiveIDMappings are a user namespace's uid and gid mappings as the kernel
+// shows them.
+type LiveIDMappings struct {
+	UID, GID []IDMapping
+}
+
+// maxIDMapLines is the kernel's limit on the lines of a uid_map or gid_map
+// (KERNEL_MAX_EXTENTS, user_namespaces(7)).
+const maxIDMapLines = 340
+
+// ParseIDMap parses /proc/<pid>/uid_map or gid_map as the kernel prints it
+// (kernel/user_namespace.c uid_m_show: "%10u %10u %10u\n", the ID inside the
+// namespace, the ID outside it, and the range's length, one range a line).
+// Anything else (a field that is not a number, a zero length, a range that
+// wraps, more than 340 lines, no line at all) is ErrInvalidSpec: the caller
+// then judges the mappings not visible, which runAsRoot takes as root.
+func ParseIDMap(data []byte) ([]IDMapping, error) {
+	var out []IDMapping
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return nil, fmt.Errorf("%w: id map: line without a newline", ErrInvalidSpec)
+		}
+		line := data[:i]
+		data = data[i+1:]
+		f := bytes.Fields(line)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: id map: %q is not three numbers", ErrInvalidSpec, line)
+		}
+		var v [3]uint32
+		for j, s := range f {
+			n, err := strconv.ParseUint(string(s), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%w: id map: %q: %v", ErrInvalidSpec, line, err)
+			}
+			v[j] = uint32(n)
+		}
+		if v[2] == 0 || uint64(v[0])+uint64(v[2]) > 1<<32 || uint64(v[1])+uint64(v[2]) > 1<<32 {
+			return nil, fmt.Errorf("%w: id map: %q is not a valid range", ErrInvalidSpec, line)
+		}
+		if len(out) == maxIDMapLines {
+			return nil, fmt.Errorf("%w: id map: more than %d ranges", ErrInvalidSpec, maxIDMapLines)
+		}
+		out = append(out, IDMapping{ContainerID: v[0], HostID: v[1], Size: v[2]})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: id map: empty", ErrInvalidSpec)
+	}
+	return out, nil
 }
