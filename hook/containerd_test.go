@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -193,5 +194,73 @@ func TestLiveIDMappings(t *testing.T) {
 	write("gid_map", "0 0\n")
 	if m := liveIDMappings(root, 4242); m != nil {
 		t.Fatalf("malformed gid_map, got %+v", m)
+	}
+}
+
+// On an AppArmor host the hook looks the named profile up in the kernel's
+// list of loaded profiles under its host root: Ubuntu's "runc" profile is
+// loaded unconfined; a missing list is unreadable (refused by the rule).
+func TestBuildWorkloadAppArmorMode(t *testing.T) {
+	stateJSON, _ := containerdBundle(t, false)
+	st, err := ParseState([]byte(stateJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(st.Bundle, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ParseSpec(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := os.ReadFile("../policy/testdata/apparmor/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		profile string
+		list    bool
+		want    string
+	}{
+		{"runc", true, "unconfined"},
+		{"cri-containerd.apparmor.d", true, "enforce"},
+		{"rsyslogd", true, "complain"},
+		{"absent", true, policy.AppArmorModeNotLoaded},
+		{"cri-containerd.apparmor.d", false, policy.AppArmorModeUnreadable},
+		{"", true, ""},
+	} {
+		spec.Process.ApparmorProfile = tc.profile
+		b, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		for name, data := range map[string][]byte{
+			"sys/module/apparmor/parameters/enabled": []byte("Y\n"),
+			"sys/kernel/security/apparmor/profiles":  profiles,
+		} {
+			if name == "sys/kernel/security/apparmor/profiles" && !tc.list {
+				continue
+			}
+			p := filepath.Join(root, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := BuildWorkload(st, root, IdentityFromContainerd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.AppArmorMode != tc.want {
+			t.Errorf("%q (list %v): AppArmorMode %q, want %q", tc.profile, tc.list, w.AppArmorMode, tc.want)
+		}
 	}
 }

@@ -196,8 +196,11 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		live = liveIDMappings(hostRoot, st.Pid)
 	}
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
-		Source:         "hook",
-		HostAppArmor:   hostAppArmor,
+		Source:       "hook",
+		HostAppArmor: hostAppArmor,
+		// The named profile's mode, from the kernel's list of loaded
+		// profiles (read once, only when a profile is named).
+		AppArmorMode:   policy.AppArmorModeResolver(hostRoot),
 		LiveIDMappings: live,
 		Pod:            ident.Pod,
 		Container:      ident.Container,

@@ -92,6 +92,12 @@ type FromSpecOptions struct {
 	// HostAppArmor says that the host enforces AppArmor (HostAppArmorEnabled
 	// reads it), so an empty process.apparmorProfile means unconfined.
 	HostAppArmor bool
+	// AppArmorMode returns the mode the host has loaded a named profile
+	// in (AppArmorModeResolver reads the kernel's list once). Called only
+	// with HostAppArmor, and only for a container that names a profile
+	// other than unconfined; the result is Workload.AppArmorMode. nil (a
+	// front end that cannot see the host) judges the profile by its name.
+	AppArmorMode func(profile string) string
 }
 
 // HostAppArmorEnabled reports whether the host under hostRoot enforces
@@ -246,6 +252,9 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	w.NoNewPrivileges = spec.Process.NoNewPrivileges
 	w.AppArmorProfile = spec.Process.ApparmorProfile
 	w.HostAppArmor = opts.HostAppArmor
+	if opts.HostAppArmor && opts.AppArmorMode != nil && strings.TrimSpace(w.AppArmorProfile) != "" && !appArmorUnconfined(w.AppArmorProfile) {
+		w.AppArmorMode = opts.AppArmorMode(w.AppArmorProfile)
+	}
 	w.MaskedPaths = lx.MaskedPaths
 	w.ReadonlyPaths = lx.ReadonlyPaths
 

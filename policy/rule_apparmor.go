@@ -34,6 +34,18 @@ import (
 // (unconfined) label. So " unconfined", "&unconfined", ":root:unconfined" and
 // ":root:" all count as unconfined.
 //
+// The name is not the effect: a host loads profiles that confine nothing
+// (Ubuntu 24.04 loads "runc", "podman", "busybox", ... with
+// flags=(unconfined)), and a profile in complain mode only logs. Where the
+// host enforces AppArmor the front ends look the named profile up in the
+// kernel's list of loaded profiles (Workload.AppArmorMode, from
+// <hostRoot>/sys/kernel/security/apparmor/profiles): a profile (or any
+// component of a stack) that is not in enforce or kill mode counts as
+// unconfined. A profile that is not loaded is refused too: the runtime
+// would fail to apply it, so refusing costs nothing, and patchgate does
+// not rely on how each runtime reacts (runc skips AppArmor altogether where
+// securityfs does not show it). A list that cannot be read is refused.
+//
 // Parameters: requireProfile (default true; false in the shipped baseline and
 // restricted policies, as in Pod Security).
 var apparmorRule = containerRule{
@@ -78,6 +90,15 @@ func checkAppArmor(c *compiled, w *Workload) (string, bool) {
 	}
 	if appArmorUnconfined(w.AppArmorProfile) {
 		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q)", subject(w), w.AppArmorProfile), true
+	}
+	switch mode := w.AppArmorMode; {
+	case mode == "" || appArmorConfining(mode):
+	case mode == AppArmorModeNotLoaded:
+		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q is not loaded on the host)", subject(w), w.AppArmorProfile), true
+	case mode == AppArmorModeUnreadable:
+		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q: the host's loaded profiles cannot be read)", subject(w), w.AppArmorProfile), true
+	default:
+		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q is loaded in %s mode)", subject(w), w.AppArmorProfile, mode), true
 	}
 	return "", false
 }

@@ -118,6 +118,13 @@ type Workload struct {
 	// "cri-containerd.apparmor.d"), and a container without a profile runs
 	// unconfined: the apparmor rule judges it so.
 	HostAppArmor bool `json:"hostAppArmor,omitempty"`
+	// AppArmorMode is the mode the host has loaded the named profile in
+	// (FromSpecOptions.AppArmorMode): "enforce", "kill", "complain",
+	// "unconfined", ..., AppArmorModeNotLoaded or AppArmorModeUnreadable;
+	// for a stack, its weakest component's. Empty when the front end did
+	// not look (no AppArmor on the host, no profile named, or no view of
+	// the host): the profile is then judged by its name only.
+	AppArmorMode string `json:"apparmorMode,omitempty"`
 	// Sysctls are linux.sysctl of the container and its sandbox.
 	Sysctls map[string]string `json:"sysctls,omitempty"`
 }

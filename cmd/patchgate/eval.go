@@ -155,6 +155,8 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// An empty AppArmor profile is unconfined where that host enforces
 		// AppArmor (the strict side when it cannot be read).
 		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(*hostRoot)
+		// A named profile is judged by the mode that host loaded it in.
+		opts.AppArmorMode = policy.AppArmorModeResolver(*hostRoot)
 	}
 	w, err := policy.FromSpec(spec, sb, opts)
 	if err != nil {
