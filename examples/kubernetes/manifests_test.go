@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
@@ -65,6 +66,10 @@ func decodeStrict(t *testing.T, doc []byte) any {
 		obj = &corev1.ConfigMap{}
 	case "apps/v1/DaemonSet":
 		obj = &appsv1.DaemonSet{}
+	case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy":
+		obj = &admissionv1.ValidatingAdmissionPolicy{}
+	case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding":
+		obj = &admissionv1.ValidatingAdmissionPolicyBinding{}
 	default:
 		t.Fatalf("unexpected kind %s %s", meta.APIVersion, meta.Kind)
 	}
