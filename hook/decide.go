@@ -195,6 +195,9 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		// spec states. Unreadable: the spec's, or none (judged as root).
 		live = liveIDMappings(hostRoot, st.Pid)
 	}
+	// The hook's own mount table, read at most once per run, and only when
+	// a bind source is a mount root or lies under a pod's kubelet directory.
+	mounts := hostpath.NewHostMounts("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx)
 	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
 		Source:       "hook",
 		HostAppArmor: hostAppArmor,
@@ -217,7 +220,11 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		// host paths that show it, from the hook's own mount table (read
 		// at most once per run, and only when statx says a source is a
 		// mount root).
-		MountOrigins:     hostpath.OriginsFunc("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx),
+		MountOrigins: mounts.Origins,
+		// A source under the pod's own kubelet directory is judged by the
+		// mount that backs it (an inline iSCSI/NFS/RBD volume is a
+		// filesystem the host kernel parses), from the same table.
+		PodMountBacking:  policy.PodMountBackingFunc(mounts),
 		TrustAnnotations: trusted,
 	})
 	if err != nil {

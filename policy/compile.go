@@ -15,16 +15,18 @@ type compiled struct {
 	unknownAction Action
 	kernel        *KernelSpec
 
-	caps         map[string]struct{}
-	hostNS       []string
-	denied       []string
-	allowed      []allowedPath
-	runtimeDirs  []string
-	kubeletPods  string // "<kubeletDir>/pods/"
-	devAllowed   []devNum
-	procMasked   []string
-	procReadonly []string
-	apparmorReq  bool
+	caps        map[string]struct{}
+	hostNS      []string
+	denied      []string
+	allowed     []allowedPath
+	runtimeDirs []string
+	kubeletPods string // "<kubeletDir>/pods/"
+	// kubeletPlugins: rules.hostPathMounts.kubeletVolumePlugins.
+	kubeletPlugins []string
+	devAllowed     []devNum
+	procMasked     []string
+	procReadonly   []string
+	apparmorReq    bool
 	// seccompMustBlock is rules.seccomp.mustBlock, sorted and unique.
 	seccompMustBlock []string
 	sysctlExact      map[string]struct{}
@@ -93,6 +95,7 @@ func compile(p *Policy) (*compiled, error) {
 	if k := s.Rules.HostPathMounts.KubeletDir; k != "" {
 		c.kubeletPods = canonRun(path.Clean(k)) + "/pods/"
 	}
+	c.kubeletPlugins = slices.Clone(s.Rules.HostPathMounts.KubeletVolumePlugins)
 	for _, d := range s.Rules.HostDevices.Allowed {
 		n, err := parseDevNum(d)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/patchgate/patchgate/internal/hostpath"
 	"io"
 	"io/fs"
 	"os"
@@ -73,6 +74,14 @@ type FromSpecOptions struct {
 	// origin that cannot be traced) is kept in Mount.ResolveError and is a
 	// hostPathMounts violation. Used only with ResolvePath.
 	MountOrigins func(p string) (origins []string, tied int, err error)
+	// PodMountBacking returns the host mount that the resolved bind source
+	// p lies in, judged against the kubelet directory kubeletDir; FromSpec
+	// calls it only for a source under <kubeletDir>/pods/<the pod's uid>/
+	// (with the pod's UID known), so that a front end reads the host's
+	// mount table only then. nil, nil: no mount table to look in. An error
+	// (a mount that cannot be traced) is kept in Mount.ResolveError and is
+	// a hostPathMounts violation. Used only with ResolvePath.
+	PodMountBacking func(p, kubeletDir string) (*MountBacking, error)
 	// TrustAnnotations takes the pod namespace, name and UID, the container
 	// name and image from the spec's CRI/kubelet annotations (and the pod
 	// annotations from the sandbox spec). Set it only when the runtime that
@@ -280,6 +289,11 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 					wm.Resolved = r
 					if opts.MountOrigins != nil {
 						if wm.Origins, wm.OriginsTied, err = opts.MountOrigins(r); err != nil {
+							wm.ResolveError = err.Error()
+						}
+					}
+					if k := podKubeletDir(r, w.Pod.UID); k != "" && opts.PodMountBacking != nil && wm.ResolveError == "" {
+						if wm.Backing, err = opts.PodMountBacking(r, k); err != nil {
 							wm.ResolveError = err.Error()
 						}
 					}
@@ -523,4 +537,39 @@ func ParseIDMap(data []byte) ([]IDMapping, error) {
 		return nil, fmt.Errorf("%w: id map: empty", ErrInvalidSpec)
 	}
 	return out, nil
+}
+
+// podKubeletDir returns the kubelet directory that the clean absolute path
+// p lies under as <kubeletDir>/pods/<uid>/..., or "" (the first such
+// place: kubelet creates no pods/ directory inside a pod's).
+func podKubeletDir(p, uid string) string {
+	if uid == "" || strings.Contains(uid, "/") || uid == "." || uid == ".." {
+		return ""
+	}
+	i := strings.Index(p, "/pods/"+uid+"/")
+	if i <= 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// HostMountTable is what PodMountBackingFunc needs of a host's mount table
+// (hostpath.HostMounts).
+type HostMountTable interface {
+	Backing(p, kubeletDir string) (hostpath.Backing, bool, error)
+}
+
+// PodMountBackingFunc adapts a host's mount table to
+// FromSpecOptions.PodMountBacking.
+func PodMountBackingFunc(t HostMountTable) func(p, kubeletDir string) (*MountBacking, error) {
+	return func(p, kubeletDir string) (*MountBacking, error) {
+		b, ok, err := t.Backing(p, kubeletDir)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return &MountBacking{
+			KubeletDir: kubeletDir, MountPoint: b.MountPoint, FSType: b.FSType, Source: b.Source, Root: b.Root,
+			KubeletFS: b.KubeletFS, Origins: b.Origins, OriginsTied: b.OriginsTied,
+		}, nil
+	}
 }

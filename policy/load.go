@@ -559,6 +559,11 @@ func basePolicy() *Policy {
 						"/run/containers/storage",
 					},
 					KubeletDir: "/var/lib/kubelet",
+					KubeletVolumePlugins: []string{
+						"kubernetes.io~empty-dir", "kubernetes.io~configmap", "kubernetes.io~secret",
+						"kubernetes.io~projected", "kubernetes.io~downward-api",
+						"kubernetes.io~csi", "kubernetes.io~local-volume",
+					},
 				},
 				HostDevices: HostDevicesRule{Allowed: []string{}},
 				// What every runtime patchgate supports masks and makes

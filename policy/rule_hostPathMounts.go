@@ -36,7 +36,24 @@ import (
 //     when one of its Origins is in the pod's directory outside
 //     volume-subpaths/ (a subPath of an emptyDir, configMap, secret or PVC
 //     volume), else judged as the first origin (hostPath / with subPath
-//     etc is /etc); without origins it cannot be judged;
+//     etc is /etc); without origins it cannot be judged. Every other
+//     source in the pod's directory is judged by the host mount that backs
+//     it (Mount.Backing, judgePodVolume): kubelet mounts inline volumes
+//     there (iSCSI, FC, RBD disks, NFS, CephFS, flexvolume) with the
+//     server, portal and fsType the pod's author picks, and the host kernel
+//     parses that filesystem. The pod's own are: a directory of the
+//     filesystem the pod directory is on (plain emptyDir), a whole tmpfs or
+//     ramfs mounted only there (emptyDir medium Memory, configMap, secret,
+//     projected, downward API), a bind of the kubelet filesystem rooted in
+//     the pod directory, and any mount under a plugin directory in
+//     kubeletVolumePlugins. Those plugins are trusted because what backs
+//     them is the pod's memory or directory (empty-dir, configmap, secret,
+//     projected, downward-api) or storage the cluster admin provisioned
+//     (csi, local-volume: a StatefulSet's PVC is a disk filesystem, and
+//     refusing it would make the gate unusable), not a server or device
+//     the pod's author names. Anything else is a filesystem mounted only in
+//     the pod's directory (refused) or the host path that shows it (judged
+//     as that path); one that cannot be traced is refused;
 //   - other bind mounts only when the source is, or lies under, a path in
 //     rules.hostPathMounts.allowed (with readOnly: only read-only mounts),
 //     and is neither one of the protected paths below, nor inside one, nor
@@ -66,7 +83,7 @@ import (
 // bundle unknown it cannot be judged and is a violation. A source the front
 // end could not resolve (a symlink loop, an I/O error) is a violation.
 //
-// Parameters: allowed, denied, runtimeDirs, kubeletDir (allowReadOnly is
+// Parameters: allowed, denied, runtimeDirs, kubeletDir, kubeletVolumePlugins (allowReadOnly is
 // deprecated: only false is accepted).
 var hostPathMountsRule = containerRule{
 	id:     RuleHostPathMounts,
@@ -373,6 +390,12 @@ func (c *compiled) judgeBind(m *Mount, w *Workload) string {
 	}
 	if c.runtimeManaged(dst, src, w) {
 		if !c.podSubPath(src, w) {
+			if !c.podPath(src, w) {
+				return "" // the runtime's own file
+			}
+			if why := c.judgePodVolume(m, w, src); why != "" {
+				return "from " + m.Source + ", " + why
+			}
 			return ""
 		}
 		// A subPath bind: judged by what it shows.
@@ -425,6 +448,95 @@ func (c *compiled) podSubPath(src string, w *Workload) bool {
 	}
 	rest, ok = strings.CutPrefix(rest, w.Pod.UID)
 	return ok && strings.HasPrefix(rest, "/volume-subpaths/")
+}
+
+// podPath reports whether src (clean, runtimeManaged) lies under the pod's
+// own kubelet directory.
+func (c *compiled) podPath(src string, w *Workload) bool {
+	return c.kubeletPods != "" && w.Pod.UID != "" && strings.HasPrefix(src, c.kubeletPods) &&
+		strings.HasPrefix(src[len(c.kubeletPods):], w.Pod.UID)
+}
+
+// podVolumePlugin returns the plugin directory of a path below the pod's
+// directory, rest being what follows <pod dir>: "/volumes/<plugin>/...";
+// "" for any other part of the pod's directory.
+func podVolumePlugin(rest string) string {
+	rest, ok := strings.CutPrefix(rest, "/volumes/")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
+}
+
+// trustedVolumePlugin reports whether plugin is in kubeletVolumePlugins.
+func (c *compiled) trustedVolumePlugin(plugin string) bool {
+	return plugin != "" && slices.Contains(c.kubeletPlugins, plugin)
+}
+
+// judgePodVolume judges a bind source src (clean) in the pod's own kubelet
+// directory, outside volume-subpaths, by the host mount that backs it
+// (Mount.Backing): a directory of the filesystem the pod's directory is on
+// (a plain emptyDir, /etc/hosts, the termination log), a whole tmpfs or
+// ramfs mounted only there (emptyDir medium Memory, configMap, secret,
+// projected, downward API), a mount under a plugin directory in
+// kubeletVolumePlugins, or a bind of part of the kubelet's filesystem whose
+// root is in the pod's directory are the pod's own. Anything else is judged
+// as what it is: a filesystem mounted only in the pod's directory (an iSCSI,
+// FC or RBD disk, NFS, CephFS, a loop device) is a filesystem the host
+// kernel parses and is refused; one seen elsewhere on the host is judged as
+// the host path that shows it. Without Backing (no mount table) only the
+// trusted plugins and the pod's other files are admitted.
+func (c *compiled) judgePodVolume(m *Mount, w *Workload, src string) string {
+	own := src[:len(c.kubeletPods)+len(w.Pod.UID)]
+	plugin := podVolumePlugin(src[len(own):])
+	b := m.Backing
+	if b == nil {
+		if plugin == "" || c.trustedVolumePlugin(plugin) {
+			return ""
+		}
+		return "a " + plugin + " volume whose backing mount is not known (no mount table)"
+	}
+	if len(b.KubeletDir)+len("/pods/") != len(c.kubeletPods) || !strings.HasPrefix(c.kubeletPods, b.KubeletDir) {
+		return "backing mount judged against kubelet directory " + b.KubeletDir
+	}
+	if !underDir(b.MountPoint, own) {
+		if underDir(own, b.MountPoint) {
+			return "" // a file or directory of the filesystem the pod's directory is on
+		}
+		return "backing mount " + b.MountPoint + " does not contain it"
+	}
+	if (b.FSType == "tmpfs" || b.FSType == "ramfs") && b.Root == "/" && len(b.Origins) == 0 {
+		return "" // the pod's memory, mounted only here
+	}
+	if c.trustedVolumePlugin(plugin) {
+		return ""
+	}
+	if b.KubeletFS && len(b.Origins) > 0 && b.OriginsTied <= 1 {
+		if o := canonRun(cleanPath(b.Origins[0])); len(o) > len(own) && underDir(o, own) && !strings.HasPrefix(o[len(own):], "/volume-subpaths/") {
+			return "" // a bind of part of the pod's own directory
+		}
+	}
+	what := "a " + b.FSType + " filesystem"
+	if b.Source != "" {
+		what += " of " + b.Source
+	}
+	switch {
+	case len(b.Origins) == 0 && plugin != "":
+		return what + " mounted in the pod's directory at " + b.MountPoint + " (kubelet volume plugin " + plugin + "), not the pod's own"
+	case len(b.Origins) == 0:
+		return what + " mounted in the pod's directory at " + b.MountPoint + ", not the pod's own"
+	case b.OriginsTied > 1:
+		return what + " seen at more than one host path: " + strings.Join(b.Origins[:b.OriginsTied], ", ")
+	}
+	o := canonRun(cleanPath(b.Origins[0]))
+	v := c.hostPathVerdict(o, mountReadOnly(m))
+	if v == "" {
+		return ""
+	}
+	return what + ", shows " + o + c.verdictText(v, m)
 }
 
 // judgeSubPath judges a subPath bind by the host paths that show the same

@@ -134,6 +134,14 @@ type HostPathMountsRule struct {
 	// KubeletDir is the kubelet's root directory; mounts from
 	// <kubeletDir>/pods/<the pod's uid>/ are the pod's own volumes.
 	KubeletDir string `json:"kubeletDir"`
+	// KubeletVolumePlugins are the kubelet volume plugin directories
+	// (<kubeletDir>/pods/<uid>/volumes/<plugin>/) whose mounts are the
+	// pod's own whatever backs them: the pod's memory or directory
+	// (emptyDir, configMap, secret, projected, downward API) or storage
+	// the cluster admin provisioned (CSI, local volumes). A mount under any
+	// other plugin directory (kubernetes.io~iscsi, ~nfs, ~fc, ~rbd,
+	// flexvolume, ...) is judged by what backs it.
+	KubeletVolumePlugins []string `json:"kubeletVolumePlugins"`
 }
 
 // AllowedHostPath is one entry of hostPathMounts.allowed, in the spirit of

@@ -199,6 +199,32 @@ type Mount struct {
 	// nowhere else (a tmpfs volume).
 	Origins     []string `json:"origins,omitempty"`
 	OriginsTied int      `json:"originsTied,omitempty"`
+	// Backing is, for a bind source under the pod's own kubelet directory
+	// (<kubeletDir>/pods/<uid>/), the host mount it lies in
+	// (FromSpecOptions.PodMountBacking); nil when the front end did not
+	// look (no mount table).
+	Backing *MountBacking `json:"backing,omitempty"`
+}
+
+// MountBacking is the host mount that a path lies in (the deepest mount
+// point that is the path or a parent of it), as the host's mount table
+// shows it.
+type MountBacking struct {
+	// KubeletDir is the kubelet directory it was judged against (the path
+	// before /pods/<uid>/).
+	KubeletDir string `json:"kubeletDir"`
+	// MountPoint, FSType, Source and Root are the mount's (mountinfo: mount
+	// point, filesystem type, mount source, root inside the filesystem).
+	MountPoint string `json:"mountPoint"`
+	FSType     string `json:"fsType"`
+	Source     string `json:"source,omitempty"`
+	Root       string `json:"root"`
+	// KubeletFS: the same filesystem as the mount KubeletDir lies in.
+	KubeletFS bool `json:"kubeletFS,omitempty"`
+	// Origins and OriginsTied: the other host paths that show the mount
+	// (as Mount.Origins), when MountPoint lies below KubeletDir.
+	Origins     []string `json:"origins,omitempty"`
+	OriginsTied int      `json:"originsTied,omitempty"`
 }
 
 // Device is one OCI linux device.

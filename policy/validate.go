@@ -209,6 +209,11 @@ func (h *HostPathMountsRule) validateNode(n *yaml.Node, report reportFunc) {
 	if h.KubeletDir != "" && (!path.IsAbs(h.KubeletDir) || path.Clean(h.KubeletDir) == "/") {
 		report(mappingValue(n, "kubeletDir"), "kubeletDir: %q must be an absolute path other than /", h.KubeletDir)
 	}
+	for i, p := range h.KubeletVolumePlugins {
+		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, "/\x00") {
+			report(seqItem(mappingValue(n, "kubeletVolumePlugins"), i), "kubeletVolumePlugins[%d]: %q must be a directory name (such as kubernetes.io~csi)", i, p)
+		}
+	}
 }
 
 func (r *ProcMountRule) validateNode(n *yaml.Node, report reportFunc) {

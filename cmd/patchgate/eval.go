@@ -151,7 +151,11 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// (the runtime's mount namespace; <root>/proc/self would be
 		// eval's own). A --host-root without proc/1/mountinfo (a copy of
 		// a host's files) traces nothing.
-		opts.MountOrigins = hostpath.OriginsFunc(*hostRoot, filepath.Join(*hostRoot, "proc/1/mountinfo"), true, nil)
+		mounts := hostpath.NewHostMounts(*hostRoot, filepath.Join(*hostRoot, "proc/1/mountinfo"), true, nil)
+		opts.MountOrigins = mounts.Origins
+		// A source under a pod's kubelet directory is judged by the mount
+		// that backs it there (none without that host's mount table).
+		opts.PodMountBacking = policy.PodMountBackingFunc(mounts)
 		// An empty AppArmor profile is unconfined where that host enforces
 		// AppArmor (the strict side when it cannot be read).
 		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(*hostRoot)

@@ -134,6 +134,9 @@ func (t *Mounts) Origins(p string) (origins []string, tied int, err error) {
 		if c.Root == "/" {
 			rest = src.Root
 		}
+		if rest == "/" {
+			rest = "" // a whole filesystem: its mount point, no trailing slash
+		}
 		host := c.MountPoint + rest
 		if c.MountPoint == "/" {
 			host = rest
@@ -169,43 +172,7 @@ func (t *Mounts) Origins(p string) (origins []string, tied int, err error) {
 // live host); any other failure to read or parse it fails every call that
 // needs it.
 func OriginsFunc(root, mountinfoPath string, optional bool, isMountPoint func(string) (mp, known bool)) func(string) ([]string, int, error) {
-	var (
-		loaded bool
-		table  *Mounts
-		terr   error
-	)
-	load := func() (*Mounts, error) {
-		if !loaded {
-			loaded = true
-			data, err := readMountinfo(mountinfoPath)
-			switch {
-			case err != nil && optional && errors.Is(err, fs.ErrNotExist):
-			case err != nil:
-				terr = fmt.Errorf("reading the mount table: %w", err)
-			default:
-				if table, err = NewMounts(data); err != nil {
-					terr = fmt.Errorf("%s: %w", mountinfoPath, err)
-				}
-			}
-		}
-		return table, terr
-	}
-	host := strings.TrimRight(root, "/")
-	return func(p string) ([]string, int, error) {
-		if isMountPoint != nil {
-			if mp, known := isMountPoint(host + p); known && !mp {
-				return nil, 0, nil
-			}
-		}
-		t, err := load()
-		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", p, err)
-		}
-		if t == nil {
-			return nil, 0, nil
-		}
-		return t.Origins(p)
-	}
+	return NewHostMounts(root, mountinfoPath, optional, isMountPoint).Origins
 }
 
 // readMountinfo reads a proc file (its size is 0 in stat) up to the
@@ -238,4 +205,110 @@ func MountRootStatx(p string) (mp, known bool) {
 		return false, false
 	}
 	return st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, true
+}
+
+// Backing describes the mount that a path lies in (the deepest visible
+// mount point that is the path or a parent of it), as the hostPathMounts
+// rule needs it for a bind source under a pod's kubelet directory: kubelet
+// mounts the pod's inline volumes there (an iSCSI or FC disk, NFS, RBD,
+// CephFS, a tmpfs for a configMap), and the runtime binds that directory.
+type Backing struct {
+	// MountPoint, FSType, Source and Root are the mount's, from mountinfo.
+	MountPoint, FSType, Source, Root string
+	// KubeletFS: the mount is of the same filesystem (major:minor) as the
+	// mount that the kubelet directory lies in.
+	KubeletFS bool
+	// Origins and OriginsTied are Origins(MountPoint) when MountPoint lies
+	// below the kubelet directory: the other host paths that show it.
+	Origins     []string
+	OriginsTied int
+}
+
+// Backing returns the mount that the clean absolute path p lies in, judged
+// against the kubelet directory kubeletDir (clean, absolute). A mount below
+// kubeletDir that cannot be traced (Origins: ErrHiddenSource) is an error.
+func (t *Mounts) Backing(p, kubeletDir string) (Backing, error) {
+	i := t.covering(p)
+	k := t.covering(kubeletDir)
+	if i < 0 || k < 0 {
+		return Backing{}, fmt.Errorf("%s: no mount in the mount table contains it", p)
+	}
+	m := &t.m[i]
+	b := Backing{
+		MountPoint: m.MountPoint, FSType: m.FSType, Source: m.Source, Root: m.Root,
+		KubeletFS: m.Major == t.m[k].Major && m.Minor == t.m[k].Minor,
+	}
+	if len(m.MountPoint) > len(kubeletDir) && inside(m.MountPoint, kubeletDir) {
+		var err error
+		if b.Origins, b.OriginsTied, err = t.Origins(m.MountPoint); err != nil {
+			return Backing{}, err
+		}
+	}
+	return b, nil
+}
+
+// HostMounts reads a host's mount table lazily, at most once, for
+// OriginsFunc-style and Backing look-ups that share it.
+type HostMounts struct {
+	root, path   string
+	optional     bool
+	isMountPoint func(string) (mp, known bool)
+	loaded       bool
+	table        *Mounts
+	err          error
+}
+
+// NewHostMounts returns a lazy reader of the mount table at mountinfoPath
+// for paths under root (see OriginsFunc for optional and isMountPoint).
+func NewHostMounts(root, mountinfoPath string, optional bool, isMountPoint func(string) (mp, known bool)) *HostMounts {
+	return &HostMounts{root: strings.TrimRight(root, "/"), path: mountinfoPath, optional: optional, isMountPoint: isMountPoint}
+}
+
+func (h *HostMounts) load() (*Mounts, error) {
+	if !h.loaded {
+		h.loaded = true
+		data, err := readMountinfo(h.path)
+		switch {
+		case err != nil && h.optional && errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			h.err = fmt.Errorf("reading the mount table: %w", err)
+		default:
+			if h.table, err = NewMounts(data); err != nil {
+				h.err = fmt.Errorf("%s: %w", h.path, err)
+			}
+		}
+	}
+	return h.table, h.err
+}
+
+// Origins is Mounts.Origins of p, read from the table only when p may be a
+// mount point (isMountPoint).
+func (h *HostMounts) Origins(p string) ([]string, int, error) {
+	if h.isMountPoint != nil {
+		if mp, known := h.isMountPoint(h.root + p); known && !mp {
+			return nil, 0, nil
+		}
+	}
+	t, err := h.load()
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", p, err)
+	}
+	if t == nil {
+		return nil, 0, nil
+	}
+	return t.Origins(p)
+}
+
+// Backing is Mounts.Backing of p. ok is false when there is no table (an
+// optional one that does not exist).
+func (h *HostMounts) Backing(p, kubeletDir string) (b Backing, ok bool, err error) {
+	t, err := h.load()
+	if err != nil {
+		return Backing{}, false, fmt.Errorf("%s: %w", p, err)
+	}
+	if t == nil {
+		return Backing{}, false, nil
+	}
+	b, err = t.Backing(p, kubeletDir)
+	return b, err == nil, err
 }

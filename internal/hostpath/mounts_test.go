@@ -178,3 +178,60 @@ func BenchmarkMountTable(b *testing.B) {
 		}
 	}
 }
+
+// TestBackingPodVolumes finds the mount that backs each path of the
+// captured pod-volumes fixture (see internal/mountinfo/testdata).
+func TestBackingPodVolumes(t *testing.T) {
+	const (
+		k   = "/tmp/pgk-podvol/kubelet"
+		pod = k + "/pods/7b3e9c10-2f4a-4d6b-8e1c-5a6b7c8d9e0f"
+	)
+	m := fixtureMounts(t, "kubelet-podvolumes.mountinfo")
+	for _, c := range []struct {
+		p                  string
+		mp, typ, src, root string
+		kubeletFS          bool
+		origins            []string
+	}{
+		{pod + "/volumes/kubernetes.io~iscsi/disk", pod + "/volumes/kubernetes.io~iscsi/disk", "ext4", "/dev/loop0", "/", false, nil},
+		{pod + "/volumes/kubernetes.io~iscsi/disk/lost+found", pod + "/volumes/kubernetes.io~iscsi/disk", "ext4", "/dev/loop0", "/", false, nil},
+		{pod + "/volumes/kubernetes.io~configmap/cfg", pod + "/volumes/kubernetes.io~configmap/cfg", "tmpfs", "tmpfs", "/", false, nil},
+		{pod + "/volumes/kubernetes.io~empty-dir/scratch", "/", "ext4", "/dev/vda", "/", true, nil},
+		{pod + "/volumes/kubernetes.io~csi/pv-data/mount", pod + "/volumes/kubernetes.io~csi/pv-data/mount", "ext4", "/dev/loop1", "/", false, []string{k + "/plugins/kubernetes.io/csi/pv/pv-data/globalmount"}},
+		{pod + "/volumes/kubernetes.io~hostpathlike/etc", pod + "/volumes/kubernetes.io~hostpathlike/etc", "ext4", "/dev/vda", "/etc", true, []string{"/etc"}},
+	} {
+		b, err := m.Backing(c.p, k)
+		if err != nil || b.MountPoint != c.mp || b.FSType != c.typ || b.Source != c.src || b.Root != c.root || b.KubeletFS != c.kubeletFS || !slices.Equal(b.Origins, c.origins) {
+			t.Errorf("Backing(%s) = %+v, %v", c.p, b, err)
+		}
+	}
+	hidden, err := NewMounts([]byte("26 1 254:0 / / rw - ext4 /dev/vda rw\n45 26 8:17 /secret " + pod + "/volumes/x~y/d rw - ext4 /dev/sdb1 rw\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hidden.Backing(pod+"/volumes/x~y/d/f", k); !errors.Is(err, ErrHiddenSource) {
+		t.Errorf("hidden: %v", err)
+	}
+}
+
+// TestHostMountsReadsOnce: Origins and Backing share one reading.
+func TestHostMountsReadsOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := dir + "/mountinfo"
+	if err := os.WriteFile(p, []byte("26 1 254:0 / / rw - ext4 /dev/vda rw\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHostMounts("/", p, false, nil)
+	if _, ok, err := h.Backing("/k/pods/u/x", "/k"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := os.WriteFile(p, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Origins("/k/pods/u/x"); err != nil {
+		t.Fatalf("read again: %v", err)
+	}
+	if _, _, err := NewHostMounts("/", p, false, nil).Backing("/x", "/k"); err == nil {
+		t.Fatal("malformed table accepted")
+	}
+}

@@ -12,7 +12,12 @@ import (
 // /proc/self/mountinfo, byte for byte; kubelet-subpath.mountinfo is the
 // same machine with a scratch kubelet pod directory: a tmpfs volume, binds
 // of /etc (one at a mount point with a space), of an emptyDir
-// subdirectory and of a file in the tmpfs, made with mount(8).
+// subdirectory and of a file in the tmpfs, made with mount(8);
+// kubelet-podvolumes.mountinfo is the same machine with a scratch kubelet
+// pod directory holding inline-volume-like mounts: an ext4 image on a loop
+// device (kubernetes.io~iscsi/disk), tmpfs volumes (configMap, emptyDir
+// medium Memory), a CSI-like bind of a loop-mounted global mount, and a
+// bind of /etc, made with mount(8) in a private mount namespace.
 
 func TestParseFixtures(t *testing.T) {
 	for _, name := range []string{"vm.mountinfo", "kubelet-subpath.mountinfo"} {
@@ -90,7 +95,7 @@ func TestParseLine(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"vm.mountinfo", "kubelet-subpath.mountinfo"} {
+	for _, name := range []string{"vm.mountinfo", "kubelet-subpath.mountinfo", "kubelet-podvolumes.mountinfo"} {
 		data, err := os.ReadFile("testdata/" + name)
 		if err != nil {
 			f.Fatal(err)
