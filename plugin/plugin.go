@@ -505,7 +505,9 @@ func (p *Plugin) PostCreateContainer(_ context.Context, _ *api.PodSandbox, ctr *
 
 // Synchronize judges the containers that were running before patchgate
 // connected: it audits and counts the non-compliant ones and never stops
-// them.
+// them. One without patchgate's OCI hook started while patchgate was not
+// connected and was judged by nobody on what NRI cannot see: its record
+// names those rules (markUnjudgedRunning).
 func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	node, err := p.nodeOrErr()
 	if err != nil {
@@ -527,6 +529,13 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 			continue
 		}
 		d := policy.Evaluate(pol, w, k, p.now())
+		if hookPath, _ := p.hookConfig(); hookPath == "" || !hasOwnHook(c, hookPath) {
+			// Started without patchgate's hook: while patchgate was not
+			// connected (a pod that tolerates missing NRI plugins, or no
+			// required_plugins), or before it was installed. Nobody judged
+			// the rules NRI cannot see: the record says which.
+			markUnjudgedRunning(&d, w)
+		}
 		if d.Verdict == policy.Allow && len(d.Violations) == 0 {
 			continue
 		}
@@ -551,6 +560,30 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 	}
 	p.log.WithFields(logrus.Fields{"pods": len(pods), "containers": len(ctrs), "noncompliant": flagged}).Info("synchronized with the runtime")
 	return nil, nil
+}
+
+// markUnjudgedRunning adds to d, the decision on a running container that
+// started without patchgate's OCI hook, a warn violation RuleUnjudged that
+// names the rules NRI's view alone could not judge (policy.Unjudged of what
+// the NRI workload shows), so its audit record does not read as a pass.
+func markUnjudgedRunning(d *policy.Decision, w *policy.Workload) {
+	ids := policy.Unjudged(d, w.Seen)
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	name := w.Container.Name
+	if name == "" {
+		name = w.Container.ID
+	}
+	d.Violations = append(d.Violations, policy.Violation{
+		Rule: policy.RuleUnjudged, Action: policy.ActionWarn, Reason: "input not visible",
+		Detail: oneLine(fmt.Sprintf("container %q started without patchgate's OCI hook (created while patchgate was not connected); NRI cannot see the input of %s: not judged",
+			name, strings.Join(ids, ", "))),
+	})
+	if d.Verdict == policy.Allow {
+		d.Verdict = policy.Warn
+	}
 }
 
 // markReported remembers that a container has its audit record, so a

@@ -508,3 +508,49 @@ func TestValidatorJudgementHandedToHook(t *testing.T) {
 		t.Fatalf("refused container remembered: %+v", resp)
 	}
 }
+
+// A running container that started without patchgate's hook (patchgate was
+// away: a pod tolerating missing NRI plugins) was judged by nobody on the
+// rules NRI cannot see: Synchronize's record names them. One that carries
+// the hook was judged in full at creation and gets no such violation.
+func TestSynchronizeNamesUnjudgedRules(t *testing.T) {
+	for _, hooked := range []bool{false, true} {
+		h := newHarness(t, harnessOpts{})
+		pod, ctr := loadCapture(t, "privileged")
+		ctr.State = api.ContainerState_CONTAINER_RUNNING
+		if hooked {
+			ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/usr/local/bin/patchgate", Args: []string{"patchgate", "hook"}}}}
+		}
+		h.mu.Lock()
+		h.runningPods, h.runningCtrs = []*api.PodSandbox{pod}, []*api.Container{ctr}
+		h.mu.Unlock()
+		h.restartRuntime()
+		recs := h.records()
+		if len(recs) != 1 {
+			t.Fatalf("hooked=%v: %d records", hooked, len(recs))
+		}
+		var unjudged *policy.Violation
+		for i, v := range recs[0].Violations {
+			if v.Rule == policy.RuleUnjudged {
+				unjudged = &recs[0].Violations[i]
+			}
+		}
+		if hooked {
+			if unjudged != nil {
+				t.Errorf("hooked container marked unjudged: %+v", unjudged)
+			}
+			continue
+		}
+		if unjudged == nil || unjudged.Action != policy.ActionWarn {
+			t.Fatalf("no unjudged warning in %+v", recs[0].Violations)
+		}
+		for _, id := range recs[0].Deferred {
+			if !strings.Contains(unjudged.Detail, id) {
+				t.Errorf("deferred rule %s not named in %q", id, unjudged.Detail)
+			}
+		}
+		if len(recs[0].Deferred) == 0 || !strings.Contains(unjudged.Detail, "started without patchgate's OCI hook") {
+			t.Errorf("detail %q, deferred %v", unjudged.Detail, recs[0].Deferred)
+		}
+	}
+}
