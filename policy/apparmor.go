@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,9 +135,15 @@ func AppArmorModeResolver(hostRoot string) func(profile string) string {
 	var (
 		once     sync.Once
 		profiles AppArmorProfiles
+		global   string
 	)
 	return func(profile string) string {
 		once.Do(func() {
+			var err error
+			global, err = readAppArmorGlobalMode(hostRoot)
+			if err != nil {
+				return
+			}
 			b, err := os.ReadFile(filepath.Join(hostRoot, "sys", "kernel", "security", "apparmor", "profiles"))
 			if err == nil {
 				profiles, err = ParseAppArmorProfiles(b)
@@ -147,6 +155,34 @@ func AppArmorModeResolver(hostRoot string) func(profile string) string {
 		if profiles == nil {
 			return AppArmorModeUnreadable
 		}
-		return profiles.ModeOf(profile)
+		mode := profiles.ModeOf(profile)
+		if appArmorConfining(mode) && global != "" && !appArmorConfining(global) {
+			// The kernel's PROFILE_MODE() (security/apparmor/include/policy.h)
+			// holds a mode for every profile when the module's global mode
+			// (apparmor.mode= at boot) is that mode: "complain" makes every
+			// profile complain.
+			return global
+		}
+		return mode
 	}
+}
+
+// readAppArmorGlobalMode reads the AppArmor module's global profile mode,
+// <hostRoot>/sys/module/apparmor/parameters/mode (security/apparmor/lsm.c
+// param_get_mode prints aa_profile_mode_names[aa_g_profile_mode]). A
+// missing file is "" (no global override); a value that is not one
+// lower-case word is an error.
+func readAppArmorGlobalMode(hostRoot string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(hostRoot, "sys", "module", "apparmor", "parameters", "mode"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	mode := strings.TrimSuffix(string(b), "\n")
+	if mode == "" || strings.Trim(mode, "abcdefghijklmnopqrstuvwxyz") != "" {
+		return "", fmt.Errorf("AppArmor mode: %q", b)
+	}
+	return mode, nil
 }

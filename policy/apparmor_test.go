@@ -130,6 +130,30 @@ func TestAppArmorModeResolver(t *testing.T) {
 	if got := r("runc"); got != "unconfined" {
 		t.Errorf("runc reread: %q", got)
 	}
+	// The module's global mode (apparmor.mode=complain at boot) makes every
+	// profile complain; enforce leaves each profile's own mode.
+	if err := os.WriteFile(filepath.Join(dir, "profiles"), readAppArmorFixture(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	params := filepath.Join(root, "sys", "module", "apparmor", "parameters")
+	if err := os.MkdirAll(params, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for global, want := range map[string][2]string{
+		"enforce\n":  {"enforce", "unconfined"},
+		"complain\n": {"complain", "unconfined"},
+		"kill\n":     {"enforce", "unconfined"},
+		"Complain\n": {AppArmorModeUnreadable, AppArmorModeUnreadable},
+		"":           {AppArmorModeUnreadable, AppArmorModeUnreadable},
+	} {
+		if err := os.WriteFile(filepath.Join(params, "mode"), []byte(global), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := AppArmorModeResolver(root)
+		if got := [2]string{r("docker-default"), r("runc")}; got != want {
+			t.Errorf("global mode %q: %v, want %v", global, got, want)
+		}
+	}
 }
 
 // The rule judges the mode the front end found, through FromSpec: only on

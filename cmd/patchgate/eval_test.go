@@ -162,3 +162,64 @@ func TestEvalHostRootResolvesNamespaces(t *testing.T) {
 		t.Errorf("exit %d, violations %+v, deferred %v", code, d.Violations, d.Deferred)
 	}
 }
+
+// eval --host-root judges a named AppArmor profile by the mode that host
+// loaded it in (its /sys/kernel/security/apparmor/profiles): Ubuntu's
+// "runc" profile is loaded unconfined and refused under baseline.yaml, the
+// enforcing "cri-containerd.apparmor.d" is admitted.
+func TestEvalHostRootAppArmorMode(t *testing.T) {
+	root := t.TempDir()
+	profiles, err := os.ReadFile("../../policy/testdata/apparmor/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"sys/module/apparmor/parameters/enabled": []byte("Y\n"),
+		"sys/kernel/security/apparmor/profiles":  profiles,
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(specFixtures, "baseline", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatal(err)
+	}
+	for profile, want := range map[string]string{
+		"runc":                      `process.apparmorProfile="runc" is loaded in unconfined mode`,
+		"cri-containerd.apparmor.d": "",
+	} {
+		spec["process"].(map[string]any)["apparmorProfile"] = profile
+		b, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := dispatch([]string{"eval", "--spec", path, "--policy", "../../examples/policies/baseline.yaml", "--host-root", root, "-o", "json", "--node-name", "n"}, &out, &errb)
+		var d policy.Decision
+		if err := json.Unmarshal(out.Bytes(), &d); err != nil {
+			t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+		}
+		got := ""
+		for _, v := range d.Violations {
+			if v.Rule == policy.RuleAppArmor {
+				got = v.Detail
+			}
+		}
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("%q: apparmor violation %q, want %q", profile, got, want)
+		}
+	}
+}
