@@ -264,3 +264,37 @@ func TestBuildWorkloadAppArmorMode(t *testing.T) {
 		}
 	}
 }
+
+// processNamespaceResolver judges the namespace the container's process is
+// in, not the spec's path, which may point elsewhere by the time the hook
+// runs (a symlink swapped after runc joined it). In the fixture, process 42's
+// uts namespace is init's (a hard link: same device and inode) while the
+// spec's path names a private one.
+func TestProcessNamespaceResolver(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"proc/1/ns", "proc/42/ns", "private"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host := filepath.Join(root, "proc/1/ns/uts")
+	if err := os.WriteFile(host, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(host, filepath.Join(root, "proc/42/ns/uts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "private/uts"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := processNamespaceResolver(root, 42)("uts", "/private/uts"); err != nil || !h {
+		t.Errorf("by process: host=%v, %v; want the host's", h, err)
+	}
+	// Without the process's namespace, the spec's path is judged.
+	if h, err := processNamespaceResolver(root, 43)("uts", "/private/uts"); err != nil || h {
+		t.Errorf("by path: host=%v, %v; want private", h, err)
+	}
+	if h, err := processNamespaceResolver(root, 0)("uts", "/proc/1/ns/uts"); err != nil || !h {
+		t.Errorf("no pid: host=%v, %v", h, err)
+	}
+}

@@ -207,7 +207,7 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		LiveIDMappings: live,
 		Pod:            ident.Pod,
 		Container:      ident.Container,
-		HostNamespace:  policy.HostNamespaceResolver(hostRoot),
+		HostNamespace:  processNamespaceResolver(hostRoot, st.Pid),
 		Bundle:         st.Bundle,
 		// Mount sources are resolved in the hook's own root: runc (or
 		// crun) runs the hook in its own mount namespace, where it has
@@ -422,4 +422,25 @@ func readSmall(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: longer than %d bytes", path, limit)
 	}
 	return data, nil
+}
+
+// processNamespaceResolver judges a namespace the spec joins by path by the
+// namespace the container's process is in now (/proc/<pid>/ns/<type>, under
+// hostRoot): at createRuntime runc has joined them already, and the path in
+// the spec may since point elsewhere (a symlink swapped after runc opened
+// it). When the process's namespace cannot be read (no pid, a fixture tree)
+// the spec's path is judged, as before.
+func processNamespaceResolver(hostRoot string, pid int) func(typ, path string) (bool, error) {
+	byPath := policy.HostNamespaceResolver(hostRoot)
+	if pid <= 0 {
+		return byPath
+	}
+	proc := "/proc/" + strconv.Itoa(pid) + "/ns/"
+	return func(typ, path string) (bool, error) {
+		own := proc + policy.ProcNamespaceName(typ)
+		if _, err := os.Stat(filepath.Join(hostRoot, own)); err == nil {
+			return byPath(typ, own)
+		}
+		return byPath(typ, path)
+	}
 }

@@ -114,6 +114,11 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 	if host, ok := podHostNamespaces(pod); ok {
 		w.Seen |= policy.FieldHostNamespaces
 		w.HostNamespaces = mergeSorted(host, containerHostNamespaces(lin.GetNamespaces()))
+		for _, ns := range lin.GetNamespaces() {
+			if ns.GetType() == "mount" && ns.GetPath() != "" {
+				w.MountNamespacePath = ns.GetPath()
+			}
+		}
 	}
 
 	for _, m := range ctr.GetMounts() {
@@ -223,6 +228,13 @@ func containerHostNamespaces(nss []*api.LinuxNamespace) []string {
 		if !slices.ContainsFunc(nss, func(n *api.LinuxNamespace) bool { return n.GetType() == t }) {
 			host = append(host, t)
 		}
+	}
+	// The mount namespace: containerd always creates one; none (the host's)
+	// is forbidden whatever the policy lists (policy.withMountNS). One
+	// joined by path (an NRI plugin's AddOrReplaceNamespace) is judged from
+	// Workload.MountNamespacePath (ContainerWorkload).
+	if !slices.ContainsFunc(nss, func(n *api.LinuxNamespace) bool { return n.GetType() == "mount" }) {
+		host = append(host, "mount")
 	}
 	return host
 }

@@ -376,3 +376,35 @@ func TestHostDevicesCaptures(t *testing.T) {
 		t.Error("privileged admitted with c 10:229 allowed")
 	}
 }
+
+// TestContainerWorkloadMountNamespace: the validator sees a mount namespace
+// another NRI plugin replaced with a path (AddOrReplaceNamespace) or removed,
+// on the real capture of a default kubelet container.
+func TestContainerWorkloadMountNamespace(t *testing.T) {
+	pod, ctr := loadCapture(t, "default-kubelet")
+	w, err := ContainerWorkload(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.MountNamespacePath != "" || slices.Contains(w.HostNamespaces, "mount") {
+		t.Fatalf("default container: mount path %q, host %v", w.MountNamespacePath, w.HostNamespaces)
+	}
+	for _, ns := range ctr.GetLinux().GetNamespaces() {
+		if ns.GetType() == "mount" {
+			ns.Path = "/proc/1/ns/mnt"
+		}
+	}
+	if w, err = ContainerWorkload(pod, ctr); err != nil || w.MountNamespacePath != "/proc/1/ns/mnt" {
+		t.Fatalf("joined: %q, %v", w.MountNamespacePath, err)
+	}
+	var kept []*api.LinuxNamespace
+	for _, ns := range ctr.GetLinux().GetNamespaces() {
+		if ns.GetType() != "mount" {
+			kept = append(kept, ns)
+		}
+	}
+	ctr.Linux.Namespaces = kept
+	if w, err = ContainerWorkload(pod, ctr); err != nil || !slices.Contains(w.HostNamespaces, "mount") {
+		t.Fatalf("no mount namespace: host %v, %v", w.HostNamespaces, err)
+	}
+}

@@ -53,7 +53,7 @@ func compile(p *Policy) (*compiled, error) {
 		kernel:        &s.Kernel,
 		caps:          map[string]struct{}{},
 		sysctlExact:   map[string]struct{}{},
-		hostNS:        append([]string(nil), s.Rules.HostNamespaces.Namespaces...),
+		hostNS:        withMountNS(s.Rules.HostNamespaces.Namespaces),
 		apparmorReq:   s.Rules.AppArmor.RequireProfile,
 	}
 	if c.kernelAction == "" {
@@ -168,4 +168,17 @@ func (e *compiledExemption) matches(w *Workload) bool {
 		return false
 	}
 	return true
+}
+
+// withMountNS returns the namespace types the hostNamespaces rule forbids:
+// the policy's list and always "mount". A container in the host's mount
+// namespace (none of its own) has runc set up its root and pivot_root in
+// the host's: every host process would then see the container's files as
+// its root. No container runtime shares it, so no policy may allow it.
+func withMountNS(list []string) []string {
+	out := append([]string(nil), list...)
+	if !slices.Contains(out, "mount") {
+		out = append(out, "mount")
+	}
+	return out
 }

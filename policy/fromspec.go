@@ -343,6 +343,9 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	}
 
 	// Host namespaces.
+	if ns := findNS(lx.Namespaces, specs.MountNamespace); ns != nil && ns.Path != "" {
+		w.MountNamespacePath = ns.Path
+	}
 	for _, typ := range namespaceTypes {
 		host, known := hostNamespace(specs.LinuxNamespaceType(typ), lx.Namespaces, sandbox, opts.HostNamespace)
 		switch {
@@ -442,6 +445,10 @@ func hostNamespace(typ specs.LinuxNamespaceType, nss []specs.LinuxNamespace, san
 	}
 	return false, false
 }
+
+// ProcNamespaceName is the name of an OCI namespace type under
+// /proc/<pid>/ns ("network" is "net", "mount" is "mnt").
+func ProcNamespaceName(typ string) string { return procNSName(typ) }
 
 // procNSName is the name of a namespace type under /proc/<pid>/ns.
 func procNSName(typ string) string {

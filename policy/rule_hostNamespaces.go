@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Rule hostNamespaces
@@ -22,7 +23,10 @@ import (
 // policy forbids.
 //
 // Allowed: none of rules.hostNamespaces.namespaces (default pid, ipc,
-// network, uts) is the host's.
+// network, uts) is the host's, and the container has a mount namespace of
+// its own: "mount" is always forbidden, shared with the host or joined by
+// path (another container's), because runc builds the container's root and
+// pivots into it inside that namespace.
 //
 // Parameters: namespaces.
 var hostNamespacesRule = containerRule{
@@ -53,10 +57,17 @@ func checkHostNamespaces(c *compiled, w *Workload) (string, bool) {
 			bad = append(bad, ns)
 		}
 	}
-	if len(bad) == 0 {
+	joined := w.MountNamespacePath != "" && !slices.Contains(bad, "mount")
+	if len(bad) == 0 && !joined {
 		return "", false
 	}
 	slices.Sort(bad)
-	return fmt.Sprintf("%s must not share the host's %s %s (linux.namespaces)",
-		subject(w), quoteList(bad), plural(len(bad), "namespace", "namespaces")), true
+	var parts []string
+	if len(bad) > 0 {
+		parts = append(parts, fmt.Sprintf("share the host's %s %s", quoteList(bad), plural(len(bad), "namespace", "namespaces")))
+	}
+	if joined {
+		parts = append(parts, fmt.Sprintf("join the mount namespace %q", w.MountNamespacePath))
+	}
+	return fmt.Sprintf("%s must not %s (linux.namespaces)", subject(w), strings.Join(parts, " or ")), true
 }

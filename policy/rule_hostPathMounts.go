@@ -347,7 +347,15 @@ func checkHostPathMounts(c *compiled, w *Workload) (string, bool) {
 	for i := range w.Mounts {
 		m := &w.Mounts[i]
 		var why string
-		if isBind(m) {
+		if hasOption(m.Options, "remount") {
+			// MS_REMOUNT changes the flags of what is already mounted at
+			// the destination (runc passes it for any type and clears
+			// MS_RDONLY): a "tmpfs" remount of /sys makes the runtime's
+			// read-only sysfs, or a host cgroup tree, writable. No runtime
+			// writes it for a container; it cannot be judged as the mount
+			// it names.
+			why = "option remount changes the mount already at " + m.Destination
+		} else if isBind(m) {
 			why = c.judgeBind(m, w)
 		} else {
 			why = c.judgeFilesystem(m)

@@ -86,6 +86,12 @@ type Workload struct {
 	// host. The front end works this out (sandbox spec, or inode comparison
 	// with the host's /proc/1/ns), because that needs I/O.
 	HostNamespaces []string `json:"hostNamespaces,omitempty"`
+	// MountNamespacePath is the path of a mount namespace the container
+	// joins instead of getting its own (linux.namespaces type mount with a
+	// path). runc then builds the container's root in that namespace and
+	// pivots its root there, whoever else lives in it: the hostNamespaces
+	// rule refuses it whatever its list says.
+	MountNamespacePath string `json:"mountNamespacePath,omitempty"`
 	// UnknownNamespaces lists the namespace types whose host-ness the front
 	// end could not tell (a namespace path it was not allowed or able to
 	// resolve). FieldHostNamespaces is then unseen: the hostNamespaces rule
