@@ -54,6 +54,12 @@ import (
 //     the pod's author names. Anything else is a filesystem mounted only in
 //     the pod's directory (refused) or the host path that shows it (judged
 //     as that path); one that cannot be traced is refused;
+//   - a CRI image volume (KEP-4639, allowed by Pod Security): a bind of
+//     <containerd state>/io.containerd.grpc.v1.cri/image-volumes/<sandbox
+//     id>/<digest> exactly (the CRI state dir being the parent of a
+//     runtimeDirs entry naming its sandboxes directory, or under an entry
+//     naming the state dir), read-only (ro on a bind, rro on an rbind), and
+//     showing no other host path (no Origins);
 //   - other bind mounts only when the source is, or lies under, a path in
 //     rules.hostPathMounts.allowed (with readOnly: only read-only mounts),
 //     and is neither one of the protected paths below, nor inside one, nor
@@ -241,6 +247,56 @@ func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 	return false
 }
 
+// criImageVolume reports whether src (clean) is a CRI image volume
+// (KEP-4639) that containerd's CRI mounted: <CRI state dir>/image-volumes/
+// <sandbox id>/<image manifest digest, hex> (containerd
+// internal/cri/server/helpers.go getImageVolumeHostPath, v2.4.2), with the
+// CRI state dir <containerd state>/io.containerd.grpc.v1.cri the parent of
+// a runtimeDirs entry naming its sandboxes directory, or below an entry
+// naming containerd's state. The caller admits it only read-only and when
+// it shows no other host path (the image's own snapshot mount, or a
+// directory containerd made).
+func (c *compiled) criImageVolume(src string) bool {
+	const cri, sandboxes, vols = "/io.containerd.grpc.v1.cri", "/sandboxes", "/image-volumes/"
+	for _, d := range c.runtimeDirs {
+		base := strings.TrimSuffix(d, sandboxes)
+		if base == d {
+			if !strings.HasPrefix(src, d) {
+				continue
+			}
+			rest, ok := strings.CutPrefix(src[len(d):], cri+vols)
+			if ok && imageVolumeLayout(rest) {
+				return true
+			}
+			continue
+		}
+		if !strings.HasSuffix(base, cri) || !strings.HasPrefix(src, base) {
+			continue
+		}
+		rest, ok := strings.CutPrefix(src[len(base):], vols)
+		if ok && imageVolumeLayout(rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// imageVolumeLayout reports whether rest is "<sandbox id>/<digest>": one
+// path element, then 64 or 128 lowercase hex digits (a sha256 or sha512
+// digest, encoded).
+func imageVolumeLayout(rest string) bool {
+	id, dig, ok := strings.Cut(rest, "/")
+	if !ok || id == "" || id == "." || id == ".." || (len(dig) != 64 && len(dig) != 128) {
+		return false
+	}
+	for i := 0; i < len(dig); i++ {
+		if b := dig[i]; !(b >= '0' && b <= '9' || b >= 'a' && b <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // runtimeLayout reports whether dir, the directories between a runtime
 // directory and the runtime's file, is one of the layouts the runtimes
 // write: "<id>" (containerd's CRI: <root or state>/io.containerd.grpc.v1.cri/
@@ -413,6 +469,9 @@ func (c *compiled) judgeBind(m *Mount, w *Workload) string {
 		return ""
 	}
 	ro := mountReadOnly(m)
+	if ro && len(m.Origins) == 0 && c.criImageVolume(src) {
+		return ""
+	}
 	v := c.hostPathVerdict(src, ro)
 	if v == "" {
 		return ""
