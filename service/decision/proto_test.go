@@ -73,3 +73,20 @@ func FuzzReadMessage(f *testing.F) {
 		}
 	})
 }
+
+// The AppArmor mode the hook read from the host reaches the service that
+// judges the workload: a complain-mode profile is refused there too.
+func TestDecideRequestCarriesAppArmorMode(t *testing.T) {
+	var buf bytes.Buffer
+	w := &policy.Workload{Source: "hook", AppArmorProfile: "rsyslogd", HostAppArmor: true, AppArmorMode: "complain"}
+	if err := WriteMessage(&buf, DecideRequest{Version: ProtocolVersion, ID: "x", Workload: w}); err != nil {
+		t.Fatal(err)
+	}
+	var req DecideRequest
+	if err := ReadMessage(bufio.NewReader(&buf), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Workload == nil || req.Workload.AppArmorMode != "complain" || req.Workload.AppArmorProfile != "rsyslogd" || !req.Workload.HostAppArmor {
+		t.Fatalf("workload = %+v", req.Workload)
+	}
+}
