@@ -619,7 +619,7 @@ func (c *compiled) judgeSubPath(m *Mount, w *Workload) string {
 	for _, o := range m.Origins {
 		o = canonRun(cleanPath(o))
 		if len(o) > len(own) && underDir(o, own) && !underDir(o, subs) {
-			return ""
+			return c.judgeOwnSubPath(m, o[len(own):])
 		}
 	}
 	switch {
@@ -634,6 +634,32 @@ func (c *compiled) judgeSubPath(m *Mount, w *Workload) string {
 		return ""
 	}
 	return "shows " + o + c.verdictText(v, m)
+}
+
+// judgeOwnSubPath judges a subPath whose origin is in the pod's own
+// directory (rest: the origin after <pod dir>) by what backs it, as
+// judgePodVolume does for the volume itself: a subPath of an iSCSI or NFS
+// volume is that filesystem. The origin's plugin directory in
+// kubeletVolumePlugins, a part of the pod directory that is no volume, and
+// a tmpfs, ramfs or the kubelet directory's filesystem (Mount.Backing of
+// the subPath mount) are the pod's own.
+func (c *compiled) judgeOwnSubPath(m *Mount, rest string) string {
+	plugin := podVolumePlugin(rest)
+	if plugin == "" || c.trustedVolumePlugin(plugin) {
+		return ""
+	}
+	b := m.Backing
+	switch {
+	case b == nil:
+		return "a subPath of a " + plugin + " volume whose backing mount is not known (no mount table)"
+	case b.FSType == "tmpfs" || b.FSType == "ramfs" || b.KubeletFS:
+		return ""
+	}
+	what := "a " + b.FSType + " filesystem"
+	if b.Source != "" {
+		what += " of " + b.Source
+	}
+	return "a subPath of " + what + " (kubelet volume plugin " + plugin + "), not the pod's own"
 }
 
 // judgeFilesystem returns "" for an allowed non-bind mount, else a

@@ -56,6 +56,18 @@ func TestHostPathMountsSubPath(t *testing.T) {
 		// The pod's own volume mount (not a subPath) is judged by name,
 		// whatever else shows it (a CSI staging mount).
 		{"PVC volume", bind("/a", pod+"/volumes/kubernetes.io~csi/pvc-1/mount", []string{"/var/lib/kubelet/plugins/kubernetes.io/csi/x/globalmount"}, 1), ""},
+		// A subPath of an inline iSCSI or NFS volume is that filesystem
+		// (Backing: the subPath bind mount), whatever its origin's name.
+		{"iSCSI volume subPath", func(w *Workload) {
+			bind("/a", sub, []string{pod + "/volumes/kubernetes.io~iscsi/disk/data"}, 1)(w)
+			w.Mounts[len(w.Mounts)-1].Backing = &MountBacking{KubeletDir: "/var/lib/kubelet", MountPoint: sub, FSType: "ext4", Source: "/dev/loop0", Root: "/data"}
+		}, pre + `/a (from ` + sub + `, a subPath of a ext4 filesystem of /dev/loop0 (kubelet volume plugin kubernetes.io~iscsi), not the pod's own) (mounts)`},
+		{"NFS volume subPath, no mount table", bind("/a", sub, []string{pod + "/volumes/kubernetes.io~nfs/share/data"}, 1),
+			pre + `/a (from ` + sub + `, a subPath of a kubernetes.io~nfs volume whose backing mount is not known (no mount table)) (mounts)`},
+		{"subPath of a plain directory in another plugin's dir", func(w *Workload) {
+			bind("/a", sub, []string{pod + "/volumes/foo~bar/v/data"}, 1)(w)
+			w.Mounts[len(w.Mounts)-1].Backing = &MountBacking{KubeletDir: "/var/lib/kubelet", MountPoint: sub, FSType: "ext4", Source: "/dev/vda", Root: pod + "/volumes/foo~bar/v/data", KubeletFS: true}
+		}, ""},
 		// Origins of a source outside the pod directory are not used.
 		{"another pod's subPath", func(w *Workload) {
 			bind("/a", "/var/lib/kubelet/pods/uid-2/volume-subpaths/v/app/0", []string{"/var/lib/kubelet/pods/uid-2/volumes/kubernetes.io~empty-dir/d"}, 1)(w)

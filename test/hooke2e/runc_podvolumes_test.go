@@ -19,7 +19,8 @@ import (
 // scratch kubelet directory: an ext4 image on a loop device at
 // volumes/kubernetes.io~iscsi/disk (what kubelet's iSCSI plugin makes of an
 // inline volume whose portal the pod's author picks) is refused; a tmpfs
-// configMap-like volume and a plain emptyDir directory run. As in
+// configMap-like volume and a plain emptyDir directory run; kubelet's
+// subPath bind of a directory of the disk is refused too. As in
 // TestRuncSubPath the bundle is in containerd's layout with CRI
 // annotations, so the pod's UID is trusted and the name alone would admit
 // all three: only the mount table tells the disk apart.
@@ -61,9 +62,9 @@ func TestRuncPodVolumes(t *testing.T) {
 			t.Errorf("losetup -d %s: %v: %s", loop, err, out)
 		}
 	})
-	mount := func(src, dst, fstype string) {
+	mount := func(src, dst, fstype string, flags uintptr) {
 		t.Helper()
-		if err := unix.Mount(src, dst, fstype, 0, ""); err != nil {
+		if err := unix.Mount(src, dst, fstype, flags, ""); err != nil {
 			t.Fatalf("mount %s on %s: %v", src, dst, err)
 		}
 		t.Cleanup(func() {
@@ -72,8 +73,15 @@ func TestRuncPodVolumes(t *testing.T) {
 			}
 		})
 	}
-	mount(loop, disk, "ext4")
-	mount("tmpfs", cfg, "tmpfs")
+	mount(loop, disk, "ext4", 0)
+	mount("tmpfs", cfg, "tmpfs", 0)
+	// kubelet's subPath of that volume (doBindSubPath): a bind of a
+	// directory of the disk onto volume-subpaths.
+	diskSub := pod + "/volume-subpaths/disk/c/0"
+	if err := os.MkdirAll(diskSub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount(disk+"/lost+found", diskSub, "", unix.MS_BIND)
 
 	polPath := filepath.Join(e.policyDir, "policy.yaml")
 	body, err := os.ReadFile(polPath)
@@ -103,6 +111,8 @@ func TestRuncPodVolumes(t *testing.T) {
 			[]string{"[hostPathMounts]", "/disk (from " + disk + ", a ext4 filesystem of " + loop + " mounted in the pod's directory", "kubernetes.io~iscsi"}},
 		{"iscsi-subdirectory", disk + "/lost+found", "/disk", []string{"rbind", "rprivate", "rw"},
 			[]string{"[hostPathMounts]", "a ext4 filesystem of " + loop}},
+		{"iscsi-subpath", diskSub, "/disk", []string{"rbind", "rprivate", "rw"},
+			[]string{"[hostPathMounts]", "a subPath of a ext4 filesystem of " + loop + " (kubelet volume plugin kubernetes.io~iscsi)"}},
 		{"configmap-tmpfs", cfg, "/cfg", []string{"rbind", "rprivate", "ro", "rro"}, nil},
 		{"emptydir", empty, "/scratch", []string{"rbind", "rprivate", "rw"}, nil},
 	} {
