@@ -90,3 +90,25 @@ func TestDecideRequestCarriesAppArmorMode(t *testing.T) {
 		t.Fatalf("workload = %+v", req.Workload)
 	}
 }
+
+// The backing mount the hook read for a pod volume reaches the service
+// that judges the workload: an inline iSCSI volume is refused there too.
+func TestDecideRequestCarriesMountBacking(t *testing.T) {
+	var buf bytes.Buffer
+	b := &policy.MountBacking{KubeletDir: "/var/lib/kubelet", MountPoint: "/var/lib/kubelet/pods/u/volumes/kubernetes.io~iscsi/disk",
+		FSType: "ext4", Source: "/dev/loop0", Root: "/", Origins: []string{"/x"}, OriginsTied: 1}
+	w := &policy.Workload{Source: "hook", Mounts: []policy.Mount{{Destination: "/d", Source: b.MountPoint, Type: "bind", Backing: b}}}
+	if err := WriteMessage(&buf, DecideRequest{Version: ProtocolVersion, ID: "x", Workload: w}); err != nil {
+		t.Fatal(err)
+	}
+	var req DecideRequest
+	if err := ReadMessage(bufio.NewReader(&buf), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Workload == nil || len(req.Workload.Mounts) != 1 || req.Workload.Mounts[0].Backing == nil {
+		t.Fatalf("workload = %+v", req.Workload)
+	}
+	if got := req.Workload.Mounts[0].Backing; got.FSType != "ext4" || got.Source != "/dev/loop0" || got.MountPoint != b.MountPoint || got.KubeletDir != b.KubeletDir || got.Root != "/" || len(got.Origins) != 1 || got.OriginsTied != 1 {
+		t.Fatalf("backing = %+v", got)
+	}
+}
