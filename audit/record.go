@@ -75,6 +75,10 @@ type Record struct {
 	Policy     policy.PolicyRef   `json:"policy"`
 	// Remediation is present only when a remediation was considered.
 	Remediation *Remediation `json:"remediation,omitempty"`
+	// Mode and Unseen are the deciding front end's protocol mode and what it
+	// could not see (policy.Decision.Mode, Unseen), when it matters.
+	Mode   string   `json:"mode,omitempty"`
+	Unseen []string `json:"unseen,omitempty"`
 }
 
 // Pod identifies the pod of the container.
@@ -195,6 +199,8 @@ func NewRecord(source string, w *policy.Workload, d *policy.Decision, k *policy.
 		r.Exemptions = append(r.Exemptions, d.Exemptions...)
 		r.Kernel.Behind = d.KernelBehind
 		r.Policy = d.Policy
+		r.Mode = d.Mode
+		r.Unseen = append(r.Unseen, d.Unseen...)
 	}
 	if k != nil {
 		r.Kernel.Release = k.Release

@@ -7,6 +7,7 @@
 //	m.ObserveRemediation(outcome)                // runs by outcome
 //	m.WatchAudit(log.Health)                     // audit writes, failures, health
 //	m.SetHookInjectionRefused(true)              // set by the NRI plugin
+//	m.SetRuntimeConnected("validator", true)     // the NRI plugin's connection and mode
 //	go metrics.Serve(ctx, addr, m)               // addr "" = DefaultAddr (loopback)
 package metrics
 
@@ -38,12 +39,13 @@ var ErrNotLoopback = errors.New("metrics address is not loopback")
 type Metrics struct {
 	reg *prometheus.Registry
 
-	decisions       *prometheus.CounterVec
-	decisionRules   *prometheus.CounterVec
-	latency         *prometheus.HistogramVec
-	kernelCompliant prometheus.Gauge
-	remediations    *prometheus.CounterVec
-	hookRefused     prometheus.Gauge
+	decisions        *prometheus.CounterVec
+	decisionRules    *prometheus.CounterVec
+	latency          *prometheus.HistogramVec
+	kernelCompliant  prometheus.Gauge
+	remediations     *prometheus.CounterVec
+	hookRefused      prometheus.Gauge
+	runtimeConnected *prometheus.GaugeVec
 
 	observedAt atomic.Int64 // unix nanoseconds of the kernel state; 0 = none
 	now        func() time.Time
@@ -91,8 +93,12 @@ func New() *Metrics {
 		Name: "patchgate_hook_injection_refused",
 		Help: "1 when the runtime refuses the OCI hook injection (checks NRI cannot see are lost), else 0.",
 	})
+	m.runtimeConnected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "patchgate_runtime_connected",
+		Help: "1 while the NRI plugin is registered with the container runtime, 0 while it is not (containers are then judged only by an OCI hook, if any). mode: validator, CreateContainer or hook-only (not connected).",
+	}, []string{"mode"})
 	m.reg.MustRegister(m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
-		m.remediations, m.hookRefused, auditCollector{m},
+		m.remediations, m.hookRefused, m.runtimeConnected, auditCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -144,6 +150,17 @@ func (m *Metrics) SetKernelState(k *policy.KernelState, compliant bool) {
 // ObserveRemediation counts one remediation run by its outcome.
 func (m *Metrics) ObserveRemediation(outcome string) {
 	m.remediations.WithLabelValues(outcome).Inc()
+}
+
+// SetRuntimeConnected sets patchgate_runtime_connected: one series, for the
+// current mode, 1 when connected.
+func (m *Metrics) SetRuntimeConnected(mode string, connected bool) {
+	m.runtimeConnected.Reset()
+	v := 0.0
+	if connected {
+		v = 1
+	}
+	m.runtimeConnected.WithLabelValues(mode).Set(v)
 }
 
 // SetHookInjectionRefused sets the hook-injection-refused gauge.

@@ -191,3 +191,17 @@ patchgate_audit_healthy 0
 		t.Fatal(err)
 	}
 }
+
+func TestRuntimeConnected(t *testing.T) {
+	m := New()
+	m.SetRuntimeConnected("validator", true)
+	m.SetRuntimeConnected("hook-only", false)
+	want := `
+# HELP patchgate_runtime_connected 1 while the NRI plugin is registered with the container runtime, 0 while it is not (containers are then judged only by an OCI hook, if any). mode: validator, CreateContainer or hook-only (not connected).
+# TYPE patchgate_runtime_connected gauge
+patchgate_runtime_connected{mode="hook-only"} 0
+`
+	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "patchgate_runtime_connected"); err != nil {
+		t.Error(err)
+	}
+}

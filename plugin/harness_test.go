@@ -72,6 +72,12 @@ type harnessOpts struct {
 	// decisionSocket runs the service's decision socket (h.decisionSock),
 	// the one the injected hook asks.
 	decisionSocket bool
+	// nriVersion is the runtime NRI version the plugin believes it talks to
+	// (the real runtime side here is NRI v0.12.5), e.g. "v0.8.0" for
+	// containerd 1.7 to 2.1.
+	nriVersion string
+	// defaultIdx leaves the plugin's index to its default (WithName not used).
+	defaultIdx bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -123,10 +129,11 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	h.rt = rt
 
-	popts := append([]Option{
-		WithNode(svc), WithSocket(sock), WithLogger(log), WithName("patchgate", "50"),
-		WithReconnectBackoff(50 * time.Millisecond),
-	}, o.pluginOpts...)
+	popts := []Option{WithNode(svc), WithSocket(sock), WithLogger(log), WithReconnectBackoff(50 * time.Millisecond)}
+	if !o.defaultIdx {
+		popts = append(popts, WithName("patchgate", "50"))
+	}
+	popts = append(popts, o.pluginOpts...)
 	if o.hookPath == "" && !o.noHook {
 		o.hookPath = "/usr/local/bin/patchgate"
 	}
@@ -139,6 +146,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	h.p = p
+	if o.nriVersion != "" {
+		p.nriVersion = func() string { return o.nriVersion }
+	}
 	// Record the plugin's connections, so a test can cut them as a dying
 	// runtime does (Adaptation.Stop leaves external plugins connected).
 	p.dial = func(path string) (net.Conn, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -54,22 +55,27 @@ type Node interface {
 	Admit(ctx context.Context, w *policy.Workload, o service.AdmitOptions) service.Result
 	AuditLog() *audit.Log
 	SetHookInjection(service.HookInjection)
+	SetRuntime(service.RuntimeConnection)
 }
 
 // Metrics is what the plugin reports besides the service's own decisions.
 type Metrics interface {
 	ObserveDecision(source string, d *policy.Decision, took time.Duration)
 	SetHookInjectionRefused(refused bool)
+	SetRuntimeConnected(mode string, connected bool)
 }
 
 // Plugin is patchgate's NRI plugin. Create it with New and Run it.
 type Plugin struct {
-	name, idx string
-	socket    string
-	hookMu    sync.RWMutex
-	hookPath  string
-	hookArgs  []string
-	hookTO    int64
+	name     string
+	idxMu    sync.Mutex
+	idx      string
+	idxSet   bool // the index was chosen (WithName, NRI_PLUGIN_IDX): never moved
+	socket   string
+	hookMu   sync.RWMutex
+	hookPath string
+	hookArgs []string
+	hookTO   int64
 	// identityFrom tells the injected hook which runtime set the identity
 	// annotations it may trust ("containerd", "crio"), learnt at Configure;
 	// never from the container itself.
@@ -90,6 +96,16 @@ type Plugin struct {
 	reported map[string]bool // containers already audited (create or sync)
 
 	noHookOnce sync.Once // the start-up warning when no hook path is configured
+
+	// conn is the current connection's progress (replaced, never
+	// mutated); lastState what was last published.
+	conn      atomic.Pointer[conn]
+	lastState atomic.Pointer[service.RuntimeConnection]
+	// noValidator: a runtime of unknown NRI version refused the validation
+	// event; decide in CreateContainer on such runtimes from now on.
+	noValidator atomic.Bool
+	// nriVersion overrides the runtime NRI version the stub learnt (tests).
+	nriVersion func() string
 }
 
 type nodeBox struct{ Node }
@@ -125,7 +141,19 @@ func WithName(name, idx string) Option {
 		if len(idx) != 2 || idx[0] < '0' || idx[0] > '9' || idx[1] < '0' || idx[1] > '9' {
 			return fmt.Errorf("%w: plugin index %q must be two digits", ErrConfig, idx)
 		}
-		p.name, p.idx = name, idx
+		p.name, p.idx, p.idxSet = name, idx, true
+		return nil
+	}
+}
+
+// WithPluginName sets the plugin name and leaves the index to the default:
+// "50", or createModeIdx on a runtime without the validation event.
+func WithPluginName(name string) Option {
+	return func(p *Plugin) error {
+		if name == "" || strings.ContainsAny(name, "/ ") {
+			return fmt.Errorf("%w: plugin name %q", ErrConfig, name)
+		}
+		p.name = name
 		return nil
 	}
 }
@@ -224,6 +252,7 @@ func New(opts ...Option) (*Plugin, error) {
 	p := &Plugin{
 		name:       "patchgate",
 		idx:        "50",
+		idxSet:     os.Getenv(api.PluginIdxEnvVar) != "",
 		socket:     api.DefaultSocketPath,
 		backoffMax: 5 * time.Second,
 		log:        logrus.StandardLogger(),
@@ -266,18 +295,40 @@ func (p *Plugin) Configure(ctx context.Context, config, runtime, version string)
 		}
 	}
 	p.identityFrom.Store(ptr(identitySource(runtime)))
-	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "request_timeout": p.maxWait() * 2}).Info("connected to the container runtime")
+	c := &conn{runtime: runtime, version: version, nriVersion: p.runtimeNRIVersion()}
+	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "nri_version": c.nriVersion, "request_timeout": p.maxWait() * 2}).
+		Info("configuring with the container runtime (registered only once it synchronizes)")
 	if p.node.Load() == nil {
 		n, err := p.configure(ctx, config)
 		if err != nil {
+			p.conn.Store(c)
 			return 0, fmt.Errorf("patchgate: %w", err)
 		}
 		p.node.Store(&nodeBox{n})
 	}
+	events, err := p.configureMode(c)
+	if err != nil {
+		p.conn.Store(c)
+		return 0, err
+	}
+	c.configured = true
+	p.conn.Store(c)
 	if hookPath, _ := p.hookConfig(); hookPath == "" {
 		p.noHook()
 	}
-	return 0, nil
+	return events, nil
+}
+
+// runtimeNRIVersion is the runtime's NRI version as the stub learnt it at
+// Configure (reported, or inferred from the runtime's name and version).
+func (p *Plugin) runtimeNRIVersion() string {
+	if p.nriVersion != nil {
+		return p.nriVersion()
+	}
+	if s := p.stub.Load(); s != nil {
+		return (*s).RuntimeNRIVersion()
+	}
+	return ""
 }
 
 // noHookReason is why, without a hook path, some rules cannot be judged.
@@ -378,10 +429,13 @@ func podDecision(d policy.Decision) policy.Decision {
 // annotations from a first look at the pristine container, and the OCI hook.
 // The decision is made in ValidateContainerAdjustment on the container as it
 // will run.
-func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	node, err := p.nodeOrErr()
 	if err != nil {
 		return nil, nil, err
+	}
+	if p.currentMode() == ModeCreate {
+		return p.decideAtCreate(ctx, node, pod, ctr)
 	}
 	adj := &api.ContainerAdjustment{}
 	w, err := ContainerWorkload(pod, ctr)
@@ -396,12 +450,75 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	}
 	hookPath, hookArgs := p.hookConfig()
 	switch {
+	case hookPath != "" && hasOwnHook(ctr, hookPath):
+		// The runtime's base spec has it already (fail closed while
+		// patchgate is down): one hook, one judgement.
 	case hookPath != "" && p.hooks.inject():
 		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs)}})
 	case len(d.Deferred) > 0 && node.Policy().Spec.Hook.OnError == policy.OnErrorAllow:
 		// No hook will judge them (none configured, or the runtime refuses
 		// it); with onError deny the validator refuses the container.
 		adj.AddAnnotation(AnnotationUnchecked, strings.Join(d.Deferred, ","))
+	}
+	return adj, nil, nil
+}
+
+// decideAtCreate is the decision in CreateContainer mode (a runtime without
+// the validation event): on the container as patchgate sees it, before the
+// adjustments of plugins ordered after it. An error here fails the create.
+// With patchgate's OCI hook to follow (injected now, or in the runtime's
+// base spec), the hook judges the final spec in full, and audits what it
+// flags; this decision is recorded only when it refuses.
+func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	adj := &api.ContainerAdjustment{}
+	w, err := ContainerWorkload(pod, ctr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("patchgate: cannot judge container: %v", err)
+	}
+	hookPath, hookArgs := p.hookConfig()
+	hooked := hookPath != "" && hasOwnHook(ctr, hookPath)
+	injected := false
+	if hookPath != "" && !hooked && p.hooks.inject() {
+		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs)}})
+		hooked, injected = true, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.maxWait())
+	defer cancel()
+	res := node.Admit(ctx, w, service.AdmitOptions{
+		Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen,
+		Mode: string(ModeCreate), Unseen: createModeUnseen, AuditDeniedOnly: hooked,
+	})
+	d := res.Decision
+	log := p.log.WithFields(logrus.Fields{
+		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict, "mode": ModeCreate,
+	})
+	if res.AuditErr != nil {
+		log.WithError(res.AuditErr).Error("audit record not written")
+	}
+	p.markReported(w.Container.ID)
+	var unjudged []string
+	if !hooked {
+		unjudged = policy.Unjudged(&d, w.Seen)
+	}
+	if d.Verdict == policy.Deny {
+		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
+		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
+		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
+			return nil, nil, errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
+		}
+		return nil, nil, errors.New(DenyMessage(&d, inProgress))
+	}
+	if d.Verdict == policy.Warn {
+		adj.AddAnnotation(AnnotationFlagged, "true")
+		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
+		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
+	}
+	if len(unjudged) > 0 {
+		adj.AddAnnotation(AnnotationUnchecked, strings.Join(unjudged, ","))
+		log.WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
+	}
+	if injected {
+		p.hooks.admitted(ctr.GetId())
 	}
 	return adj, nil, nil
 }
@@ -512,6 +629,14 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 	node, err := p.nodeOrErr()
 	if err != nil {
 		return nil, err
+	}
+	if c := p.conn.Load(); c != nil && !c.synced {
+		cc := *c
+		cc.synced = true
+		p.conn.Store(&cc)
+		p.publishRuntime("connected", &cc, "")
+		p.log.WithFields(logrus.Fields{"plugin": p.regName(), "mode": cc.mode, "runtime": cc.runtime, "version": cc.version}).
+			Info("registered with the container runtime")
 	}
 	byID := make(map[string]*api.PodSandbox, len(pods))
 	for _, pod := range pods {

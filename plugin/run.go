@@ -20,12 +20,21 @@ import (
 func (p *Plugin) Run(ctx context.Context) error {
 	launched := os.Getenv(api.PluginSocketEnvVar) != ""
 	go p.sweepLoop(ctx)
+	p.publishRuntime("connecting", nil, "not registered with the runtime yet")
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		connected := time.Now()
+		p.conn.Store(nil)
 		err := p.serveOnce(ctx)
+		c := p.conn.Load()
 		if ctx.Err() != nil {
+			p.publishRuntime("disconnected", c, "stopped")
 			return nil
+		}
+		p.afterServe(c, err)
+		if c != nil && c.reindex {
+			attempt--
+			continue
 		}
 		if launched {
 			return err
@@ -63,7 +72,10 @@ func (p *Plugin) serveOnce(ctx context.Context) error {
 		opts = append(opts, stub.WithPluginName(p.name))
 	}
 	if os.Getenv(api.PluginIdxEnvVar) == "" {
-		opts = append(opts, stub.WithPluginIdx(p.idx))
+		p.idxMu.Lock()
+		idx := p.idx
+		p.idxMu.Unlock()
+		opts = append(opts, stub.WithPluginIdx(idx))
 	}
 	s, err := stub.New(p, opts...)
 	if err != nil {

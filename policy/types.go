@@ -332,4 +332,11 @@ type Decision struct {
 	// KernelBehind is set when any kernel rule failed.
 	KernelBehind bool      `json:"kernelBehind"`
 	Policy       PolicyRef `json:"policy"`
+	// Mode is how the front end that decided saw the container, when it
+	// matters for what was judged: "CreateContainer" for the NRI plugin on a
+	// runtime without the validation event (NRI < v0.10), which judges the
+	// container before plugins ordered after it adjust it.
+	Mode string `json:"mode,omitempty"`
+	// Unseen lists what that mode cannot see (one phrase each).
+	Unseen []string `json:"unseen,omitempty"`
 }

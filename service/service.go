@@ -66,6 +66,7 @@ type Service struct {
 	pol       atomic.Pointer[policy.Policy]
 	polStatus atomic.Pointer[PolicyStatus]
 	hookInj   atomic.Pointer[HookInjection]
+	runtime   atomic.Pointer[RuntimeConnection]
 	fprint    string
 	statusMu  sync.Mutex // serialises writeStatus, so an older snapshot never replaces a newer one
 
@@ -482,6 +483,14 @@ type AdmitOptions struct {
 	// container's ID, and the hook's question for that ID is answered on
 	// the rest only (see answer).
 	RememberJudged bool
+	// Mode and Unseen go into the decision and its record: the NRI plugin's
+	// protocol mode and what that mode cannot see (policy.Decision).
+	Mode   string
+	Unseen []string
+	// AuditDeniedOnly: write the record only for a refusal. The NRI plugin
+	// in CreateContainer mode sets it when its OCI hook follows: the hook
+	// judges the final spec in full and records a flagged container once.
+	AuditDeniedOnly bool
 }
 
 // Admit is the whole decision for one container: evaluate; when the kernel
@@ -494,6 +503,7 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 	pol := s.Policy()
 	k := s.Kernel()
 	d := policy.Evaluate(pol, w, k, s.now())
+	d.Mode, d.Unseen = o.Mode, o.Unseen
 	if o.Final {
 		policy.MarkUnjudged(&d, o.NRIJudged, pol.Spec.Hook.OnError)
 	}
@@ -518,10 +528,14 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 			// The remediator refreshed the monitor after patching.
 			k = s.Kernel()
 			d = policy.Evaluate(pol, w, k, s.now())
+			d.Mode, d.Unseen = o.Mode, o.Unseen
 			if o.Final {
 				policy.MarkUnjudged(&d, o.NRIJudged, pol.Spec.Hook.OnError)
 			}
 		}
+	}
+	if o.AuditDeniedOnly && d.Verdict != policy.Deny {
+		record = false
 	}
 	res := Result{Decision: d, Kernel: k, Remediation: rem, Audited: true}
 	recordID := "" // the UUID of the record written, if any
@@ -592,6 +606,45 @@ func (s *Service) SetHookInjection(h HookInjection) {
 	s.hookInj.Store(&h)
 	if s.metrics != nil {
 		s.metrics.SetHookInjectionRefused(h.Status == "refused")
+	}
+	s.writeStatus()
+}
+
+// RuntimeConnection is the NRI plugin's connection to the container runtime,
+// as the status file, `patchgate check` and the patchgate_runtime_connected
+// metric show it. A node where it is not "connected" is not enforcing
+// through NRI: only an OCI hook (injected earlier, or in the runtime's base
+// spec) judges containers there.
+type RuntimeConnection struct {
+	// State is "connecting" (never registered yet), "connected",
+	// "disconnected" (was connected; reconnecting) or "refused" (the runtime
+	// closed the connection while registering the plugin).
+	State string `json:"state"`
+	// Mode is "validator" (NRI >= v0.10: decided in
+	// ValidateContainerAdjustment), "CreateContainer" (NRI v0.8: decided in
+	// CreateContainer) or "hook-only" (not connected).
+	Mode string `json:"mode"`
+	// Plugin is the name the plugin registered as, "NN-name".
+	Plugin string `json:"plugin,omitempty"`
+	// Runtime, RuntimeVersion and NRIVersion are what the runtime reported
+	// at Configure (NRIVersion inferred from the runtime's version when the
+	// runtime does not say it).
+	Runtime        string `json:"runtime,omitempty"`
+	RuntimeVersion string `json:"runtimeVersion,omitempty"`
+	NRIVersion     string `json:"nriVersion,omitempty"`
+	// Unseen lists what the mode cannot see.
+	Unseen []string `json:"unseen,omitempty"`
+	// Reason is why it is not connected, or what the runtime said.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// SetRuntime records the NRI plugin's connection state for the status file
+// and the patchgate_runtime_connected metric.
+func (s *Service) SetRuntime(r RuntimeConnection) {
+	s.runtime.Store(&r)
+	if s.metrics != nil {
+		s.metrics.SetRuntimeConnected(r.Mode, r.State == "connected")
 	}
 	s.writeStatus()
 }

@@ -23,7 +23,10 @@ type Status struct {
 	Policy    PolicyStatus   `json:"policy"`
 	Audit     *audit.Health  `json:"audit,omitempty"`
 	Hook      *HookInjection `json:"hookInjection,omitempty"`
-	Kernel    KernelStatus   `json:"kernel"`
+	// Runtime is the NRI plugin's connection; absent where no NRI plugin
+	// runs (patchgate serve for podman and hooks.d).
+	Runtime *RuntimeConnection `json:"runtime,omitempty"`
+	Kernel  KernelStatus       `json:"kernel"`
 }
 
 // KernelStatus summarises the kernel state the service holds.
@@ -47,6 +50,7 @@ func (s *Service) Status() Status {
 		st.Audit = &h
 	}
 	st.Hook = s.hookInj.Load()
+	st.Runtime = s.runtime.Load()
 	k := s.Kernel()
 	st.Kernel = KernelStatus{ObservedAt: k.ObservedAt, Providers: k.Providers, Unknown: len(k.Unknown)}
 	return st

@@ -151,7 +151,7 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", api.DefaultSocketPath, "NRI socket of the container runtime")
 	name := fs.String("name", "patchgate", "plugin name (the default validator's required_plugins lists it)")
-	idx := fs.String("idx", "50", "plugin index: two digits, the order among plugins")
+	idx := fs.String("idx", "", "plugin index: two digits, the order among plugins (default 50; 99 on runtimes without the NRI validation event, containerd < 2.2, so that patchgate decides after the other plugins' adjustments)")
 	fs.StringVar(&s.Policy, "policy", s.Policy, "policy file or directory (policy.yaml + policy.d/ + nodes/<node>.yaml)")
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
@@ -193,8 +193,12 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	defer n.close()
 	opts := []plugin.Option{
 		plugin.WithSocket(*socket),
-		plugin.WithName(*name, *idx),
 		plugin.WithLogger(logger),
+	}
+	if *idx != "" {
+		opts = append(opts, plugin.WithName(*name, *idx))
+	} else {
+		opts = append(opts, plugin.WithPluginName(*name))
 	}
 	var p *plugin.Plugin // the runtime-launched plugin's Configure sets its hook
 	launched := os.Getenv(api.PluginSocketEnvVar) != ""

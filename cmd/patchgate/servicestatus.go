@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/patchgate/patchgate/service"
@@ -73,6 +74,9 @@ func writeServiceStatus(w io.Writer, st serviceStatus) {
 			fmt.Fprintln(w)
 		}
 	}
+	if r := s.Runtime; r != nil {
+		fmt.Fprintf(w, "container runtime  %s\n", runtimeLine(r))
+	}
 	if h := s.Hook; h != nil {
 		line := h.Status
 		if h.Reason != "" {
@@ -83,4 +87,31 @@ func writeServiceStatus(w io.Writer, st serviceStatus) {
 		}
 		fmt.Fprintf(w, "OCI hook injection %s\n", line)
 	}
+}
+
+// runtimeLine is the NRI connection as one line: the state, the mode and
+// what it cannot see, or why patchgate is not enforcing through NRI.
+func runtimeLine(r *service.RuntimeConnection) string {
+	rt := strings.TrimSpace(r.Runtime + " " + r.RuntimeVersion)
+	if r.NRIVersion != "" {
+		rt += " (NRI " + r.NRIVersion + ")"
+	}
+	switch r.State {
+	case "connected":
+		line := fmt.Sprintf("connected as %s to %s, mode %s", r.Plugin, rt, r.Mode)
+		if len(r.Unseen) > 0 {
+			line += "; not seen in this mode: " + strings.Join(r.Unseen, ", ") + " (the OCI hook judges the final spec)"
+		}
+		return line
+	case "refused":
+		return "REFUSED by the runtime, NOT ENFORCING through NRI (" + rt + "): " + r.Reason
+	}
+	line := "NOT CONNECTED (" + r.State + "), NOT ENFORCING through NRI; only an OCI hook judges containers"
+	if rt != "" {
+		line += "; last runtime " + rt
+	}
+	if r.Reason != "" {
+		line += ": " + r.Reason
+	}
+	return line
 }

@@ -59,3 +59,35 @@ func TestServiceStatusInCheckOutput(t *testing.T) {
 		t.Fatal("corrupt status file not reported")
 	}
 }
+
+// Where the NRI plugin stands is in check's output: a node that is not
+// enforcing through NRI says so in capitals.
+func TestRuntimeConnectionInCheckOutput(t *testing.T) {
+	for _, tc := range []struct {
+		r    service.RuntimeConnection
+		want []string
+	}{
+		{service.RuntimeConnection{State: "connected", Mode: "validator", Plugin: "50-patchgate", Runtime: "containerd", RuntimeVersion: "v2.4.2", NRIVersion: "v0.12.3"},
+			[]string{"container runtime  connected as 50-patchgate to containerd v2.4.2 (NRI v0.12.3), mode validator\n"}},
+		{service.RuntimeConnection{State: "connected", Mode: "CreateContainer", Plugin: "99-patchgate", Runtime: "containerd", RuntimeVersion: "v1.7.35", NRIVersion: "v0.8.0",
+			Unseen: []string{"adjustments by NRI plugins ordered after patchgate", "CDI devices resolved after NRI"}},
+			[]string{"mode CreateContainer; not seen in this mode: adjustments by NRI plugins ordered after patchgate, CDI devices resolved after NRI"}},
+		{service.RuntimeConnection{State: "refused", Mode: "hook-only", Runtime: "containerd", RuntimeVersion: "v2.1.9", Reason: "closed after Configure"},
+			[]string{"REFUSED by the runtime, NOT ENFORCING through NRI (containerd v2.1.9): closed after Configure"}},
+		{service.RuntimeConnection{State: "disconnected", Mode: "hook-only", Runtime: "containerd", RuntimeVersion: "v2.4.2", Reason: "ttrpc: closed"},
+			[]string{"NOT CONNECTED (disconnected), NOT ENFORCING through NRI", "ttrpc: closed"}},
+	} {
+		path := filepath.Join(t.TempDir(), "status.json")
+		r := tc.r
+		if err := service.WriteStatusFile(path, service.Status{PID: 1, UpdatedAt: time.Now(), Runtime: &r}); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		writeServiceStatus(&out, readServiceStatus(path))
+		for _, want := range tc.want {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+	}
+}
