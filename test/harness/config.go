@@ -3,6 +3,8 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -86,18 +88,79 @@ const TolerateMissingPluginsKey = "tolerate-missing-nri-plugins.noderesource.dev
 // Config is what the harness renders into containerd's config file.
 type Config struct {
 	Paths
-	Runc         string // runc binary (runtimes.runc.options.BinaryName)
-	CNIBinDirs   []string
-	BridgeName   string // the CNI bridge for pods without host network
-	Subnet       string // their IPAM range; the bridge has no address, no gateway and no NAT
-	LogLevel     string // containerd --log-level
-	NRI          NRIConfig
-	SandboxImage string // pinned_images.sandbox
-	Snapshotter  string // "overlayfs" (default) or "native"
+	// Containerd is the containerd release the config is for (one of ContainerdVersions;
+	// empty means ContainerdVersion): 1.7 reads config version 2, 2.0-2.2 version 3, 2.4
+	// version 4.
+	Containerd string
+	// BaseRuntimeSpec is the runc runtime's base_runtime_spec: a JSON OCI spec CRI starts
+	// every application container from (not pod sandboxes). Empty: containerd's default.
+	BaseRuntimeSpec string
+	Runc            string // runc binary (runtimes.runc.options.BinaryName)
+	CNIBinDirs      []string
+	BridgeName      string // the CNI bridge for pods without host network
+	Subnet          string // their IPAM range; the bridge has no address, no gateway and no NAT
+	LogLevel        string // containerd --log-level
+	NRI             NRIConfig
+	SandboxImage    string // pinned_images.sandbox
+	Snapshotter     string // "overlayfs" (default) or "native"
 }
 
-// TOML renders the config as a containerd version 4 config (native to containerd 2.4).
+// ConfigVersion is the config schema version containerd release v reads natively: 2 for
+// 1.7, 3 for 2.0-2.2, 4 for 2.4.
+func ConfigVersion(v string) int {
+	switch {
+	case strings.HasPrefix(v, "v1."):
+		return 2
+	case versionBefore(v, 2, 4):
+		return 3
+	default:
+		return 4
+	}
+}
+
+// HasDefaultValidator reports whether containerd release v links an NRI with the default
+// validator and required_plugins (NRI >= v0.10, containerd >= 2.2). Older ones ignore the
+// config section with a warning ("Ignoring unknown key in TOML").
+func HasDefaultValidator(v string) bool { return !versionBefore(v, 2, 2) }
+
+// HasValidation reports whether containerd release v knows NRI's ValidateContainerAdjustment
+// event (the same releases as the default validator). Older ones decide in CreateContainer.
+func HasValidation(v string) bool { return HasDefaultValidator(v) }
+
+// HasShimSocketDir reports whether containerd release v lets the shim sockets move out of
+// /run/containerd/s (plugins."io.containerd.shim.v1.manager".socket_dir, new in 2.4).
+func HasShimSocketDir(v string) bool { return !versionBefore(v, 2, 4) }
+
+// versionBefore reports whether release v ("v1.7.35") is older than major.minor. An empty
+// v is ContainerdVersion.
+func versionBefore(v string, major, minor int) bool {
+	if v == "" {
+		v = ContainerdVersion
+	}
+	var ma, mi, pa int
+	if _, err := fmt.Sscanf(v, "v%d.%d.%d", &ma, &mi, &pa); err != nil {
+		return false
+	}
+	return ma < major || (ma == major && mi < minor)
+}
+
+// TOML renders the config in the schema Containerd reads natively: version 2 for 1.7
+// (CRI in plugins."io.containerd.grpc.v1.cri", NRI off unless enabled here), version 3 for
+// 2.0-2.2, version 4 for 2.4. Settings a release does not have are refused, not dropped:
+// the default validator before 2.2 (containerd would ignore it with a warning and the test
+// would run without it).
 func (c *Config) TOML() (string, error) {
+	version := c.Containerd
+	if version == "" {
+		version = ContainerdVersion
+	}
+	if !slices.Contains(ContainerdVersions, version) {
+		return "", fmt.Errorf("harness: config: unknown containerd release %q", version)
+	}
+	v := c.NRI.Validator
+	if !HasDefaultValidator(version) && (v.Enable || len(v.RequiredPlugins) > 0 || v.RejectOCIHookAdjustment || v.TolerateMissingPluginsAnnotation != "") {
+		return "", fmt.Errorf("harness: config: containerd %s links NRI v0.8.0, which has no default validator or required_plugins", version)
+	}
 	var b strings.Builder
 	var errs []string
 	q := func(s string) string {
@@ -117,61 +180,106 @@ func (c *Config) TOML() (string, error) {
 	}
 	dur := func(d time.Duration) string { return q(d.String()) }
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	snap := c.Snapshotter
+	if snap == "" {
+		snap = "overlayfs"
+	}
+	cv := ConfigVersion(version)
 
-	w(`# Rendered by patchgate test/harness: a private containerd; nothing below points at the host's`)
-	w(`# /etc, /var/lib/containerd or /run/containerd.`)
-	w(`version = 4`)
+	w(`# Rendered by patchgate test/harness for containerd %s: a private containerd; nothing`, version)
+	w(`# below points at the host's /etc, /var/lib/containerd or /run/containerd.`)
+	if !HasShimSocketDir(version) {
+		w(`# containerd %s has no shim socket_dir: shim sockets go to /run/containerd/s/<sha256 of`, version)
+		w(`# this instance's address, namespace and id>, which no other containerd's shims share.`)
+	}
+	w(`version = %d`, cv)
 	w(`root = %s`, q(c.Root))
 	w(`state = %s`, q(c.State))
 	w(`temp = %s`, q(c.Temp))
 	w(`imports = []`)
 	w(``)
-	w(`[plugins."io.containerd.server.v1.grpc"]`)
-	w(`  address = %s`, q(c.Address))
-	w(`[plugins."io.containerd.server.v1.ttrpc"]`)
-	w(`  address = %s`, q(c.TTRPCAddress))
-	w(`[plugins."io.containerd.server.v1.debug"]`)
-	w(`  address = ""`)
-	w(`[plugins."io.containerd.server.v1.metrics"]`)
-	w(`  address = ""`)
-	w(`[plugins."io.containerd.shim.v1.manager"]`)
-	w(`  socket_dir = %s`, q(c.ShimSocketDir))
+	if cv == 4 {
+		w(`[plugins."io.containerd.server.v1.grpc"]`)
+		w(`  address = %s`, q(c.Address))
+		w(`[plugins."io.containerd.server.v1.ttrpc"]`)
+		w(`  address = %s`, q(c.TTRPCAddress))
+		w(`[plugins."io.containerd.server.v1.debug"]`)
+		w(`  address = ""`)
+		w(`[plugins."io.containerd.server.v1.metrics"]`)
+		w(`  address = ""`)
+		w(`[plugins."io.containerd.shim.v1.manager"]`)
+		w(`  socket_dir = %s`, q(c.ShimSocketDir))
+	} else {
+		w(`[grpc]`)
+		w(`  address = %s`, q(c.Address))
+		w(`[ttrpc]`)
+		w(`  address = %s`, q(c.TTRPCAddress))
+		w(`[debug]`)
+		w(`  address = ""`)
+		w(`[metrics]`)
+		w(`  address = ""`)
+	}
 	w(`[plugins."io.containerd.internal.v1.opt"]`)
 	w(`  path = %s`, q(c.OptDir))
-	w(`[plugins."io.containerd.image-verifier.v1.bindir"]`)
-	w(`  bin_dir = %s`, q(c.OptDir+"/image-verifier/bin"))
-	w(``)
-	w(`[plugins."io.containerd.cri.v1.images"]`)
-	snap := c.Snapshotter
-	if snap == "" {
-		snap = "overlayfs"
+	if cv >= 3 {
+		w(`[plugins."io.containerd.image-verifier.v1.bindir"]`)
+		w(`  bin_dir = %s`, q(c.OptDir+"/image-verifier/bin"))
 	}
-	w(`  snapshotter = %s`, q(snap))
-	w(`  [plugins."io.containerd.cri.v1.images".pinned_images]`)
-	w(`    sandbox = %s`, q(c.SandboxImage))
-	w(`[plugins."io.containerd.cri.v1.runtime"]`)
+	w(``)
+	// The CRI tables: one plugin in version 2, split into images and runtime from version 3.
+	runtimePlugin := `plugins."io.containerd.cri.v1.runtime"`
+	if cv == 2 {
+		runtimePlugin = `plugins."io.containerd.grpc.v1.cri"`
+		w(`[%s]`, runtimePlugin)
+		w(`  sandbox_image = %s`, q(c.SandboxImage))
+		w(`  stream_server_address = "127.0.0.1"`)
+		w(`  stream_server_port = "0"`)
+	} else {
+		w(`[plugins."io.containerd.cri.v1.images"]`)
+		w(`  snapshotter = %s`, q(snap))
+		w(`  [plugins."io.containerd.cri.v1.images".pinned_images]`)
+		w(`    sandbox = %s`, q(c.SandboxImage))
+		w(`[%s]`, runtimePlugin)
+	}
 	w(`  # The sandbox lacks CAP_SYS_RESOURCE; without this runc fails with`)
 	w(`  # "can't get final child's PID from pipe: EOF".`)
 	w(`  restrict_oom_score_adj = true`)
 	w(`  netns_mounts_under_state_dir = true`)
 	w(`  cdi_spec_dirs = %s`, ql([]string{c.CDIDir}))
-	w(`  [plugins."io.containerd.cri.v1.runtime".containerd]`)
+	w(`  [%s.containerd]`, runtimePlugin)
+	if cv == 2 {
+		w(`    snapshotter = %s`, q(snap))
+	}
 	w(`    default_runtime_name = "runc"`)
-	w(`    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]`)
+	w(`    [%s.containerd.runtimes.runc]`, runtimePlugin)
 	w(`      runtime_type = "io.containerd.runc.v2"`)
-	w(`      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]`)
+	if c.BaseRuntimeSpec != "" {
+		// Next to runtime_type; under .options it is silently ignored.
+		w(`      base_runtime_spec = %s`, q(c.BaseRuntimeSpec))
+	}
+	w(`      [%s.containerd.runtimes.runc.options]`, runtimePlugin)
 	w(`        BinaryName = %s`, q(c.Runc))
 	w(`        Root = %s`, q(c.RuncRoot))
 	w(`        SystemdCgroup = false`)
-	w(`  [plugins."io.containerd.cri.v1.runtime".cni]`)
-	w(`    bin_dirs = %s`, ql(c.CNIBinDirs))
+	w(`  [%s.cni]`, runtimePlugin)
+	if versionBefore(version, 2, 1) {
+		// bin_dirs is new in 2.1; before, one directory.
+		w(`    bin_dir = %s`, q(c.firstCNIBinDir()))
+	} else {
+		w(`    bin_dirs = %s`, ql(c.CNIBinDirs))
+	}
 	w(`    conf_dir = %s`, q(c.CNIConfDir))
 	w(`    max_conf_num = 1`)
-	w(`[plugins."io.containerd.grpc.v1.cri"]`)
-	w(`  stream_server_address = "127.0.0.1"`)
-	w(`  stream_server_port = "0"`)
+	if cv >= 3 {
+		w(`[plugins."io.containerd.grpc.v1.cri"]`)
+		w(`  stream_server_address = "127.0.0.1"`)
+		w(`  stream_server_port = "0"`)
+	}
 	w(``)
 	w(`[plugins."io.containerd.nri.v1.nri"]`)
+	if cv == 2 {
+		w(`  # NRI is off by default in containerd 1.7.`)
+	}
 	w(`  disable = %t`, c.NRI.Disable)
 	w(`  socket_path = %s`, q(c.NRISocket))
 	w(`  plugin_path = %s`, q(c.NRIPluginDir))
@@ -182,18 +290,33 @@ func (c *Config) TOML() (string, error) {
 	if c.NRI.RegistrationTimeout > 0 {
 		w(`  plugin_registration_timeout = %s`, dur(c.NRI.RegistrationTimeout))
 	}
-	v := c.NRI.Validator
-	w(`  [plugins."io.containerd.nri.v1.nri".default_validator]`)
-	w(`    enable = %t`, v.Enable)
-	w(`    reject_oci_hook_adjustment = %t`, v.RejectOCIHookAdjustment)
-	w(`    required_plugins = %s`, ql(v.RequiredPlugins))
-	if v.TolerateMissingPluginsAnnotation != "" {
-		w(`    tolerate_missing_plugins_annotation = %s`, q(v.TolerateMissingPluginsAnnotation))
+	if HasDefaultValidator(version) {
+		w(`  [plugins."io.containerd.nri.v1.nri".default_validator]`)
+		w(`    enable = %t`, v.Enable)
+		w(`    reject_oci_hook_adjustment = %t`, v.RejectOCIHookAdjustment)
+		w(`    required_plugins = %s`, ql(v.RequiredPlugins))
+		if v.TolerateMissingPluginsAnnotation != "" {
+			w(`    tolerate_missing_plugins_annotation = %s`, q(v.TolerateMissingPluginsAnnotation))
+		}
 	}
 	if len(errs) > 0 {
 		return "", fmt.Errorf("harness: config: %s", strings.Join(errs, "; "))
 	}
 	return b.String(), nil
+}
+
+// firstCNIBinDir is the CNI plugin directory for releases that take only one (bin_dir): the
+// first of CNIBinDirs that exists, else the first.
+func (c *Config) firstCNIBinDir() string {
+	for _, d := range c.CNIBinDirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			return d
+		}
+	}
+	if len(c.CNIBinDirs) > 0 {
+		return c.CNIBinDirs[0]
+	}
+	return ""
 }
 
 // CNIConfList is the private network for pods without host network: a bridge with no address

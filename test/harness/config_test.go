@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,6 +167,68 @@ func TestUnescapeMount(t *testing.T) {
 	} {
 		if got := unescapeMount(in); got != want {
 			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Each release gets the schema it reads natively (containerd itself proves it: the e2e
+// matrix starts every release with it). Golden per release.
+func TestConfigTOMLPerRelease(t *testing.T) {
+	for _, v := range ContainerdVersions {
+		t.Run(v, func(t *testing.T) {
+			c := testConfig()
+			c.Containerd = v
+			c.BaseRuntimeSpec = "/tmp/pge2e-golden/base-spec.json"
+			if !HasDefaultValidator(v) {
+				c.NRI.Validator = ValidatorConfig{}
+			}
+			got, err := c.TOML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "containerd-"+v+".toml", []byte(got))
+			if want := fmt.Sprintf("\nversion = %d\n", ConfigVersion(v)); !strings.Contains(got, want) {
+				t.Errorf("no %q", want)
+			}
+			// base_runtime_spec sits next to runtime_type (under .options it is ignored).
+			if !strings.Contains(got, "runtime_type = \"io.containerd.runc.v2\"\n      base_runtime_spec = \"/tmp/pge2e-golden/base-spec.json\"\n") {
+				t.Error("base_runtime_spec not next to runtime_type")
+			}
+			if strings.Contains(got, "default_validator") != HasDefaultValidator(v) {
+				t.Errorf("default_validator rendered: %t, release has it: %t", !HasDefaultValidator(v), HasDefaultValidator(v))
+			}
+			if strings.Contains(got, "socket_dir =") != HasShimSocketDir(v) {
+				t.Error("socket_dir rendered for a release without it (or missing)")
+			}
+			for _, host := range []string{"/var/", "/run/", "/etc/", "/opt/"} {
+				if strings.Contains(got, `"`+host) {
+					t.Errorf("config mentions host path %s", host)
+				}
+			}
+		})
+	}
+}
+
+// A setting the release does not have is refused, never silently dropped.
+func TestConfigTOMLRefusesValidatorBefore22(t *testing.T) {
+	for _, v := range []string{Containerd17, Containerd20, Containerd21} {
+		c := testConfig()
+		c.Containerd = v
+		if _, err := c.TOML(); err == nil || !strings.Contains(err.Error(), "no default validator") {
+			t.Errorf("%s: validator config accepted: %v", v, err)
+		}
+	}
+	c := testConfig()
+	c.Containerd = "v1.6.0"
+	if _, err := c.TOML(); err == nil {
+		t.Error("unknown release accepted")
+	}
+}
+
+func TestConfigVersionOf(t *testing.T) {
+	for v, want := range map[string]int{Containerd17: 2, Containerd20: 3, Containerd21: 3, Containerd22: 3, Containerd24: 4} {
+		if got := ConfigVersion(v); got != want {
+			t.Errorf("ConfigVersion(%s) = %d, want %d", v, got, want)
 		}
 	}
 }

@@ -41,6 +41,10 @@ type Options struct {
 	// Snapshotter is "overlayfs" or "native"; default overlayfs, or native when BaseDir is
 	// itself on overlayfs (overlay cannot stack on overlay), or $PATCHGATE_E2E_SNAPSHOTTER.
 	Snapshotter string
+	// BaseRuntimeSpec is a JSON OCI spec file rendered as the runc runtime's
+	// base_runtime_spec (every application container starts from it; pod sandboxes do not).
+	// Empty: containerd's built-in default.
+	BaseRuntimeSpec string
 	// Log receives the harness's progress lines; nil discards.
 	Log io.Writer
 }
@@ -133,20 +137,28 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 	id := strings.TrimPrefix(filepath.Base(dir), "pge2e-")
 	h := &Containerd{
 		Config: Config{
-			Paths:        newPaths(dir),
-			Runc:         o.Tools.Runc,
-			CNIBinDirs:   o.CNIBinDirs,
-			BridgeName:   "pge2e" + randHex(4),
-			Subnet:       "192.0.2.0/24", // TEST-NET-1 (RFC 5737): never routed anywhere
-			LogLevel:     o.LogLevel,
-			NRI:          o.NRI,
-			SandboxImage: PauseImageRef,
-			Snapshotter:  o.Snapshotter,
+			Paths:           newPaths(dir),
+			Containerd:      o.Tools.ContainerdVersion,
+			BaseRuntimeSpec: o.BaseRuntimeSpec,
+			Runc:            o.Tools.Runc,
+			CNIBinDirs:      o.CNIBinDirs,
+			BridgeName:      "pge2e" + randHex(4),
+			Subnet:          "192.0.2.0/24", // TEST-NET-1 (RFC 5737): never routed anywhere
+			LogLevel:        o.LogLevel,
+			NRI:             o.NRI,
+			SandboxImage:    PauseImageRef,
+			Snapshotter:     o.Snapshotter,
 		},
 		Tools:        o.Tools,
 		CgroupParent: "/pge2e-" + id,
 		log:          o.Log,
 		hostState:    observeHost(),
+	}
+	if !HasShimSocketDir(h.Containerd) {
+		// Before 2.4 the shim sockets go to /run/containerd/s (named by a hash of this
+		// instance's address); Cleanup removes that directory only if it created it and it is
+		// empty.
+		h.ShimSocketDir = ""
 	}
 	if len(h.ShimSocketDir) > maxShimSocketDir {
 		_ = os.RemoveAll(dir)
@@ -154,6 +166,9 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 	}
 	for _, d := range []string{h.Root, h.State, h.Temp, h.ShimSocketDir, h.RuncRoot, filepath.Dir(h.NRISocket),
 		h.NRIPluginDir, h.NRIConfDir, h.CNIConfDir, h.CNIDataDir, h.CDIDir, h.OptDir, h.PodLogDir, h.ImageDir} {
+		if d == "" {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, h.failStart(ctx, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,10 +23,26 @@ const (
 	CrictlVersion     = "v1.37.0"
 )
 
+// The containerd releases the scenario matrix runs (issue 11): the newest patch release of each
+// minor version that the Go module proxy serves, checked with
+// `curl -s https://proxy.golang.org/github.com/containerd/containerd/v2/@v/list` (and the
+// v1 module's list for 1.7). Each older one is pinned in its own module
+// test/tools/containerd-<version>; v2.4.2 is test/tools itself.
+const (
+	Containerd17 = "v1.7.35" // NRI v0.8.0; NRI off unless configured; config version 2
+	Containerd20 = "v2.0.14" // NRI v0.8.0; config version 3
+	Containerd21 = "v2.1.9"  // NRI v0.8.0; config version 3
+	Containerd22 = "v2.2.9"  // NRI v0.11.0: validator, default_validator, required_plugins
+	Containerd24 = ContainerdVersion
+)
+
+// ContainerdVersions lists every containerd the harness can build, oldest first.
+var ContainerdVersions = []string{Containerd17, Containerd20, Containerd21, Containerd22, Containerd24}
+
 // NRI variants of the containerd build. Stock containerd v2.4.2 links NRI v0.12.3, which
 // ignores a plugin's failure policy (a timeout or crash fails open); the validator plus the
 // default validator's required_plugins is what fails closed there. The v0.12.5 variant links
-// NRI v0.12.5, which honours stub.WithFailurePolicy.
+// NRI v0.12.5, which honours stub.WithFailurePolicy. Only v2.4.2 has variants.
 const (
 	NRIStock   = "stock"       // test/tools: containerd as released (NRI v0.12.3)
 	NRIv0_12_5 = "nri-v0.12.5" // test/tools/nri-v0.12.5: the same pins plus NRI v0.12.5
@@ -50,7 +67,10 @@ type Tools struct {
 	Pause      string // the static pause binary for the sandbox image
 	Busybox    string // Debian's busybox-static, or $PATCHGATE_E2E_BUSYBOX
 	Variant    string // NRIStock or NRIv0_12_5
-	Rebuilt    bool   // true when EnsureTools had to build containerd and crictl
+	// ContainerdVersion is the release built ("v1.7.35", ..., "v2.4.2"); Config renders the
+	// config this version reads.
+	ContainerdVersion string
+	Rebuilt           bool // true when EnsureTools had to build containerd and crictl
 }
 
 // ToolsOptions controls EnsureTools. The zero value finds the repository from the working
@@ -58,23 +78,70 @@ type Tools struct {
 // the checkout, so a fresh clone on the same machine reuses the build) and builds the stock
 // variant.
 type ToolsOptions struct {
-	RepoRoot string    // the patchgate checkout; found from the working directory when empty
-	CacheDir string    // default DefaultCacheDir()/e2e
-	Variant  string    // NRIStock (default) or NRIv0_12_5; $PATCHGATE_E2E_NRI overrides the default
-	Log      io.Writer // build progress; nil discards
+	RepoRoot string // the patchgate checkout; found from the working directory when empty
+	CacheDir string // default DefaultCacheDir()/e2e
+	Variant  string // NRIStock (default) or NRIv0_12_5; $PATCHGATE_E2E_NRI overrides the default
+	// Containerd is the containerd release to build, one of ContainerdVersions; default
+	// ContainerdVersion (v2.4.2). Older releases exist only as stock builds.
+	Containerd string
+	Log        io.Writer // build progress; nil discards
 }
 
-var toolPackages = []string{
-	"github.com/containerd/containerd/v2/cmd/containerd",
-	"github.com/containerd/containerd/v2/cmd/ctr",
-	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
-	"sigs.k8s.io/cri-tools/cmd/crictl",
+// toolBuild is one `go build` of the tool set: the packages, in the module that pins them,
+// with the version stamped in, so that containerd reports its release (NRI's stub infers
+// the runtime's NRI version from it; a build from a module reports "+unknown" otherwise).
+type toolBuild struct {
+	modDir   string // relative to the repository
+	packages []string
+	ldflags  string
 }
 
-var toolLDFlags = strings.Join([]string{
-	"-X", "github.com/containerd/containerd/v2/version.Version=" + ContainerdVersion,
-	"-X", "sigs.k8s.io/cri-tools/pkg/version.Version=" + CrictlVersion,
-}, " ")
+const crictlPackage = "sigs.k8s.io/cri-tools/cmd/crictl"
+
+// toolBuilds returns the builds that make the tool set of one containerd version and NRI
+// variant. v2.4.2 builds with crictl in one module, as before; an older containerd is built
+// from its own module, holding only containerd's own pins (so it links what that release
+// links, NRI v0.8.0 for 1.7-2.1), and crictl v1.37.0 from test/tools, the same for every
+// version.
+func toolBuilds(version, variant string) ([]toolBuild, error) {
+	mod := "github.com/containerd/containerd/v2"
+	if strings.HasPrefix(version, "v1.") {
+		mod = "github.com/containerd/containerd"
+	}
+	pkgs := []string{mod + "/cmd/containerd", mod + "/cmd/ctr", mod + "/cmd/containerd-shim-runc-v2"}
+	ld := "-X " + mod + "/version.Version=" + version
+	crictlLD := "-X sigs.k8s.io/cri-tools/pkg/version.Version=" + CrictlVersion
+	if version == ContainerdVersion {
+		dir := filepath.Join("test", "tools")
+		switch variant {
+		case NRIStock:
+		case NRIv0_12_5:
+			dir = filepath.Join(dir, NRIv0_12_5)
+		default:
+			return nil, fmt.Errorf("harness: unknown NRI variant %q (want %q or %q)", variant, NRIStock, NRIv0_12_5)
+		}
+		return []toolBuild{{modDir: dir, packages: append(pkgs, crictlPackage), ldflags: ld + " " + crictlLD}}, nil
+	}
+	if !slices.Contains(ContainerdVersions, version) {
+		return nil, fmt.Errorf("harness: containerd %q is not one the harness builds (%s)", version, strings.Join(ContainerdVersions, ", "))
+	}
+	if variant != NRIStock {
+		return nil, fmt.Errorf("harness: NRI variant %q exists only for containerd %s", variant, ContainerdVersion)
+	}
+	return []toolBuild{
+		{modDir: filepath.Join("test", "tools", "containerd-"+version), packages: pkgs, ldflags: ld},
+		{modDir: filepath.Join("test", "tools"), packages: []string{crictlPackage}, ldflags: crictlLD},
+	}, nil
+}
+
+// binDirName is the cache directory of one tool set, keyed by version (and variant); the
+// stamp inside keys it by recipe, Go version and pins.
+func binDirName(version, variant string) string {
+	if version == ContainerdVersion {
+		return "bin-" + variant // as before the matrix, so existing caches stay valid
+	}
+	return "bin-containerd-" + version
+}
 
 // EnsureTools returns the harness's binaries, building containerd, ctr, the runc shim and
 // crictl into the cache when they are missing or out of date (a cold build takes minutes; a
@@ -99,20 +166,18 @@ func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
 	if o.Variant == "" {
 		o.Variant = NRIStock
 	}
-	var modDir string
-	switch o.Variant {
-	case NRIStock:
-		modDir = filepath.Join(o.RepoRoot, "test", "tools")
-	case NRIv0_12_5:
-		modDir = filepath.Join(o.RepoRoot, "test", "tools", NRIv0_12_5)
-	default:
-		return nil, fmt.Errorf("harness: unknown NRI variant %q (want %q or %q)", o.Variant, NRIStock, NRIv0_12_5)
+	if o.Containerd == "" {
+		o.Containerd = ContainerdVersion
+	}
+	builds, err := toolBuilds(o.Containerd, o.Variant)
+	if err != nil {
+		return nil, err
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return nil, fmt.Errorf("harness: the go command: %w", ErrMissingPrerequisite)
 	}
-	t := &Tools{Variant: o.Variant}
+	t := &Tools{Variant: o.Variant, ContainerdVersion: o.Containerd}
 	if t.Runc, err = lookTool("PATCHGATE_E2E_RUNC", "runc", "apt-get install runc"); err != nil {
 		return nil, err
 	}
@@ -128,21 +193,21 @@ func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
 	}
 	defer unlock()
 
-	t.BinDir = filepath.Join(o.CacheDir, "bin-"+o.Variant)
+	t.BinDir = filepath.Join(o.CacheDir, binDirName(o.Containerd, o.Variant))
 	t.Containerd = filepath.Join(t.BinDir, "containerd")
 	t.Ctr = filepath.Join(t.BinDir, "ctr")
 	t.Shim = filepath.Join(t.BinDir, "containerd-shim-runc-v2")
 	t.Crictl = filepath.Join(t.BinDir, "crictl")
 
-	stamp, err := toolsStamp(ctx, goBin, modDir)
+	stamp, err := toolsStamp(ctx, goBin, o.RepoRoot, builds)
 	if err != nil {
 		return nil, err
 	}
 	if !upToDate(t, stamp) {
 		start := time.Now()
 		fmt.Fprintf(o.Log, "harness: building containerd %s and crictl %s (NRI %s) into %s; a cold build takes a few minutes\n",
-			ContainerdVersion, CrictlVersion, o.Variant, t.BinDir)
-		if err := buildTools(ctx, goBin, modDir, t.BinDir, stamp, o.Log); err != nil {
+			o.Containerd, CrictlVersion, o.Variant, t.BinDir)
+		if err := buildTools(ctx, goBin, o.RepoRoot, builds, t.BinDir, stamp, o.Log); err != nil {
 			return nil, err
 		}
 		t.Rebuilt = true
@@ -204,22 +269,30 @@ func lookTool(env, name, hint string) (string, error) {
 	return filepath.Abs(p)
 }
 
-// toolsStamp identifies a build: the recipe, the go version, the module's pins and the flags.
-func toolsStamp(ctx context.Context, goBin, modDir string) (string, error) {
+// toolsStamp identifies a build: the recipe, the go version, and each module's pins, packages
+// and flags.
+func toolsStamp(ctx context.Context, goBin, repoRoot string, builds []toolBuild) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\n", buildRecipe, toolLDFlags, strings.Join(toolPackages, " "))
+	// The first build is hashed exactly as before the matrix (recipe, flags, packages, go
+	// env, pins), so an existing v2.4.2 cache stays valid.
+	fmt.Fprintf(h, "%s\n%s\n%s\n", buildRecipe, builds[0].ldflags, strings.Join(builds[0].packages, " "))
 	out, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION", "GOOS", "GOARCH").Output()
 	if err != nil {
 		return "", fmt.Errorf("harness: go env: %w", err)
 	}
 	h.Write(out)
-	for _, f := range []string{"go.mod", "go.sum"} {
-		data, err := os.ReadFile(filepath.Join(modDir, f))
-		if err != nil {
-			return "", fmt.Errorf("harness: tools module: %w", err)
+	for i, b := range builds {
+		if i > 0 {
+			fmt.Fprintf(h, "build %d %s\n%s\n%s\n", i, b.modDir, b.ldflags, strings.Join(b.packages, " "))
 		}
-		fmt.Fprintf(h, "%s %d\n", f, len(data))
-		h.Write(data)
+		for _, f := range []string{"go.mod", "go.sum"} {
+			data, err := os.ReadFile(filepath.Join(repoRoot, b.modDir, f))
+			if err != nil {
+				return "", fmt.Errorf("harness: tools module: %w", err)
+			}
+			fmt.Fprintf(h, "%s %d\n", f, len(data))
+			h.Write(data)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -239,23 +312,25 @@ func upToDate(t *Tools, stamp string) bool {
 
 // buildTools builds into a fresh directory next to binDir and swaps it in, so an interrupted
 // build never leaves a half-written set behind a valid stamp.
-func buildTools(ctx context.Context, goBin, modDir, binDir, stamp string, log io.Writer) error {
+func buildTools(ctx context.Context, goBin, repoRoot string, builds []toolBuild, binDir, stamp string, log io.Writer) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(binDir), filepath.Base(binDir)+".tmp-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	args := append([]string{"build", "-trimpath", "-ldflags", toolLDFlags, "-o", tmp + string(os.PathSeparator)}, toolPackages...)
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = modDir
-	// Static binaries: the shim and containerd need no libc, as in containerd's own releases of
-	// the shim; cgo-only plugins (btrfs) are left out, the overlayfs snapshotter is used.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"))
-	var stderr bytes.Buffer
-	cmd.Stdout = log
-	cmd.Stderr = io.MultiWriter(log, &stderr)
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("harness: go build in %s: %w: %s", modDir, err, lastLines(stderr.String(), 20))
+	for _, b := range builds {
+		args := append([]string{"build", "-trimpath", "-ldflags", b.ldflags, "-o", tmp + string(os.PathSeparator)}, b.packages...)
+		cmd := exec.CommandContext(ctx, goBin, args...)
+		cmd.Dir = filepath.Join(repoRoot, b.modDir)
+		// Static binaries: the shim and containerd need no libc, as in containerd's own releases
+		// of the shim; cgo-only plugins (btrfs) are left out, the overlayfs snapshotter is used.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=readonly"))
+		var stderr bytes.Buffer
+		cmd.Stdout = log
+		cmd.Stderr = io.MultiWriter(log, &stderr)
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("harness: go build in %s: %w: %s", b.modDir, err, lastLines(stderr.String(), 20))
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".stamp"), []byte(stamp+"\n"), 0o644); err != nil {
 		return err
