@@ -38,6 +38,7 @@ type pg struct {
 	proc      *harness.Process
 	syncs     int
 	metricsAt string
+	baseSpec  string // the base_runtime_spec file, when pgOptions.baseSpec
 }
 
 type pgOptions struct {
@@ -54,8 +55,15 @@ type pgOptions struct {
 	// smallHook injects bin/patchgate-hook (the hook alone, faster to
 	// start) instead of the patchgate binary.
 	smallHook bool
-	// tools replaces the package's tools (for example with another runc).
+	// tools replaces the package's tools (for example with another runc, or another
+	// containerd release).
 	tools *harness.Tools
+	// baseSpec restarts containerd, before patchgate starts, with a base_runtime_spec made
+	// by `patchgate runtime-spec` from this containerd's `ctr oci spec`: patchgate's hook in
+	// every application container, with the same flags as the hook the plugin injects.
+	baseSpec bool
+	// defaultIdx leaves out --idx, so patchgate picks its index itself.
+	defaultIdx bool
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -133,7 +141,7 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	p.args = []string{
 		bin, "nri",
 		"--socket=" + h.NRISocket,
-		"--name=patchgate", "--idx=50",
+		"--name=patchgate",
 		"--policy=" + p.policyDir,
 		"--node-name=e2e-node",
 		"--host-root=" + p.hostRoot,
@@ -147,9 +155,15 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		"--poll-interval=200ms",
 		"--log-level=debug",
 	}
+	if !o.defaultIdx {
+		p.args = append(p.args, "--idx=50")
+	}
 	if o.metrics {
 		p.metricsAt = freeLoopbackAddr(t)
 		p.args = append(p.args, "--metrics-addr="+p.metricsAt)
+	}
+	if o.baseSpec {
+		p.useBaseSpec(hookBin)
 	}
 	t.Cleanup(func() {
 		if t.Failed() && p.proc != nil {
@@ -163,6 +177,43 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	})
 	p.start()
 	return p
+}
+
+// useBaseSpec writes the base runtime spec (writeBaseSpec) and restarts containerd with it.
+func (p *pg) useBaseSpec(hookBin string) {
+	p.t.Helper()
+	p.writeBaseSpec(hookBin)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.h.Restart(ctx, func(c *harness.Config) { c.BaseRuntimeSpec = p.baseSpec }); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// writeBaseSpec writes the base runtime spec an operator would (`ctr oci spec | patchgate
+// runtime-spec ...`, with the flags `patchgate nri` gives the hook it injects) to p.baseSpec.
+func (p *pg) writeBaseSpec(hookBin string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	def := p.h.Ctr(ctx, "oci", "spec")
+	if err := def.Err(); err != nil {
+		p.t.Fatalf("ctr oci spec: %v", err)
+	}
+	p.baseSpec = filepath.Join(p.dir, "base-spec.json")
+	run := filepath.Join(p.dir, "run")
+	cmd := exec.CommandContext(ctx, p.bin, "runtime-spec", "--path="+hookBin, "--policy="+p.policyDir, "--out="+p.baseSpec, "--",
+		"--socket="+filepath.Join(run, "decision.sock"),
+		"--audit-socket="+filepath.Join(run, "audit.sock"),
+		"--state-file="+p.stateFile,
+		"--node-name=e2e-node",
+		"--audit-spool="+audit.SpoolPathFor(p.auditLog))
+	cmd.Stdin = strings.NewReader(def.Stdout)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("patchgate runtime-spec: %v\n%s", err, out)
+	}
+	p.t.Logf("patchgate runtime-spec: %s", strings.TrimSpace(string(out)))
 }
 
 // writePolicy writes one policy file atomically (the watcher must never see

@@ -95,14 +95,17 @@ type Config struct {
 	// BaseRuntimeSpec is the runc runtime's base_runtime_spec: a JSON OCI spec CRI starts
 	// every application container from (not pod sandboxes). Empty: containerd's default.
 	BaseRuntimeSpec string
-	Runc            string // runc binary (runtimes.runc.options.BinaryName)
-	CNIBinDirs      []string
-	BridgeName      string // the CNI bridge for pods without host network
-	Subnet          string // their IPAM range; the bridge has no address, no gateway and no NAT
-	LogLevel        string // containerd --log-level
-	NRI             NRIConfig
-	SandboxImage    string // pinned_images.sandbox
-	Snapshotter     string // "overlayfs" (default) or "native"
+	// Imports are config drop-ins containerd merges over this config (imports = [...]);
+	// 1.7 replaces whole plugin sections with an import's, 2.x merges them key by key.
+	Imports      []string
+	Runc         string // runc binary (runtimes.runc.options.BinaryName)
+	CNIBinDirs   []string
+	BridgeName   string // the CNI bridge for pods without host network
+	Subnet       string // their IPAM range; the bridge has no address, no gateway and no NAT
+	LogLevel     string // containerd --log-level
+	NRI          NRIConfig
+	SandboxImage string // pinned_images.sandbox
+	Snapshotter  string // "overlayfs" (default) or "native"
 }
 
 // ConfigVersion is the config schema version containerd release v reads natively: 2 for
@@ -196,7 +199,7 @@ func (c *Config) TOML() (string, error) {
 	w(`root = %s`, q(c.Root))
 	w(`state = %s`, q(c.State))
 	w(`temp = %s`, q(c.Temp))
-	w(`imports = []`)
+	w(`imports = %s`, ql(c.Imports))
 	w(``)
 	if cv == 4 {
 		w(`[plugins."io.containerd.server.v1.grpc"]`)

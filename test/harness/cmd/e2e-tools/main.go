@@ -3,7 +3,10 @@
 // test/tools, plus the static pause. scripts/e2e.sh runs it before `go test -tags e2e`, so the
 // build time does not count against the test timeout. It prints the binary directory.
 //
-//	go run ./test/harness/cmd/e2e-tools [-nri stock|nri-v0.12.5] [-sweep]
+//	go run ./test/harness/cmd/e2e-tools [-nri stock|nri-v0.12.5] [-containerd v2.4.2|v1.7.35,v2.1.9|all] [-sweep]
+//
+// With -containerd it builds each listed release in turn (default v2.4.2; "all" is every
+// release of the scenario matrix, and $PATCHGATE_E2E_CONTAINERD is the default list when set).
 package main
 
 import (
@@ -26,18 +29,37 @@ func run() int {
 	fs := flag.NewFlagSet("e2e-tools", flag.ContinueOnError)
 	variant := fs.String("nri", "", "containerd's NRI variant: stock (v0.12.3, default, or $PATCHGATE_E2E_NRI) or nri-v0.12.5")
 	sweep := fs.Bool("sweep", false, "also clean up harness directories in /tmp whose test process died")
+	releases := fs.String("containerd", "", "containerd releases to build, comma-separated, or all (default "+harness.ContainerdVersion+", or $PATCHGATE_E2E_CONTAINERD)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
+	versions := []string{harness.ContainerdVersion}
+	if *releases != "" || os.Getenv("PATCHGATE_E2E_CONTAINERD") != "" {
+		if *releases != "" {
+			os.Setenv("PATCHGATE_E2E_CONTAINERD", *releases)
+		}
+		var err error
+		if versions, err = harness.MatrixVersions(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e-tools: %v\n", err)
+			return 2
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	began := time.Now()
-	t, err := harness.EnsureTools(ctx, harness.ToolsOptions{Variant: *variant, Log: os.Stderr})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e-tools: %v\n", err)
-		return 1
+	var t *harness.Tools
+	for _, v := range versions {
+		began := time.Now()
+		o := harness.ToolsOptions{Variant: *variant, Containerd: v, Log: os.Stderr}
+		if v != harness.ContainerdVersion {
+			o.Variant = harness.NRIStock
+		}
+		var err error
+		if t, err = harness.EnsureTools(ctx, o); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e-tools: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "e2e-tools: containerd %s: %s ready in %s (rebuilt: %t)\n", v, t.BinDir, time.Since(began).Round(time.Millisecond), t.Rebuilt)
 	}
-	fmt.Fprintf(os.Stderr, "e2e-tools: %s ready in %s (rebuilt: %t)\n", t.BinDir, time.Since(began).Round(time.Millisecond), t.Rebuilt)
 	if *sweep {
 		swept, err := harness.SweepStale(ctx, "")
 		for _, d := range swept {
