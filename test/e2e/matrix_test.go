@@ -411,7 +411,18 @@ func matrixKilled(t *testing.T, m *matrixEnv) {
 	if admitted == 0 {
 		t.Logf("matrix %s: fail-open window: none (0 of 3 non-compliant containers admitted after SIGKILL)", m.version)
 	}
-	if !harness.HasDefaultValidator(m.version) {
+	if harness.HasDefaultValidator(m.version) {
+		// A pod that tolerates the missing plugin passes required_plugins; the base spec's
+		// hook still judges its containers.
+		pod, c := m.privileged("down-tolerated")
+		pod.Annotations = map[string]string{harness.TolerateMissingPluginsKey: "true"}
+		podID := m.mustRunPod(m.ctx, pod)
+		stage, r := m.createOrStart(podID, pod, c)
+		if stage != "start" {
+			t.Errorf("privileged container in a tolerating pod while patchgate is down: refused at %q, want at start by the hook", stage)
+		}
+		expectRefused(t, r, "patchgate: blocked", "privileged")
+	} else {
 		// Without required_plugins, compliant containers still start: the hook admits them
 		// alone, so the node keeps working while patchgate is down.
 		pod := podOn("down-ok", "e2e")
@@ -423,10 +434,14 @@ func matrixKilled(t *testing.T, m *matrixEnv) {
 	m.start()
 	// What the hook decided alone reaches the audit log (through the spool) once patchgate
 	// is back.
-	if !harness.HasDefaultValidator(m.version) {
+	hooked := "e2e/down-a"
+	if harness.HasDefaultValidator(m.version) {
+		hooked = "e2e/down-tolerated"
+	}
+	{
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			got := m.recordsOf("e2e/down-a")
+			got := m.recordsOf(hooked)
 			if len(got) == 1 && got[0].Source == "hook" && got[0].Action == "blocked" {
 				break
 			}
