@@ -12,7 +12,9 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
-	$(GO) build -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
+	# The thin hook runc starts for every container: static, stripped, and
+	# standard library only (hook/thin TestThinHookDependencies).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
 
 # The test command CI runs (.ci/run) and the README names.
 test: deps fmt-check vet unit e2e hooke2e vmtest

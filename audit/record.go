@@ -397,3 +397,7 @@ func (r *Record) Fields() logrus.Fields {
 	}
 	return f
 }
+
+// ValidUUID reports whether s is a valid audit record UUID: 1-64
+// characters of [0-9a-zA-Z-].
+func ValidUUID(s string) bool { return validUUID(s) }

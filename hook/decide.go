@@ -109,20 +109,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		// it judges everything.
 		resp, err := cfg.Service.Decide(ctx, &decision.DecideRequest{ID: id, Workload: w, ContainerID: st.ID})
 		switch {
-		case err == nil && resp.Error == "":
-			// The hook is the last judge: a rule still deferred was judged
-			// by nobody. The service marks it already; this keeps the hook
-			// safe whatever the service answered.
-			var judged policy.Field
-			if resp.AfterNRI {
-				judged = resp.NRIJudged
-			}
-			policy.MarkUnjudged(resp.Decision, judged, resp.OnError)
-			return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
 		case err == nil:
-			// The service could not decide this one; its policy's
-			// onError applies.
-			return onError(resp.OnError, w, fmt.Errorf("node service: %s", resp.Error), "")
+			return ServiceOutcome(resp, w)
 		case !errors.Is(err, decision.ErrUnreachable) && ctx.Err() != nil:
 			return cannotDecide(cfg, w, fmt.Errorf("node service did not answer in time: %w", err))
 		}
@@ -155,6 +143,51 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader) Outcome {
 		}
 	}
 	return outcome(ByLocal, &d, w, pol.Name())
+}
+
+// ServiceOutcome is what the hook does with the node service's answer
+// about workload w. The node service uses it too, to answer the thin
+// hook's bundle request with the same exit code and line.
+func ServiceOutcome(resp *decision.DecideResponse, w *policy.Workload) Outcome {
+	if resp.Error != "" {
+		// The service could not decide this one; its policy's onError
+		// applies.
+		return onError(resp.OnError, w, fmt.Errorf("node service: %s", resp.Error), "")
+	}
+	// The hook is the last judge: a rule still deferred was judged by
+	// nobody. The service marks it already; this keeps the hook safe
+	// whatever the service answered.
+	var judged policy.Field
+	if resp.AfterNRI {
+		judged = resp.NRIJudged
+	}
+	policy.MarkUnjudged(resp.Decision, judged, resp.OnError)
+	return outcome(ByService, resp.Decision, w, resp.Decision.Policy.Name)
+}
+
+// BundleJudge is what the node service needs of this package to answer the
+// thin hook (service.WithBundleJudge): the same workload building and the
+// same answer as `patchgate hook`.
+type BundleJudge struct{}
+
+// BuildWorkload is BuildWorkload after checking the hook's --host-root and
+// --identity-from as `patchgate hook` does.
+func (BundleJudge) BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, error) {
+	switch identityFrom {
+	case IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO:
+	default:
+		return nil, fmt.Errorf("--identity-from %q: want none, containerd or crio", identityFrom)
+	}
+	if !filepath.IsAbs(hostRoot) {
+		return nil, fmt.Errorf("--host-root %q must be an absolute path", hostRoot)
+	}
+	return BuildWorkload(st, hostRoot, identityFrom)
+}
+
+// Outcome is ServiceOutcome's exit code and line.
+func (BundleJudge) Outcome(resp *decision.DecideResponse, w *policy.Workload) (int, string) {
+	o := ServiceOutcome(resp, w)
+	return o.Exit, o.Message
 }
 
 // Values of `patchgate hook --identity-from`.

@@ -19,6 +19,7 @@ import (
 type flags struct {
 	policyPath, nodeName, socket, stateFile, hostRoot string
 	auditSocket, auditSpool, nriJudged, identityFrom  string
+	auditID                                           string
 	timeout, serviceTimeout                           time.Duration
 }
 
@@ -26,19 +27,7 @@ type flags struct {
 // decide.
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	f := &flags{}
-	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory, for deciding without the service")
-	fs.StringVar(&f.nodeName, "node-name", NodeName(), "node name for the nodes/<name>.yaml overlay")
-	fs.StringVar(&f.socket, "socket", decision.DefaultSocket, `node service decision socket ("" to always decide locally)`)
-	fs.StringVar(&f.stateFile, "state-file", livepatch.DefaultStateFile, "kernel state file the service keeps fresh")
-	fs.StringVar(&f.hostRoot, "host-root", "/", "host root for /proc and /sys")
-	fs.StringVar(&f.auditSocket, "audit-socket", audit.DefaultSocket, "audit socket of the service")
-	fs.StringVar(&f.auditSpool, "audit-spool", "", "audit spool file (default: next to the policy's audit log)")
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "whole decision budget")
-	fs.DurationVar(&f.serviceTimeout, "service-timeout", time.Second, "budget for asking the service")
-	fs.StringVar(&f.nriJudged, "nri-judged", "", "accepted for compatibility with hooks injected by older `patchgate nri` and ignored: what NRI judged is asked of the node service")
-	fs.StringVar(&f.identityFrom, "identity-from", IdentityFromNone, "which runtime's annotations name the pod and container: none (default; any runtime lets the container's creator write them), containerd or crio")
+	fs := newFlagSet(f, stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("bad hook arguments (check the hooks.d file or the NRI hook injection): %w", err)
 	}
@@ -54,6 +43,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	case IdentityFromNone, IdentityFromContainerd, IdentityFromCRIO:
 	default:
 		return nil, fmt.Errorf("--identity-from %q: want none, containerd or crio", f.identityFrom)
+	}
+	if f.auditID != "" && !audit.ValidUUID(f.auditID) {
+		return nil, fmt.Errorf("--audit-id %q is not a UUID", f.auditID)
 	}
 	if f.timeout <= 0 || f.serviceTimeout <= 0 {
 		return nil, fmt.Errorf("--timeout and --service-timeout must be positive")
@@ -71,6 +63,31 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		}
 	}
 	return f, nil
+}
+
+func newFlagSet(f *flags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory, for deciding without the service")
+	fs.StringVar(&f.nodeName, "node-name", NodeName(), "node name for the nodes/<name>.yaml overlay")
+	fs.StringVar(&f.socket, "socket", decision.DefaultSocket, `node service decision socket ("" to always decide locally)`)
+	fs.StringVar(&f.stateFile, "state-file", livepatch.DefaultStateFile, "kernel state file the service keeps fresh")
+	fs.StringVar(&f.hostRoot, "host-root", "/", "host root for /proc and /sys")
+	fs.StringVar(&f.auditSocket, "audit-socket", audit.DefaultSocket, "audit socket of the service")
+	fs.StringVar(&f.auditSpool, "audit-spool", "", "audit spool file (default: next to the policy's audit log)")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Second, "whole decision budget")
+	fs.DurationVar(&f.serviceTimeout, "service-timeout", time.Second, "budget for asking the service")
+	fs.StringVar(&f.nriJudged, "nri-judged", "", "accepted for compatibility with hooks injected by older `patchgate nri` and ignored: what NRI judged is asked of the node service")
+	fs.StringVar(&f.identityFrom, "identity-from", IdentityFromNone, "which runtime's annotations name the pod and container: none (default; any runtime lets the container's creator write them), containerd or crio")
+	fs.StringVar(&f.auditID, "audit-id", "", "the audit record's UUID (set by the thin hook patchgate-hook when it hands over to this full decision, so that the record is written once)")
+	return fs
+}
+
+// FlagNames are `patchgate hook`'s flags (the thin hook accepts the same).
+func FlagNames() []string {
+	var names []string
+	newFlagSet(&flags{}, io.Discard).VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names
 }
 
 // CheckArgs reports whether `patchgate hook` accepts args; `patchgate
@@ -120,6 +137,10 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 			rec.UUID = id
 			return c.Send(ctx, rec)
 		},
+	}
+	if f.auditID != "" {
+		id := f.auditID
+		cfg.NewID = func() string { return id }
 	}
 	if *socket != "" {
 		cfg.Service = &decision.Client{Socket: *socket, Timeout: *serviceTimeout}

@@ -52,6 +52,7 @@ type Service struct {
 	socketPath   string
 	statusPath   string
 	allowedUIDs  []uint32
+	bundleJudge  BundleJudge
 	auditCfg     *audit.Config
 	auditSocket  string
 	kernel       KernelMonitor

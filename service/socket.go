@@ -16,6 +16,7 @@ import (
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service/decision"
+	"github.com/patchgate/patchgate/service/decision/wire"
 )
 
 // requestTimeout bounds reading one request and writing its answer.
@@ -96,19 +97,43 @@ func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
 	br := bufio.NewReaderSize(c, 64<<10)
 	for ctx.Err() == nil {
 		_ = c.SetDeadline(time.Now().Add(requestTimeout))
-		var req decision.DecideRequest
-		if err := decision.ReadMessage(br, &req); err != nil {
+		line, err := wire.ReadLine(br)
+		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) && !isEOF(err) {
-				s.logger.WithError(err).Warn("decision socket: bad request")
-				_ = decision.WriteMessage(c, decision.DecideResponse{Version: decision.ProtocolVersion, Error: err.Error(), OnError: s.Policy().Spec.Hook.OnError})
+				s.badRequest(c, err)
 			}
 			return
 		}
-		resp := s.answer(ctx, &req, cred)
+		// A bundle request (the thin hook) or a workload request; each is
+		// decoded strictly as what its version says it is.
+		var resp any
+		if v, verr := wire.MessageVersion(line); verr == nil && v == wire.BundleVersion {
+			var req wire.BundleRequest
+			if err := wire.Decode(line, &req); err != nil {
+				s.logger.WithError(err).Warn("decision socket: bad bundle request")
+				_ = decision.WriteMessage(c, wire.BundleResponse{Version: wire.BundleVersion, Fallback: err.Error()})
+				return
+			}
+			resp = s.answerBundle(ctx, &req, cred)
+		} else {
+			var req decision.DecideRequest
+			if err := wire.Decode(line, &req); err != nil {
+				s.badRequest(c, err)
+				return
+			}
+			resp = s.answer(ctx, &req, cred)
+		}
 		if err := decision.WriteMessage(c, resp); err != nil {
 			return
 		}
 	}
+}
+
+// badRequest answers a request that could not be read, and the connection
+// is closed.
+func (s *Service) badRequest(c *net.UnixConn, err error) {
+	s.logger.WithError(err).Warn("decision socket: bad request")
+	_ = decision.WriteMessage(c, decision.DecideResponse{Version: decision.ProtocolVersion, Error: err.Error(), OnError: s.Policy().Spec.Hook.OnError})
 }
 
 func isEOF(err error) bool {

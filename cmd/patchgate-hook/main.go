@@ -1,14 +1,17 @@
-// Command patchgate-hook is `patchgate hook` alone, in a binary that links
-// neither the NRI plugin nor the metrics server, so that the process a
-// runtime starts for every container starts faster. It takes the same
+// Command patchgate-hook is the thin OCI hook (package hook/thin): the
+// process a runtime starts for every container. It hands the container to
+// the node service, which reads and judges its config.json, and runs the
+// full local decision (`patchgate hook`, from the patchgate binary next to
+// it) only when the service cannot answer. It takes `patchgate hook`'s
 // flags; a leading "hook" argument (as hooks.d files written for the
-// patchgate binary pass) is accepted and skipped.
+// patchgate binary pass) is accepted and skipped. Build it as `make build`
+// does: CGO_ENABLED=0, -trimpath, -ldflags='-s -w'.
 package main
 
 import (
 	"os"
 
-	"github.com/patchgate/patchgate/hook"
+	"github.com/patchgate/patchgate/hook/thin"
 )
 
 func main() {
@@ -16,5 +19,5 @@ func main() {
 	if len(args) > 0 && args[0] == "hook" {
 		args = args[1:]
 	}
-	os.Exit(hook.Main(args, os.Stdin, os.Stderr))
+	os.Exit(thin.Main(args, os.Stdin, os.Stderr, thin.ExecFull))
 }

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -331,6 +332,9 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		}
 		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
 	}
+	// The thin hook (patchgate-hook) hands over the container; the
+	// service reads its bundle with the hook's own code.
+	opts = append(opts, service.WithBundleJudge(hook.BundleJudge{}))
 	svc, err = service.New(opts...)
 	if err != nil {
 		return nil, err

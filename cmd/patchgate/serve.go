@@ -119,6 +119,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		}
 		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
 	}
+	// The thin hook (patchgate-hook) hands over the container; the
+	// service reads its bundle with the hook's own code.
+	opts = append(opts, service.WithBundleJudge(hook.BundleJudge{}))
 	svc, err := service.New(opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)

@@ -3,24 +3,21 @@ package decision
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service/decision/wire"
 )
 
 // DefaultSocket is the node service's decision socket.
-const DefaultSocket = "/run/patchgate/decision.sock"
+const DefaultSocket = wire.DefaultSocket
 
 // ErrUnreachable wraps every error that means the service could not be
 // asked at all (no socket, refused, wrong owner); the caller then decides
 // locally. Any other Client error means the question may have reached the
 // service.
-var ErrUnreachable = errors.New("decision service unreachable")
+var ErrUnreachable = wire.ErrUnreachable
 
 // DefaultTimeout is Client.Timeout when unset, and the budget the service
 // assumes for a request that does not carry one.
@@ -42,29 +39,17 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	if sock == "" {
 		sock = DefaultSocket
 	}
-	if !filepath.IsAbs(sock) {
-		return nil, fmt.Errorf("%w: socket path %q is not absolute", ErrUnreachable, sock)
-	}
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", sock)
+	conn, err := wire.Dial(ctx, sock)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return nil, err
 	}
 	defer func() { _ = conn.Close() }()
-	uc := conn.(*net.UnixConn)
-	cred, err := PeerCred(uc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
-	}
-	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
-		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
-	}
 	dl, _ := ctx.Deadline() // set by WithTimeout above
 	_ = conn.SetDeadline(dl)
 	req.Version = ProtocolVersion

@@ -4,14 +4,12 @@
 package decision
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service/decision/wire"
 )
 
 // ProtocolVersion is the decision socket's protocol version.
@@ -19,10 +17,10 @@ const ProtocolVersion = 1
 
 // MaxMessageBytes bounds one request or response line on the decision
 // socket. A workload is a few KiB.
-const MaxMessageBytes = 4 << 20
+const MaxMessageBytes = wire.MaxMessageBytes
 
 // ErrProtocol is wrapped by errors about malformed decision socket traffic.
-var ErrProtocol = errors.New("decision socket protocol error")
+var ErrProtocol = wire.ErrProtocol
 
 // DecideRequest asks the service to judge one workload. It is one JSON
 // object on one line.
@@ -102,52 +100,15 @@ type DecideResponse struct {
 	NRIJudged policy.Field `json:"nriJudged,omitempty"`
 }
 
-// WriteMessage writes v as one JSON line.
-func WriteMessage(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
-	_, err = w.Write(b)
-	return err
-}
-
-// ReadMessage reads one JSON line of at most MaxMessageBytes into v,
-// refusing unknown keys and trailing data.
-func ReadMessage(r *bufio.Reader, v any) error {
-	line, err := readLine(r)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrProtocol, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data", ErrProtocol)
-	}
-	return nil
-}
-
-func readLine(r *bufio.Reader) ([]byte, error) {
-	var buf []byte
-	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(buf)+len(chunk) > MaxMessageBytes {
-			return nil, fmt.Errorf("%w: message longer than %d bytes", ErrProtocol, MaxMessageBytes)
-		}
-		buf = append(buf, chunk...)
-		switch {
-		case err == nil:
-			return buf, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF) && len(buf) > 0:
-			return nil, fmt.Errorf("%w: message not terminated by a newline", ErrProtocol)
-		default:
-			return nil, err
-		}
-	}
-}
+// The framing lives in package wire, which the thin hook links alone.
+var (
+	// WriteMessage writes v as one JSON line.
+	WriteMessage = wire.WriteMessage
+	// ReadMessage reads one JSON line of at most MaxMessageBytes into v,
+	// refusing unknown keys and trailing data.
+	ReadMessage = wire.ReadMessage
+	// PeerCred returns the SO_PEERCRED credentials of a unix socket's peer.
+	PeerCred = wire.PeerCred
+	// UIDAllowed reports whether uid is root or one of allowed.
+	UIDAllowed = wire.UIDAllowed
+)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -27,6 +28,26 @@ func BenchmarkHookProcess(b *testing.B) {
 		cpu := make([]time.Duration, 0, b.N)
 		for i := 0; i < b.N; i++ {
 			cmd := exec.Command("/bin/true")
+			cmd.Stdin = bytes.NewReader([]byte(`{}`))
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+			cpu = append(cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
+		}
+		b.ReportMetric(ms(percentile(ds, 50)), "p50-ms")
+		b.ReportMetric(ms(percentile(ds, 95)), "p95-ms")
+		b.ReportMetric(ms(percentile(cpu, 50)), "cpu-p50-ms")
+	})
+	// The floor for any Go program: an empty static main, built as the
+	// thin hook is (CGO_ENABLED=0, -trimpath, -ldflags=-s -w).
+	b.Run("baseline/empty-go", func(b *testing.B) {
+		bin := emptyGoBin(b)
+		ds := make([]time.Duration, 0, b.N)
+		cpu := make([]time.Duration, 0, b.N)
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command(bin)
 			cmd.Stdin = bytes.NewReader([]byte(`{}`))
 			start := time.Now()
 			if err := cmd.Run(); err != nil {
@@ -116,4 +137,23 @@ func runOnce(b *testing.B, bin string, args []string, bundle string, st []byte, 
 		b.Fatalf("exit %d, want %d: %s", code, want, stderr.String())
 	}
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// emptyGoBin builds `package main; func main() {}` as a static binary.
+func emptyGoBin(b *testing.B) string {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module emptyhook\n\ngo 1.22\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(dir, "empty")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the empty Go hook: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -38,8 +38,18 @@ func TestMain(m *testing.M) {
 	}
 	patchgateBin = filepath.Join(dir, "patchgate")
 	hookBin = filepath.Join(dir, "patchgate-hook")
+	// patchgate-hook is the thin hook, built as `make build` builds it; it
+	// runs `patchgate hook` from the patchgate binary next to it when the
+	// service cannot answer.
 	for bin, pkg := range map[string]string{patchgateBin: "./cmd/patchgate", hookBin: "./cmd/patchgate-hook"} {
-		build := exec.Command("go", "build", "-o", bin, "github.com/patchgate/patchgate/"+pkg[2:])
+		args := []string{"build", "-o", bin}
+		if bin == hookBin {
+			args = append(args, "-trimpath", "-ldflags=-s -w")
+		}
+		build := exec.Command("go", append(args, "github.com/patchgate/patchgate/"+pkg[2:])...)
+		if bin == hookBin {
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "building", pkg, err)

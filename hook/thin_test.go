@@ -1,0 +1,197 @@
+package hook
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/hook/thin"
+	"github.com/patchgate/patchgate/service"
+	"github.com/patchgate/patchgate/service/decision"
+)
+
+// startBundleService is startService with the hook's own bundle reading
+// (what `patchgate serve` and `patchgate nri` configure), so that it
+// answers the thin hook.
+func startBundleService(t *testing.T, pol string, judge bool) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "decision.sock")
+	auditLog := filepath.Join(dir, "audit.log")
+	k, _ := freshKernel(context.Background(), nil)
+	logger := logrus.New()
+	logger.SetOutput(os.Stderr)
+	logger.SetLevel(logrus.WarnLevel)
+	opts := []service.Option{service.WithPolicy(pol, ""), service.WithSocket(sock), service.WithStatusFile(""),
+		service.WithAudit(audit.Config{Path: auditLog, Logger: logger}, ""), service.WithKernelMonitor(fixedKernel{k}),
+		service.WithLogger(logger), service.WithPollInterval(time.Hour)}
+	if judge {
+		opts = append(opts, service.WithBundleJudge(BundleJudge{}))
+	}
+	svc, err := service.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	return sock, auditLog
+}
+
+// fullCall records what the thin hook handed to the full decision.
+type fullCall struct {
+	called bool
+	args   []string
+	state  []byte
+}
+
+func (c *fullCall) full(exit int) thin.Full {
+	return func(args []string, state []byte, _ io.Writer) int {
+		c.called, c.args, c.state = true, args, state
+		return exit
+	}
+}
+
+// The thin hook and `patchgate hook` asking the same service give the same
+// exit code and the same line for every recorded container: the service
+// reads the bundle with this package's code.
+func TestThinHookAgreesWithHook(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	sock, auditLog := startBundleService(t, pol, true)
+	fixtures, err := os.ReadDir("testdata/podman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edits := map[string]func(string) string{"gone-netns": goneNetNS}
+	var cases []string
+	for _, f := range fixtures {
+		cases = append(cases, f.Name())
+	}
+	cases = append(cases, "gone-netns")
+	blocked, recorded := 0, 0
+	for _, name := range cases {
+		t.Run(name, func(t *testing.T) {
+			state := func() string {
+				if e, ok := edits[name]; ok {
+					return editedState(t, "user1000-capdrop", e)
+				}
+				return stateFor(t, name)
+			}
+			want := Run(context.Background(), Config{
+				PolicyPath: "/nonexistent/policy", Service: &decision.Client{Socket: sock},
+				Kernel: freshKernel, NewID: audit.NewUUID,
+			}, strings.NewReader(state()))
+			if want.By != ByService {
+				t.Fatalf("the hook did not ask the service: by %s: %q", want.By, want.Message)
+			}
+			var stderr bytes.Buffer
+			var c fullCall
+			exit := thin.Main([]string{"--socket", sock, "--policy", "/nonexistent/policy"}, strings.NewReader(state()), &stderr, c.full(99))
+			if c.called {
+				t.Fatalf("the thin hook ran the full decision with %q", c.args)
+			}
+			if exit != want.Exit || strings.TrimSuffix(stderr.String(), "\n") != want.Message {
+				t.Fatalf("thin hook: exit %d %q; patchgate hook: exit %d %q", exit, stderr.String(), want.Exit, want.Message)
+			}
+			if exit == ExitBlock {
+				blocked++
+			}
+			if want.Message != "" {
+				recorded++ // blocked or flagged
+			}
+		})
+	}
+	if blocked == 0 || blocked == len(cases) {
+		t.Fatalf("%d of %d cases blocked: the cases do not tell admit from block", blocked, len(cases))
+	}
+	// Each blocked or flagged container has its record, written by the
+	// service, for either hook.
+	data, err := os.ReadFile(auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"source":"hook"`); n != 2*recorded {
+		t.Fatalf("%d hook records for %d blocked or flagged containers judged twice", n, recorded)
+	}
+}
+
+// When the service cannot answer, the thin hook hands the same state and
+// arguments to the full decision, with the audit record's UUID and what is
+// left of the budget; it says to skip the service only when the service
+// was not reached.
+func TestThinHookFallsBack(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	sock, _ := startBundleService(t, pol, true)
+	plain, _ := startBundleService(t, pol, false)
+	badConfig := func(t *testing.T) string {
+		return editedState(t, "default", func(cfg string) string { return cfg + "trailing" })
+	}
+	for _, tc := range []struct {
+		name      string
+		socket    string
+		state     func(*testing.T) string
+		skipSvc   bool
+		handsOver bool // the full decision gets --audit-id and --timeout
+	}{
+		{"service down", filepath.Join(t.TempDir(), "none.sock"), func(t *testing.T) string { return stateFor(t, "default") }, true, true},
+		{"bad config.json", sock, badConfig, false, true},
+		{"service without bundle reading", plain, func(t *testing.T) string { return stateFor(t, "default") }, false, true},
+		{"bad state", sock, func(*testing.T) string {
+			return `{"ociVersion":"1.0.2","id":"x","status":"creating","bundle":"relative"}`
+		}, false, false},
+		{"no socket", "", func(t *testing.T) string { return stateFor(t, "default") }, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := tc.state(t)
+			args := []string{"--policy", pol, "--socket", tc.socket}
+			var c fullCall
+			var stderr bytes.Buffer
+			if exit := thin.Main(args, strings.NewReader(state), &stderr, c.full(7)); exit != 7 || !c.called {
+				t.Fatalf("exit %d, full decision run: %v; stderr %q", exit, c.called, stderr.String())
+			}
+			if string(c.state) != state {
+				t.Fatalf("full decision got state %q, want %q", c.state, state)
+			}
+			if !slices.Equal(c.args[:len(args)], args) {
+				t.Fatalf("full decision args %q do not start with %q", c.args, args)
+			}
+			extra := c.args[len(args):]
+			if !tc.handsOver {
+				if len(extra) != 0 {
+					t.Fatalf("full decision got extra args %q", extra)
+				}
+				return
+			}
+			if len(extra) < 2 || !strings.HasPrefix(extra[0], "--timeout=") || !strings.HasPrefix(extra[1], "--audit-id=") || !audit.ValidUUID(strings.TrimPrefix(extra[1], "--audit-id=")) {
+				t.Fatalf("full decision extra args %q", extra)
+			}
+			if got := slices.Contains(extra, "--socket="); got != tc.skipSvc {
+				t.Fatalf("full decision extra args %q: --socket= %v, want %v", extra, got, tc.skipSvc)
+			}
+			// The full decision accepts what it is handed.
+			if err := CheckArgs(c.args); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// The thin hook accepts exactly `patchgate hook`'s flags.
+func TestThinFlagsMatchHook(t *testing.T) {
+	full, th := FlagNames(), thin.FlagNames()
+	slices.Sort(full)
+	slices.Sort(th)
+	if !slices.Equal(full, th) {
+		t.Fatalf("patchgate hook flags %q, thin hook flags %q", full, th)
+	}
+}
