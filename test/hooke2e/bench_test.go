@@ -157,3 +157,68 @@ func emptyGoBin(b *testing.B) string {
 	}
 	return bin
 }
+
+// BenchmarkHookRatio is the fair comparison on a noisy machine: each
+// iteration runs every candidate once, in turn, fed the same state for the
+// same compliant container (admit, no audit record), so that load drifts
+// hit all of them alike. It reports each candidate's median whole-process
+// time and its ratio to the /bin/true hook (scripts/hook-bench.sh, make
+// bench). The candidates: /bin/true, an empty static Go program, the thin
+// hook patchgate-hook with the service up and down (then it runs
+// `patchgate hook`), and `patchgate hook` itself with the service up. Set
+// PATCHGATE_BENCH_HOOK_BEFORE to an older hook binary to add it, run as
+// `patchgate hook` was, with the service up.
+func BenchmarkHookRatio(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	up, down := newEnv(b), newEnv(b)
+	up.startService()
+	defer up.stopService()
+	rfs := rootfs(b)
+	type cand struct {
+		name, bin string
+		args      []string
+		bundle    string
+		st        []byte
+	}
+	mk := func(e *env, name, bin string, args []string) cand {
+		bundle := e.runcBundle(b, rfs, setUser(1000))
+		st, _ := json.Marshal(map[string]any{"ociVersion": "1.0.2-dev", "id": "pg-bench", "status": "creating", "pid": os.Getpid(), "bundle": bundle})
+		return cand{name, bin, args, bundle, st}
+	}
+	hookArgs := func(e *env) []string { return append([]string{"hook"}, e.hookArgs()...) }
+	cands := []cand{
+		{name: "bin-true", bin: "/bin/true", st: []byte(`{}`)},
+		{name: "empty-go", bin: emptyGoBin(b), st: []byte(`{}`)},
+		mk(up, "thin/service-up", hookBin, hookArgs(up)),
+		mk(down, "thin/service-down", hookBin, hookArgs(down)),
+		mk(up, "patchgate-hook-full/service-up", patchgateBin, hookArgs(up)),
+	}
+	if before := os.Getenv("PATCHGATE_BENCH_HOOK_BEFORE"); before != "" {
+		cands = append(cands, mk(up, "before/service-up", before, hookArgs(up)))
+	}
+	ds := make([][]time.Duration, len(cands))
+	cpu := make([][]time.Duration, len(cands))
+	for _, c := range cands { // warm the page cache and the state file
+		runOnce(b, c.bin, c.args, c.bundle, c.st, 0)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range cands {
+			j := (i + k) % len(cands) // rotate the order too
+			c := cands[j]
+			start := time.Now()
+			used := runOnce(b, c.bin, c.args, c.bundle, c.st, 0)
+			ds[j] = append(ds[j], time.Since(start))
+			cpu[j] = append(cpu[j], used)
+		}
+	}
+	b.StopTimer()
+	floor := ms(percentile(ds[0], 50))
+	for j, c := range cands {
+		p50 := ms(percentile(ds[j], 50))
+		b.Logf("%-32s p50 %7.2f ms  p95 %7.2f ms  cpu-p50 %6.2f ms  %5.2fx /bin/true", c.name, p50, ms(percentile(ds[j], 95)), ms(percentile(cpu[j], 50)), p50/floor)
+		b.ReportMetric(p50, c.name+"-p50-ms")
+	}
+}
