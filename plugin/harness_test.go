@@ -35,6 +35,9 @@ type harness struct {
 	// harnessOpts.decisionSocket).
 	decisionSock string
 
+	// stop ends the plugin's Run (as SIGTERM does) and waits for it.
+	stop func()
+
 	synced chan struct{}
 	syncs  int
 	conns  []net.Conn
@@ -165,6 +168,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		defer close(done)
 		_ = p.Run(ctx)
 	}()
+	h.stop = func() {
+		cancel()
+		<-done
+	}
 	t.Cleanup(func() {
 		cancel()
 		<-done

@@ -2,12 +2,12 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"os"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
 )
 
@@ -58,8 +58,12 @@ func (p *Plugin) Run(ctx context.Context) error {
 
 // serveOnce makes one connection and serves it until it closes.
 func (p *Plugin) serveOnce(ctx context.Context) error {
+	f := newInflight()
 	opts := []stub.Option{
 		stub.WithSocketPath(p.socket),
+		// Tracks the requests being served, so that a stop can let them
+		// finish before it closes the connection (shutdown.go).
+		stub.WithTTRPCOptions(nil, []ttrpc.ServerOpt{ttrpc.WithServerHandshaker(f)}),
 		stub.WithOnClose(func() {}), // Run reconnects; the stub must not exit the process
 		// Runtimes that honour it fail a request patchgate could not
 		// answer (timeout, crash) instead of letting it through.
@@ -83,12 +87,13 @@ func (p *Plugin) serveOnce(ctx context.Context) error {
 	}
 	p.hooks.reset()
 	p.stub.Store(&s)
-	err = s.Run(ctx)
-	s.Stop()
-	if err == nil {
-		err = errors.New("connection closed")
+	// The connection outlives ctx: when ctx ends, serve lets the requests
+	// in flight finish before it closes the connection.
+	if err := s.Start(context.WithoutCancel(ctx)); err != nil {
+		s.Stop()
+		return err
 	}
-	return err
+	return p.serve(ctx, s, f)
 }
 
 func (p *Plugin) sweepLoop(ctx context.Context) {
