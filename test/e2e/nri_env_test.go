@@ -64,6 +64,9 @@ type pgOptions struct {
 	baseSpec bool
 	// defaultIdx leaves out --idx, so patchgate picks its index itself.
 	defaultIdx bool
+	// noStart leaves patchgate stopped: the test runs it itself (p.args),
+	// for example as a container of this containerd.
+	noStart bool
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -175,7 +178,9 @@ func newPG(t testing.TB, o pgOptions) *pg {
 			}
 		}
 	})
-	p.start()
+	if !o.noStart {
+		p.start()
+	}
 	return p
 }
 
