@@ -340,7 +340,9 @@ func (p *Plugin) sweep(timeout time.Duration) {
 		// lock (Stop would wait for it): cut the connection instead.
 		mu.Lock()
 		if conn != nil {
-			_ = conn.Close()
+			if cerr := conn.Close(); cerr != nil {
+				log.WithError(cerr).Debug("stopping: closing the short-lived plugin's connection")
+			}
 		}
 		mu.Unlock()
 	}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -63,10 +64,20 @@ func ttrpcFrames(t testing.TB) (requests, responses []byte) {
 	}})
 	a, b := net.Pipe()
 	rec := &recordingConn{Conn: b}
-	go func() { _ = srv.Serve(context.Background(), &oneConnListener{c: rec}) }()
-	defer srv.Close()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), &oneConnListener{c: rec}) }()
 	c := ttrpc.NewClient(a)
-	defer c.Close()
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; !errors.Is(err, ttrpc.ErrServerClosed) {
+			t.Errorf("ttrpc server: %v", err)
+		}
+	}()
 	for i := 0; i < 2; i++ {
 		if err := c.Call(context.Background(), "test.Echo", "Echo", &api.Empty{}, &api.Empty{}); err != nil {
 			t.Fatal(err)
