@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,37 @@ var requiredPatchgate = harness.NRIConfig{Validator: harness.ValidatorConfig{
 	TolerateMissingPluginsAnnotation: harness.TolerateMissingPluginsKey,
 }}
 
+// forValidatorReleases runs one test per containerd release with the
+// validation event (2.2 and 2.4, or $PATCHGATE_E2E_CONTAINERD), each on its
+// own containerd.
+func forValidatorReleases(t *testing.T, run func(*testing.T, *harness.Tools)) {
+	t.Helper()
+	versions, err := harness.MatrixVersions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		if !harness.HasValidation(v) {
+			continue
+		}
+		t.Run(v, func(t *testing.T) {
+			if toolsErr != nil {
+				harness.SkipOrFail(t, toolsErr)
+			}
+			tl := tools
+			if v != tools.ContainerdVersion {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+				defer cancel()
+				var err error
+				if tl, err = harness.EnsureTools(ctx, harness.ToolsOptions{Containerd: v, Variant: harness.NRIStock, Log: testLog{t}}); err != nil {
+					harness.SkipOrFail(t, err)
+				}
+			}
+			run(t, tl)
+		})
+	}
+}
+
 func tolerating(name, ns string) harness.PodConfig {
 	pod := podOn(name, ns)
 	pod.Annotations = map[string]string{harness.TolerateMissingPluginsKey: "true"}
@@ -42,9 +74,14 @@ func tolerating(name, ns string) harness.PodConfig {
 // runtime drop it, so that the next create, with no other NRI request in
 // between, is decided by the default validator alone: a pod that tolerates
 // patchgate's absence starts, any other pod is refused. Without the sweep,
-// stock 2.4.2 fails that first create with "ttrpc: closed".
+// containerd 2.2 and stock 2.4.2 fail that first create with "ttrpc: closed".
 func TestNRICleanStop(t *testing.T) {
+	forValidatorReleases(t, testCleanStop)
+}
+
+func testCleanStop(t *testing.T, tl *harness.Tools) {
 	p := newPG(t, pgOptions{
+		tools:  tl,
 		policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"},
 		nri:    requiredPatchgate,
 	})
@@ -88,14 +125,20 @@ func TestNRICleanStop(t *testing.T) {
 }
 
 // TestNRICrashFirstCreate: a patchgate that is killed (SIGKILL, OOM) cannot
-// clean up. On stock 2.4.2 (NRI v0.12.3) the first create after it fails
+// clean up. On containerd 2.2 (NRI v0.11.0) and stock 2.4.2 (NRI v0.12.3)
+// the first create after it fails
 // with "ttrpc: closed", even in a pod that tolerates patchgate's absence;
 // the create after it is decided by the default validator alone. NRI
 // v0.12.5 skips closed plugins (adaptation.go, CreateContainer and
 // validateContainerAdjustment): there the first create is already decided
 // by the default validator. The failure is fail-closed: kubelet retries.
 func TestNRICrashFirstCreate(t *testing.T) {
+	forValidatorReleases(t, testCrashFirstCreate)
+}
+
+func testCrashFirstCreate(t *testing.T, tl *harness.Tools) {
 	p := newPG(t, pgOptions{
+		tools:  tl,
 		policy: map[string]string{"policy.yaml": "examples/policies/baseline.yaml"},
 		nri:    requiredPatchgate,
 	})
@@ -105,13 +148,12 @@ func TestNRICrashFirstCreate(t *testing.T) {
 
 	p.proc.Kill()
 	_, r := p.h.CreateContainer(ctx, tolID, tol, worker("first-after-kill", int64p(1000), false))
-	switch tools.Variant {
-	case harness.NRIStock:
-		expectRefused(t, r, staleValidator+": ttrpc: closed")
-	default:
+	if tl.Variant == harness.NRIv0_12_5 {
 		if r.ExitCode != 0 {
-			t.Fatalf("NRI %s: first create after a kill (tolerating pod) failed:\n%s", tools.Variant, r.ErrorMessage())
+			t.Fatalf("NRI v0.12.5: first create after a kill (tolerating pod) failed:\n%s", r.ErrorMessage())
 		}
+	} else {
+		expectRefused(t, r, staleValidator+": ttrpc: closed")
 	}
 	if _, r := p.h.CreateContainer(ctx, tolID, tol, worker("second-after-kill", int64p(1000), false)); r.ExitCode != 0 {
 		t.Fatalf("second create after a kill (tolerating pod) failed:\n%s", r.ErrorMessage())
