@@ -283,3 +283,17 @@ func TestSweeperIsNoValidator(t *testing.T) {
 		t.Fatal("the sweeper handles CreateContainer")
 	}
 }
+
+// While the runtime holds plugin registration (containerd does while it
+// serves a CRI request that calls NRI, such as stopping patchgate's own
+// container), the stop does not wait for it: that request prunes the closed
+// plugin by itself.
+func TestStopDoesNotWaitForAHeldRegistration(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	held := h.rt.BlockPluginSync()
+	h.stop()
+	held.Unblock()
+	if !strings.Contains(h.logs.String(), "is holding plugin registration") {
+		t.Fatalf("the stop did not give up on the held registration; logs:\n%s", h.logs.String())
+	}
+}
