@@ -35,6 +35,9 @@ type Support struct {
 	Mode string
 	// FailClosed lists what refuses containers while patchgate is down.
 	FailClosed []string
+	// Unseen is what the NRI plugin cannot see on this release; the OCI hook judges it from
+	// the final spec, at task creation (crictl start), not at create.
+	Unseen []string
 	// Example is the config snippet directory under examples/containerd.
 	Example string
 }
@@ -58,11 +61,23 @@ func SupportOf(v string) Support {
 		s.Mode = "validator"
 		s.FailClosed = append(s.FailClosed, FailClosedRequiredPlugins)
 	}
+	if !NRIShowsUser(v) {
+		s.Unseen = append(s.Unseen, "the user (uid/gid): containerd fills it from 2.3")
+	}
+	if !HasValidation(v) {
+		s.Unseen = append(s.Unseen, "the seccomp profile (NRI v0.8.0 has no field for it)",
+			"adjustments by NRI plugins ordered after patchgate", "CDI devices resolved after NRI")
+	}
+	s.Unseen = append(s.Unseen, "capabilities, privileged, noNewPrivileges, AppArmor, SELinux, masked and read-only paths, pod sysctls (never in NRI)")
 	var ma, mi int
 	_, _ = fmt.Sscanf(v, "v%d.%d", &ma, &mi)
 	s.Example = fmt.Sprintf("examples/containerd/v%d.%d", ma, mi)
 	return s
 }
+
+// NRIShowsUser reports whether containerd release v puts the container's user into the NRI
+// container (2.3 and later): before, patchgate's hook judges runAsRoot at task creation.
+func NRIShowsUser(v string) bool { return !versionBefore(v, 2, 3) }
 
 // MatrixVersions returns the releases the matrix runs: $PATCHGATE_E2E_CONTAINERD (one
 // release or a comma-separated list, e.g. v2.4.2 for a quick run), else all of
