@@ -489,7 +489,9 @@ func matrixReconnect(t *testing.T, m *matrixEnv) {
 	if err := m.h.Restart(m.ctx, nil); err != nil {
 		t.Fatal(err)
 	}
+	ready := time.Now()
 	m.waitSynced()
+	t.Logf("matrix %s: patchgate synchronized again %s after containerd was ready", m.version, time.Since(ready).Round(time.Millisecond))
 	if m.proc.PID() != pid || !m.proc.Running() {
 		t.Fatal("patchgate was restarted or exited")
 	}

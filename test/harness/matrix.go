@@ -62,11 +62,10 @@ func SupportOf(v string) Support {
 		s.FailClosed = append(s.FailClosed, FailClosedRequiredPlugins)
 	}
 	if !NRIShowsUser(v) {
-		s.Unseen = append(s.Unseen, "the user (uid/gid): containerd fills it from 2.3")
+		s.Unseen = append(s.Unseen, "the user (uid/gid) and the seccomp filter: containerd sends them from 2.3 (2.2 only the requested seccomp profile type, NRI v0.8.0 neither)")
 	}
 	if !HasValidation(v) {
-		s.Unseen = append(s.Unseen, "the seccomp profile (NRI v0.8.0 has no field for it)",
-			"adjustments by NRI plugins ordered after patchgate", "CDI devices resolved after NRI")
+		s.Unseen = append(s.Unseen, "adjustments by NRI plugins ordered after patchgate", "CDI devices resolved after NRI")
 	}
 	s.Unseen = append(s.Unseen, "capabilities, privileged, noNewPrivileges, AppArmor, SELinux, masked and read-only paths, pod sysctls (never in NRI)")
 	var ma, mi int
@@ -75,8 +74,9 @@ func SupportOf(v string) Support {
 	return s
 }
 
-// NRIShowsUser reports whether containerd release v puts the container's user into the NRI
-// container (2.3 and later): before, patchgate's hook judges runAsRoot at task creation.
+// NRIShowsUser reports whether containerd release v puts the container's user and its
+// seccomp filter into the NRI container (2.3 and later; internal/nri/container*.go): before,
+// patchgate's hook judges runAsRoot and seccomp at task creation.
 func NRIShowsUser(v string) bool { return !versionBefore(v, 2, 3) }
 
 // MatrixVersions returns the releases the matrix runs: $PATCHGATE_E2E_CONTAINERD (one
@@ -96,4 +96,24 @@ func MatrixVersions() ([]string, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// SupportTable renders the support matrix of docs/containerd.md from SupportOf and
+// Scenarios; TestSupportTableInDocs keeps the document equal to it. The fail-open window is
+// "none" on every release because TestContainerdMatrix's killed-fails-closed scenario
+// fails if any non-compliant container is admitted after patchgate is killed.
+func SupportTable() string {
+	var b strings.Builder
+	b.WriteString("| containerd | NRI | mode | fails closed by | NRI cannot see (the hook judges it at start) | fail-open window after SIGKILL | snippet |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	for _, v := range ContainerdVersions {
+		s := SupportOf(v)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | none | [`%s/`](../%s/) |\n",
+			v, s.NRI, s.Mode, strings.Join(s.FailClosed, " + "), strings.Join(s.Unseen, "; "), s.Example, s.Example)
+	}
+	b.WriteString("\n`TestContainerdMatrix` runs these scenarios (`harness.Scenarios`) on every release:\n\n")
+	for _, sc := range Scenarios {
+		fmt.Fprintf(&b, "- `%s`: %s\n", sc.ID, sc.Title)
+	}
+	return b.String()
 }
