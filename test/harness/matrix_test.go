@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +51,54 @@ func TestMatrixVersions(t *testing.T) {
 	t.Setenv("PATCHGATE_E2E_CONTAINERD", "v1.6.0")
 	if _, err := MatrixVersions(); err == nil {
 		t.Error("unknown release accepted")
+	}
+}
+
+// The snippets' shape per release, without root (TestContainerdMatrix loads them into the
+// real releases): NRI enabled, base_runtime_spec next to runtime_type, the default
+// validator only where the release has it, the schema version the release reads.
+func TestExampleSnippets(t *testing.T) {
+	for _, v := range ContainerdVersions {
+		s := SupportOf(v)
+		dir := filepath.Join("..", "..", s.Example)
+		read := func(name string) string {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(data)
+		}
+		var nri, runtime string
+		if ConfigVersion(v) == 2 {
+			nri, runtime = read("nri.toml"), read("config.toml")
+			if !strings.Contains(runtime, "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  base_runtime_spec = ") {
+				t.Errorf("%s: config.toml lacks base_runtime_spec next to runtime_type", v)
+			}
+		} else {
+			nri = read("patchgate.toml")
+			runtime = nri
+			if !strings.Contains(runtime, "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  base_runtime_spec = ") {
+				t.Errorf("%s: patchgate.toml lacks base_runtime_spec next to runtime_type", v)
+			}
+		}
+		want := fmt.Sprintf("\nversion = %d\n", ConfigVersion(v))
+		if !strings.Contains(nri, want) || !strings.Contains(runtime, want) {
+			t.Errorf("%s: not config version %d", v, ConfigVersion(v))
+		}
+		if !strings.Contains(nri, "[plugins.\"io.containerd.nri.v1.nri\"]\n  disable = false\n") {
+			t.Errorf("%s: NRI not enabled", v)
+		}
+		hasValidator := strings.Contains(nri, "default_validator]")
+		if hasValidator != HasDefaultValidator(v) {
+			t.Errorf("%s: default_validator in the snippet: %t, in the release: %t", v, hasValidator, HasDefaultValidator(v))
+		}
+		if hasValidator && (!strings.Contains(nri, `required_plugins = ["patchgate"]`) ||
+			!strings.Contains(nri, `tolerate_missing_plugins_annotation = "`+TolerateMissingPluginsKey+`"`) ||
+			!strings.Contains(nri, "reject_oci_hook_adjustment = false")) {
+			t.Errorf("%s: validator settings", v)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "base-spec.json")); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
 	}
 }
