@@ -121,12 +121,6 @@ type conn struct {
 	nriVersion string
 }
 
-// connected reports whether the plugin is registered with the runtime now.
-func (p *Plugin) connected() bool {
-	c := p.conn.Load()
-	return c != nil && c.synced
-}
-
 // currentMode is the mode of the current connection (ModeHookOnly when none).
 func (p *Plugin) currentMode() Mode {
 	if c := p.conn.Load(); c != nil && c.configured {
