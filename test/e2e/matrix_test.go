@@ -234,6 +234,35 @@ func (m *matrixEnv) loadExample(t *testing.T) {
 	}
 	m.start()
 	t.Logf("matrix %s: containerd runs %s (base spec %s)", m.version, m.support.Example, runc.BaseRuntimeSpec)
+	m.checkStatus(t)
+}
+
+// checkStatus reads patchgate's status file: connected, in the mode the release allows,
+// with the NRI version the release links.
+func (m *matrixEnv) checkStatus(t *testing.T) {
+	t.Helper()
+	var st struct {
+		Runtime *struct {
+			State, Mode, Plugin, Runtime, RuntimeVersion, NRIVersion string
+		} `json:"runtime"`
+	}
+	path := filepath.Join(m.dir, "run", "status.json")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil && json.Unmarshal(data, &st) == nil && st.Runtime != nil && st.Runtime.State == "connected" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status file never said connected: %s %v", data, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := st.Runtime
+	if r.Mode != m.support.Mode || r.NRIVersion != m.support.NRI || r.RuntimeVersion != m.version {
+		t.Errorf("status: mode %q, NRI %q, runtime %q %q; want mode %q, NRI %s, runtime %s", r.Mode, r.NRIVersion, r.Runtime, r.RuntimeVersion, m.support.Mode, m.support.NRI, m.version)
+	}
+	t.Logf("matrix %s: status: %s, mode %s, registered as %s, %s %s, NRI %s", m.version, r.State, r.Mode, r.Plugin, r.Runtime, r.RuntimeVersion, r.NRIVersion)
 }
 
 // createOrStart creates and starts a container and reports where it was refused: "create",
