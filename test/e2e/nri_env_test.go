@@ -52,9 +52,9 @@ type pgOptions struct {
 	nri  harness.NRIConfig
 	// metrics serves Prometheus metrics on a free loopback port.
 	metrics bool
-	// smallHook injects bin/patchgate-hook (the hook alone, faster to
-	// start) instead of the patchgate binary.
-	smallHook bool
+	// fullHook injects the patchgate binary (`patchgate hook`) instead of
+	// the thin hook patchgate-hook, the default.
+	fullHook bool
 	// tools replaces the package's tools (for example with another runc, or another
 	// containerd release).
 	tools *harness.Tools
@@ -93,14 +93,17 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		t.Fatalf("go build ./cmd/patchgate: %v\n%s", err, out)
 	}
 
-	hookBin := bin
-	if o.smallHook {
-		hookBin = filepath.Join(binDir, "patchgate-hook")
-		build := exec.Command("go", "build", "-o", hookBin, "./cmd/patchgate-hook")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/patchgate-hook: %v\n%s", err, out)
-		}
+	// The thin hook, built as `make build` builds it, next to the patchgate
+	// binary whose `patchgate hook` it runs when the service cannot answer.
+	hookBin := filepath.Join(binDir, "patchgate-hook")
+	build = exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", hookBin, "./cmd/patchgate-hook")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/patchgate-hook: %v\n%s", err, out)
+	}
+	if o.fullHook {
+		hookBin = bin
 	}
 
 	tl := tools
