@@ -12,8 +12,9 @@ import (
 	"github.com/patchgate/patchgate/hook"
 )
 
-// DefaultHookPath is where packages and examples install the binary.
-const defaultHookPath = "/usr/local/bin/patchgate"
+// DefaultHookPath is where packages and examples install the thin hook
+// (patchgate-hook, with patchgate next to it for the full decision).
+const defaultHookPath = "/usr/local/bin/patchgate-hook"
 
 func init() {
 	register(command{
@@ -46,7 +47,7 @@ func runHooksConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: patchgate hooks-config [--path BIN] [--stage createRuntime] [--identity-from none|containerd|crio] [-- HOOK-FLAGS...]")
 		fs.PrintDefaults()
 	}
-	path := fs.String("path", defaultHookPath, "absolute path of the patchgate binary the runtime runs")
+	path := fs.String("path", defaultHookPath, "absolute path of the hook binary the runtime runs (the thin hook patchgate-hook, or patchgate)")
 	stage := fs.String("stage", "createRuntime", "OCI hook stage (createRuntime, createContainer or prestart)")
 	identityFrom := fs.String("identity-from", hook.IdentityFromNone, "runtime whose annotations name the pod and container: none, containerd or crio (use crio on a CRI-O node; podman: none)")
 	dir := fs.String("dir", "", "write "+hooksFileName+" into this hooks directory instead of printing it (with --identity-from crio: default "+DefaultCRIOHooksDir+", and never a directory podman reads)")
