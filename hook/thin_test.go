@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,6 +134,21 @@ func TestThinHookFallsBack(t *testing.T) {
 	pol := writePolicy(t, "deny", "enforce")
 	sock, _ := startBundleService(t, pol, true)
 	plain, _ := startBundleService(t, pol, false)
+	hang := filepath.Join(t.TempDir(), "hang.sock")
+	ln, err := net.Listen("unix", hang)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
 	badConfig := func(t *testing.T) string {
 		return editedState(t, "default", func(cfg string) string { return cfg + "trailing" })
 	}
@@ -143,6 +159,7 @@ func TestThinHookFallsBack(t *testing.T) {
 		skipSvc   bool
 		handsOver bool // the full decision gets --audit-id and --timeout
 	}{
+		{"service silent", hang, func(t *testing.T) string { return stateFor(t, "default") }, true, true},
 		{"service down", filepath.Join(t.TempDir(), "none.sock"), func(t *testing.T) string { return stateFor(t, "default") }, true, true},
 		{"bad config.json", sock, badConfig, false, true},
 		{"service without bundle reading", plain, func(t *testing.T) string { return stateFor(t, "default") }, false, true},
@@ -153,7 +170,7 @@ func TestThinHookFallsBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := tc.state(t)
-			args := []string{"--policy", pol, "--socket", tc.socket}
+			args := []string{"--policy", pol, "--socket", tc.socket, "--service-timeout", "300ms"}
 			var c fullCall
 			var stderr bytes.Buffer
 			if exit := thin.Main(args, strings.NewReader(state), &stderr, c.full(7)); exit != 7 || !c.called {

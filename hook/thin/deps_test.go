@@ -22,6 +22,7 @@ func TestThinHookDependencies(t *testing.T) {
 		"sigs.k8s.io/yaml", "go.yaml.in/yaml", "gopkg.in/yaml",
 		"google.golang.org/protobuf", "github.com/golang/protobuf",
 		"github.com/sirupsen/logrus", "regexp", "github.com/containerd/nri",
+		"net", // blocking system calls do (wire.AskBundle); no poller to start
 		"github.com/patchgate/patchgate/plugin",
 	}
 	// Of patchgate's own packages, only these.

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/patchgate/patchgate/policy"
@@ -45,7 +48,7 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := wire.Dial(ctx, sock)
+	conn, err := dial(ctx, sock)
 	if err != nil {
 		return nil, err
 	}
@@ -74,4 +77,29 @@ func (c *Client) Decide(ctx context.Context, req *DecideRequest) (*DecideRespons
 // Ask is a convenience for callers holding only a workload.
 func (c *Client) Ask(ctx context.Context, id string, w *policy.Workload) (*DecideResponse, error) {
 	return c.Decide(ctx, &DecideRequest{ID: id, Workload: w})
+}
+
+// dial connects to the decision socket and checks that its peer is root or
+// the caller's own user (SO_PEERCRED), so that a socket planted by someone
+// else is never believed. Errors wrap ErrUnreachable.
+func dial(ctx context.Context, sock string) (*net.UnixConn, error) {
+	if !filepath.IsAbs(sock) {
+		return nil, fmt.Errorf("%w: socket path %q is not absolute", ErrUnreachable, sock)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	uc := conn.(*net.UnixConn)
+	cred, err := PeerCred(uc)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
+		_ = conn.Close()
+		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
+	}
+	return uc, nil
 }

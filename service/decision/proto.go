@@ -107,8 +107,4 @@ var (
 	// ReadMessage reads one JSON line of at most MaxMessageBytes into v,
 	// refusing unknown keys and trailing data.
 	ReadMessage = wire.ReadMessage
-	// PeerCred returns the SO_PEERCRED credentials of a unix socket's peer.
-	PeerCred = wire.PeerCred
-	// UIDAllowed reports whether uid is root or one of allowed.
-	UIDAllowed = wire.UIDAllowed
 )

@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -60,52 +61,70 @@ type BundleResponse struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Dial connects to the decision socket and checks that its peer is root or
-// the caller's own user (SO_PEERCRED), so that a socket planted by someone
-// else is never believed. Errors wrap ErrUnreachable.
-func Dial(ctx context.Context, sock string) (*net.UnixConn, error) {
-	if !filepath.IsAbs(sock) {
-		return nil, fmt.Errorf("%w: socket path %q is not absolute", ErrUnreachable, sock)
+// UIDAllowed reports whether uid is root or one of allowed.
+func UIDAllowed(uid uint32, allowed []uint32) bool {
+	if uid == 0 {
+		return true
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", sock)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	for _, a := range allowed {
+		if a == uid {
+			return true
+		}
 	}
-	uc := conn.(*net.UnixConn)
-	cred, err := PeerCred(uc)
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
-	}
-	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
-		_ = conn.Close()
-		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
-	}
-	return uc, nil
+	return false
 }
 
 // AskBundle sends req over the decision socket and returns the answer,
-// within ctx's deadline (which must be set). An error wrapping
+// within ctx's deadline (which must be set). It checks that the socket is
+// served by root or the caller's own user (SO_PEERCRED), so that a socket
+// planted by someone else is never believed. An error wrapping
 // ErrUnreachable means the question never reached the service.
+//
+// It uses blocking system calls with socket timeouts rather than package
+// net, whose poller the one-shot hook does not need.
 func AskBundle(ctx context.Context, sock string, req *BundleRequest) (*BundleResponse, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return nil, errors.New("AskBundle needs a deadline")
 	}
-	conn, err := Dial(ctx, sock)
-	if err != nil {
-		return nil, err
+	if !filepath.IsAbs(sock) {
+		return nil, fmt.Errorf("%w: socket path %q is not absolute", ErrUnreachable, sock)
 	}
-	defer func() { _ = conn.Close() }()
-	_ = conn.SetDeadline(dl)
+	left := time.Until(dl)
+	if left <= 0 {
+		return nil, fmt.Errorf("%w: no time left to ask", ErrUnreachable)
+	}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: socket: %v", ErrUnreachable, err)
+	}
+	c := fdConn(fd)
+	defer c.Close()
+	// Connect, send and receive all end by the deadline (a unix socket's
+	// connect waits on the send timeout when the backlog is full).
+	tv := syscall.NsecToTimeval(left.Nanoseconds())
+	for _, opt := range []int{syscall.SO_RCVTIMEO, syscall.SO_SNDTIMEO} {
+		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, opt, &tv); err != nil {
+			return nil, fmt.Errorf("%w: setting the socket timeout: %v", ErrUnreachable, err)
+		}
+	}
+	if err := retry(func() error { return syscall.Connect(fd, &syscall.SockaddrUnix{Name: sock}) }); err != nil {
+		return nil, fmt.Errorf("%w: connect %s: %v", ErrUnreachable, sock, err)
+	}
+	cred, err := syscall.GetsockoptUcred(fd, syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	if err != nil {
+		return nil, fmt.Errorf("%w: SO_PEERCRED: %v", ErrUnreachable, err)
+	}
+	if !UIDAllowed(cred.Uid, []uint32{uint32(os.Geteuid())}) {
+		return nil, fmt.Errorf("%w: %s is served by uid %d, not root", ErrUnreachable, sock, cred.Uid)
+	}
 	req.Version, req.Kind = BundleVersion, KindBundle
 	req.BudgetMillis = max(time.Until(dl).Milliseconds(), 1)
-	if err := WriteMessage(conn, req); err != nil {
+	if err := WriteMessage(c, req); err != nil {
 		return nil, fmt.Errorf("%w: sending request: %v", ErrUnreachable, err)
 	}
 	var resp BundleResponse
-	line, err := ReadLine(bufio.NewReader(conn))
+	line, err := ReadLine(bufio.NewReader(c))
 	if err != nil {
 		return nil, fmt.Errorf("reading the service's answer: %w", err)
 	}
@@ -123,4 +142,51 @@ func AskBundle(ctx context.Context, sock string, req *BundleRequest) (*BundleRes
 		return nil, fmt.Errorf("%w: exit code %d is neither 0 nor 1", ErrProtocol, resp.Exit)
 	}
 	return &resp, nil
+}
+
+// fdConn is a blocking socket read and written with system calls.
+type fdConn int
+
+func (c fdConn) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(c), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errors.New("timed out waiting for the answer")
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (c fdConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := syscall.Write(int(c), p[done:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return done, errors.New("timed out sending the request")
+		case err != nil:
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+func (c fdConn) Close() error { return syscall.Close(int(c)) }
+
+func retry(f func() error) error {
+	for {
+		if err := f(); err != syscall.EINTR {
+			return err
+		}
+	}
 }
