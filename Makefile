@@ -61,8 +61,16 @@ FUZZTIME ?= 10s
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
+# Benchmarks, not part of `make test`: the unit benchmarks, then (root, real
+# runtimes, serialised machine-wide) the hook-process ratios against /bin/true
+# and an empty static Go program (scripts/hook-bench.sh ratio), and the
+# end-to-end batch on real containerd with and without patchgate in
+# alternating rounds (BenchmarkContainers50). docs/benchmarks.md.
+BENCH_ROUNDS ?= 5
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+	flock /tmp/patchgate-e2e.lock ./scripts/hook-bench.sh ratio
+	flock /tmp/patchgate-e2e.lock $(GO) test -tags e2e -run '^$$' -bench '^BenchmarkContainers50$$' -benchtime $(BENCH_ROUNDS)x -timeout 60m ./test/e2e/
 
 clean:
 	rm -rf $(BIN)
