@@ -28,7 +28,8 @@ type pg struct {
 	t         testing.TB
 	h         *harness.Containerd
 	root      string // the repository
-	bin       string // the patchgate binary, also the injected OCI hook
+	bin       string // the patchgate binary
+	hookBin   string // the injected OCI hook: the thin hook patchgate-hook, or bin (fullHook)
 	dir       string // patchgate's private directory
 	policyDir string
 	hostRoot  string
@@ -111,7 +112,7 @@ func newPG(t testing.TB, o pgOptions) *pg {
 		tl = o.tools
 	}
 	h := harness.StartT(t, harness.Options{Tools: tl, NRI: o.nri})
-	p := &pg{t: t, h: h, root: root, bin: bin, dir: filepath.Join(h.Dir, "pg")}
+	p := &pg{t: t, h: h, root: root, bin: bin, hookBin: hookBin, dir: filepath.Join(h.Dir, "pg")}
 	p.policyDir = filepath.Join(p.dir, "policy")
 	p.hostRoot = filepath.Join(p.dir, "host")
 	p.auditLog = filepath.Join(p.dir, "audit", "audit.log")

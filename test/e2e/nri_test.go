@@ -53,7 +53,7 @@ spec:
 			t.Error("compliant container flagged")
 		}
 		// patchgate's hook is in the spec, for what NRI cannot see.
-		if spec.Hooks == nil || len(spec.Hooks.CreateRuntime) != 1 || spec.Hooks.CreateRuntime[0].Path != p.bin ||
+		if spec.Hooks == nil || len(spec.Hooks.CreateRuntime) != 1 || spec.Hooks.CreateRuntime[0].Path != p.hookBin ||
 			!slices.Contains(spec.Hooks.CreateRuntime[0].Args, "hook") {
 			t.Errorf("createRuntime hooks = %+v", spec.Hooks)
 		}
