@@ -23,7 +23,7 @@ import (
 // startBundleService is startService with the hook's own bundle reading
 // (what `patchgate serve` and `patchgate nri` configure), so that it
 // answers the thin hook.
-func startBundleService(t *testing.T, pol string, judge bool) (string, string) {
+func startBundleService(t testing.TB, pol string, judge bool) (string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "decision.sock")
@@ -210,5 +210,25 @@ func TestThinFlagsMatchHook(t *testing.T) {
 	slices.Sort(th)
 	if !slices.Equal(full, th) {
 		t.Fatalf("patchgate hook flags %q, thin hook flags %q", full, th)
+	}
+}
+
+// BenchmarkThinRun is the thin hook's work inside the process, without
+// process start-up: the state read, the bundle request over the socket, and
+// the service reading config.json and deciding (warm). Compare with
+// BenchmarkRun/service, where the hook reads config.json and sends the
+// workload.
+func BenchmarkThinRun(b *testing.B) {
+	pol := writePolicyB(b)
+	sock, _ := startBundleService(b, pol, true)
+	state := stateFor(b, "user1000-capdrop")
+	args := []string{"--socket", sock, "--policy", pol}
+	full := func([]string, []byte, io.Writer) int { b.Fatal("the full decision ran"); return 1 }
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var stderr bytes.Buffer
+		if exit := thin.Main(args, strings.NewReader(state), &stderr, full); exit != ExitAdmit {
+			b.Fatalf("exit %d: %s", exit, stderr.String())
+		}
 	}
 }
