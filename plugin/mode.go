@@ -8,6 +8,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
 
+	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
 
@@ -219,4 +220,35 @@ func (p *Plugin) configureMode(c *conn) (api.EventMask, error) {
 	}
 	p.log.WithFields(fields).Info("deciding in ValidateContainerAdjustment")
 	return validatorEvents, nil
+}
+
+// seccompSince is the first containerd release that copies the spec's
+// seccomp filter into NRI's container (LinuxContainer.seccomp_policy):
+// before it, containerd 2.2 sends only the profile type the CRI client asked
+// for and NRI v0.8 (1.7 to 2.1) has no such field.
+var seccompSince = [3]int{2, 3, 0}
+
+// sendsSeccomp reports whether the runtime (as named and versioned at
+// Configure) sends the seccomp filter in NRI's container. Unknown runtimes
+// and versions do not: the hook judges seccomp on the final spec there.
+func sendsSeccomp(runtime, version string) bool {
+	if runtime != "containerd" {
+		return false
+	}
+	v, ok := parseNRIVersion(version)
+	return ok && !versionLess(v, seccompSince)
+}
+
+// containerWorkload is ContainerWorkload for the connected runtime: where
+// the runtime does not send the seccomp filter, a container without one in
+// NRI's view is not unconfined but unseen, and the hook judges it.
+func (p *Plugin) containerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workload, error) {
+	w, err := ContainerWorkload(pod, ctr)
+	if err != nil {
+		return nil, err
+	}
+	if ctr.GetLinux().GetSeccompPolicy() == nil && !p.seccompVisible.Load() {
+		w.Seen &^= policy.FieldSeccomp
+	}
+	return w, nil
 }

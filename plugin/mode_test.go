@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
 
@@ -224,5 +225,50 @@ func TestRefusedRegistrationIsLoud(t *testing.T) {
 	c3 := &conn{nriVersion: "v0.12.3"}
 	if ev, err := h.p.configureMode(c3); err != nil || ev != validatorEvents {
 		t.Errorf("configureMode(v0.12.3) = %s, %v", ev.PrettyString(), err)
+	}
+}
+
+// containerd sends the spec's seccomp filter in NRI's container only from
+// 2.3: before, a container without one there is unseen, not unconfined.
+func TestSeccompSeenOnlyWhereTheRuntimeSendsIt(t *testing.T) {
+	for _, tc := range []struct {
+		runtime, version string
+		want             bool
+	}{
+		{"containerd", "v2.4.2", true},
+		{"containerd", "v2.3.0", true},
+		{"containerd", "v2.2.9", false},
+		{"containerd", "v2.1.9", false},
+		{"containerd", "v1.7.35", false},
+		{"containerd", "1.7.35+unknown", false},
+		{"cri-o", "v1.34.0", false},
+		{"", "", false},
+	} {
+		if got := sendsSeccomp(tc.runtime, tc.version); got != tc.want {
+			t.Errorf("sendsSeccomp(%q, %q) = %t, want %t", tc.runtime, tc.version, got, tc.want)
+		}
+	}
+	p := &Plugin{}
+	pod, ctr := loadCapture(t, "seccomp-unconfined")
+	if ctr.GetLinux().GetSeccompPolicy() != nil {
+		t.Fatal("capture has a seccomp filter")
+	}
+	w, err := p.containerWorkload(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Seen.Has(policy.FieldSeccomp) {
+		t.Error("on a runtime that does not send the filter, its absence counts as seen")
+	}
+	p.seccompVisible.Store(true)
+	if w, _ = p.containerWorkload(pod, ctr); !w.Seen.Has(policy.FieldSeccomp) || !w.SeccompUnconfined {
+		t.Error("on containerd >= 2.3 a container without a filter is not judged unconfined")
+	}
+	// A filter that is there is seen on any runtime.
+	_, withFilter := loadCapture(t, "default-kubelet")
+	withFilter.Linux.SeccompPolicy = &api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ERRNO"}
+	p.seccompVisible.Store(false)
+	if w, _ = p.containerWorkload(pod, withFilter); !w.Seen.Has(policy.FieldSeccomp) {
+		t.Error("a filter NRI shows is not judged")
 	}
 }

@@ -104,6 +104,9 @@ type Plugin struct {
 	// noValidator: a runtime of unknown NRI version refused the validation
 	// event; decide in CreateContainer on such runtimes from now on.
 	noValidator atomic.Bool
+	// seccompVisible: the runtime puts the spec's seccomp filter into NRI's
+	// container (containerd >= 2.3), so no filter there means none at all.
+	seccompVisible atomic.Bool
 	// nriVersion overrides the runtime NRI version the stub learnt (tests).
 	nriVersion func() string
 }
@@ -296,6 +299,7 @@ func (p *Plugin) Configure(ctx context.Context, config, runtime, version string)
 	}
 	p.identityFrom.Store(ptr(identitySource(runtime)))
 	c := &conn{runtime: runtime, version: version, nriVersion: p.runtimeNRIVersion()}
+	p.seccompVisible.Store(sendsSeccomp(runtime, version))
 	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "nri_version": c.nriVersion, "request_timeout": p.maxWait() * 2}).
 		Info("configuring with the container runtime (registered only once it synchronizes)")
 	if p.node.Load() == nil {
@@ -438,7 +442,7 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 		return p.decideAtCreate(ctx, node, pod, ctr)
 	}
 	adj := &api.ContainerAdjustment{}
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := p.containerWorkload(pod, ctr)
 	if err != nil {
 		// The validator refuses it; nothing to adjust.
 		return adj, nil, nil
@@ -471,7 +475,7 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 // flags; this decision is recorded only when it refuses.
 func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	adj := &api.ContainerAdjustment{}
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := p.containerWorkload(pod, ctr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("patchgate: cannot judge container: %v", err)
 	}
@@ -547,7 +551,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		return err
 	}
 	full := ApplyAdjustment(req.GetContainer(), req.GetAdjust())
-	w, err := ContainerWorkload(req.GetPod(), full)
+	w, err := p.containerWorkload(req.GetPod(), full)
 	if err != nil {
 		return fmt.Errorf("patchgate: cannot judge container: %v", err)
 	}
@@ -648,7 +652,7 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 		if c.GetState() != api.ContainerState_CONTAINER_RUNNING && c.GetState() != api.ContainerState_CONTAINER_CREATED {
 			continue
 		}
-		w, err := ContainerWorkload(byID[c.GetPodSandboxId()], c)
+		w, err := p.containerWorkload(byID[c.GetPodSandboxId()], c)
 		if err != nil {
 			p.log.WithError(err).WithField("container", c.GetId()).Warn("running container not judged")
 			continue
