@@ -178,11 +178,15 @@ func TestCreateContainerModeMovesToLastIndex(t *testing.T) {
 // spec puts it there, to fail closed while patchgate is down) gets no
 // second one: one hook, one judgement, one record.
 func TestBaseSpecHookNotInjectedTwice(t *testing.T) {
-	for _, nri := range []string{"", "v0.8.0"} {
-		t.Run("nri="+nri, func(t *testing.T) {
-			h := newHarness(t, harnessOpts{nriVersion: nri})
+	for _, tc := range []struct{ nri, basePath string }{
+		{"", "/usr/local/bin/patchgate-hook"}, {"v0.8.0", "/usr/local/bin/patchgate-hook"},
+		// The base spec names the full binary, the plugin the thin hook.
+		{"", "/usr/local/bin/patchgate"}, {"v0.8.0", "/usr/local/bin/patchgate"},
+	} {
+		t.Run("nri="+tc.nri+tc.basePath, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{nriVersion: tc.nri, hookPath: "/usr/local/bin/patchgate-hook"})
 			pod, ctr := loadCapture(t, "seccomp-unconfined")
-			ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/usr/local/bin/patchgate", Args: []string{"/usr/local/bin/patchgate", "hook", "--identity-from=containerd"}}}}
+			ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{{Path: tc.basePath, Args: []string{tc.basePath, "hook", "--identity-from=containerd"}}}}
 			rpl, err := h.create(pod, ctr)
 			if err != nil {
 				t.Fatal(err)
@@ -194,6 +198,20 @@ func TestBaseSpecHookNotInjectedTwice(t *testing.T) {
 				t.Error("container with the base-spec hook marked unchecked")
 			}
 		})
+	}
+	// Another program's hook, or one elsewhere, is not patchgate's.
+	h := newHarness(t, harnessOpts{hookPath: "/usr/local/bin/patchgate-hook"})
+	pod, ctr := loadCapture(t, "seccomp-unconfined")
+	ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{
+		{Path: "/opt/other/patchgate", Args: []string{"patchgate", "hook"}},
+		{Path: "/usr/local/bin/other", Args: []string{"other", "hook"}},
+	}}
+	rpl, err := h.create(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rpl.GetAdjust().GetHooks().GetCreateRuntime()); n != 1 {
+		t.Errorf("%d hooks injected next to foreign ones, want 1", n)
 	}
 }
 

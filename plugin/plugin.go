@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -782,9 +783,21 @@ func ruleIDs(vs []policy.Violation, action policy.Action) []string {
 	return slices.Compact(ids)
 }
 
+// hasOwnHook reports whether ctr carries patchgate's createRuntime hook:
+// path (the configured hook), or its sibling binary in the same directory
+// (patchgate and the thin patchgate-hook are installed side by side, and a
+// base spec may name either), run with a "hook" argument.
 func hasOwnHook(ctr *api.Container, path string) bool {
 	for _, h := range ctr.GetHooks().GetCreateRuntime() {
-		if h.GetPath() == path && slices.Contains(h.GetArgs(), "hook") {
+		if !slices.Contains(h.GetArgs(), "hook") {
+			continue
+		}
+		hp := h.GetPath()
+		if hp == path {
+			return true
+		}
+		if filepath.Dir(hp) == filepath.Dir(path) && (filepath.Base(hp) == "patchgate" || filepath.Base(hp) == "patchgate-hook") &&
+			(filepath.Base(path) == "patchgate" || filepath.Base(path) == "patchgate-hook") {
 			return true
 		}
 	}

@@ -135,7 +135,7 @@ func (m *matrixEnv) exampleHostPaths() *strings.Replacer {
 func (m *matrixEnv) loadExample(t *testing.T) {
 	t.Helper()
 	m.stop()
-	m.writeBaseSpec(m.bin)
+	m.writeBaseSpec(m.hookBin)
 	dir := filepath.Join(m.root, m.support.Example)
 	rewrite := m.exampleHostPaths()
 	var imports []string
