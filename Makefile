@@ -10,10 +10,12 @@ PKGS  := ./...
 
 all: build
 
+# bin/patchgate-hook is the thin hook runc starts for every container: static,
+# stripped, standard library only (hook/thin TestThinHookDependencies). Install
+# both binaries in one directory: the thin hook runs `patchgate hook` from there
+# when the node service cannot answer.
 build:
 	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
-	# The thin hook runc starts for every container: static, stripped, and
-	# standard library only (hook/thin TestThinHookDependencies).
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
 
 # The test command CI runs (.ci/run) and the README names.
