@@ -319,7 +319,7 @@ func matrixCompliant(t *testing.T, m *matrixEnv) {
 	var ours int
 	if spec.Hooks != nil {
 		for _, h := range spec.Hooks.CreateRuntime {
-			if h.Path == m.bin && slices.Contains(h.Args, "hook") {
+			if h.Path == m.hookBin && slices.Contains(h.Args, "hook") {
 				ours++
 				if !slices.Contains(h.Args, "--identity-from=containerd") {
 					t.Errorf("hook args %q lack --identity-from=containerd", h.Args)
