@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -144,6 +145,7 @@ func (p *Plugin) publishRuntime(state string, c *conn, reason string) {
 			}
 		}
 	}
+	r.BaseSpecMissing = p.baseSpecMissing()
 	p.lastState.Store(&r)
 	if b := p.node.Load(); b != nil {
 		b.SetRuntime(r)
@@ -251,4 +253,68 @@ func (p *Plugin) containerWorkload(pod *api.PodSandbox, ctr *api.Container) (*po
 		w.Seen &^= policy.FieldSeccomp
 	}
 	return w, nil
+}
+
+// noteBaseSpec records whether a container of pod's runtime handler arrived
+// with patchgate's hook already in its spec (the runtime's base spec). A
+// handler without it is a hole while patchgate is down: on a runtime
+// without the validator (no required_plugins) its containers then start
+// unjudged. It is said once per handler, and kept in the status.
+func (p *Plugin) noteBaseSpec(pod *api.PodSandbox, has bool) {
+	handler := pod.GetRuntimeHandler()
+	if handler == "" {
+		handler = "(default)"
+	}
+	p.baseMu.Lock()
+	if p.baseSpec == nil {
+		p.baseSpec = map[string]bool{}
+	}
+	had, known := p.baseSpec[handler]
+	if known && (had || !has) {
+		p.baseMu.Unlock()
+		return
+	}
+	p.baseSpec[handler] = has
+	p.baseMu.Unlock()
+	if has {
+		p.republish()
+		return
+	}
+	log := p.log.WithFields(logrus.Fields{"runtime_handler": handler})
+	if p.currentMode() == ModeCreate {
+		log.Error("runtime handler " + handler + " has no patchgate hook in its base_runtime_spec: its containers start UNJUDGED whenever patchgate is down " +
+			"(no NRI validator on this runtime); add base_runtime_spec to every runtime handler (docs/containerd.md)")
+	} else {
+		log.Warn("runtime handler " + handler + " has no patchgate hook in its base_runtime_spec: while patchgate is down only the default validator's required_plugins refuses its containers (docs/containerd.md)")
+	}
+	p.republish()
+}
+
+// baseSpecMissing lists the runtime handlers seen without patchgate's hook
+// in their base spec, sorted.
+func (p *Plugin) baseSpecMissing() []string {
+	p.baseMu.Lock()
+	defer p.baseMu.Unlock()
+	var out []string
+	for h, ok := range p.baseSpec {
+		if !ok {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// republish publishes the last state again with the current base spec list.
+func (p *Plugin) republish() {
+	last := p.lastState.Load()
+	if last == nil {
+		return
+	}
+	r := *last
+	r.BaseSpecMissing = p.baseSpecMissing()
+	p.lastState.Store(&r)
+	if b := p.node.Load(); b != nil {
+		b.SetRuntime(r)
+	}
 }

@@ -290,3 +290,60 @@ func TestSeccompSeenOnlyWhereTheRuntimeSendsIt(t *testing.T) {
 		t.Error("a filter NRI shows is not judged")
 	}
 }
+
+// A running container that carries patchgate's hook was judged and audited
+// by it at start: Synchronize does not write a second, NRI-only record.
+func TestSynchronizeSkipsHookedContainers(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	pod, ctr := loadCapture(t, "privileged")
+	ctr.State = api.ContainerState_CONTAINER_RUNNING
+	ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/usr/local/bin/patchgate", Args: []string{"patchgate", "hook"}}}}
+	h.mu.Lock()
+	h.runningPods, h.runningCtrs = []*api.PodSandbox{pod}, []*api.Container{ctr}
+	h.mu.Unlock()
+	h.restartRuntime()
+	if recs := h.records(); len(recs) != 0 {
+		t.Fatalf("audit = %+v, want no record for a container patchgate's hook judged", recs)
+	}
+	if !strings.Contains(h.logs.String(), "running container does not comply") {
+		t.Error("the non-compliant running container is not logged")
+	}
+}
+
+// Every runtime handler whose containers arrive without patchgate's hook in
+// the base spec is named in the status, loudly on a runtime without the
+// validator.
+func TestBaseSpecMissingPerHandler(t *testing.T) {
+	h := newHarness(t, harnessOpts{nriVersion: "v0.8.0", hookPath: "/usr/local/bin/patchgate-hook"})
+	withBase := func(ctr *api.Container) {
+		ctr.Hooks = &api.Hooks{CreateRuntime: []*api.Hook{{Path: "/usr/local/bin/patchgate-hook", Args: []string{"patchgate-hook", "hook"}}}}
+	}
+	pod, ctr := loadCapture(t, "seccomp-unconfined")
+	pod.RuntimeHandler = "runc"
+	withBase(ctr)
+	if _, err := h.create(pod, ctr); err != nil {
+		t.Fatal(err)
+	}
+	pod2, ctr2 := loadCapture(t, "seccomp-unconfined")
+	pod2.RuntimeHandler = "nvidia"
+	ctr2.Id += "-2"
+	if _, err := h.create(pod2, ctr2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		r := runtimeStatus(t, h)
+		return r != nil && slices.Equal(r.BaseSpecMissing, []string{"nvidia"})
+	}, "status baseSpecMissing [nvidia]")
+	if !strings.Contains(h.logs.String(), `level=error msg="runtime handler nvidia has no patchgate hook in its base_runtime_spec`) {
+		t.Errorf("no ERROR line; logs:\n%s", h.logs.String())
+	}
+	if n := strings.Count(h.logs.String(), "runtime handler nvidia has no patchgate hook"); n != 1 {
+		t.Errorf("said %d times, want once", n)
+	}
+	if _, err := h.create(pod2, ctr2); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(h.logs.String(), "runtime handler nvidia has no patchgate hook"); n != 1 {
+		t.Errorf("said %d times after a second container, want once", n)
+	}
+}

@@ -105,6 +105,10 @@ type Plugin struct {
 	// noValidator: a runtime of unknown NRI version refused the validation
 	// event; decide in CreateContainer on such runtimes from now on.
 	noValidator atomic.Bool
+	// baseSpec: per runtime handler, whether its containers arrive with
+	// patchgate's hook already in the spec (base_runtime_spec).
+	baseMu   sync.Mutex
+	baseSpec map[string]bool
 	// seccompVisible: the runtime puts the spec's seccomp filter into NRI's
 	// container (containerd >= 2.3), so no filter there means none at all.
 	seccompVisible atomic.Bool
@@ -454,6 +458,9 @@ func (p *Plugin) CreateContainer(ctx context.Context, pod *api.PodSandbox, ctr *
 		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
 	}
 	hookPath, hookArgs := p.hookConfig()
+	if hookPath != "" {
+		p.noteBaseSpec(pod, hasOwnHook(ctr, hookPath))
+	}
 	switch {
 	case hookPath != "" && hasOwnHook(ctr, hookPath):
 		// The runtime's base spec has it already (fail closed while
@@ -482,6 +489,9 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 	}
 	hookPath, hookArgs := p.hookConfig()
 	hooked := hookPath != "" && hasOwnHook(ctr, hookPath)
+	if hookPath != "" {
+		p.noteBaseSpec(pod, hooked)
+	}
 	injected := false
 	if hookPath != "" && !hooked && p.hooks.inject() {
 		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{p.hook(hookPath, hookArgs)}})
@@ -659,7 +669,9 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 			continue
 		}
 		d := policy.Evaluate(pol, w, k, p.now())
-		if hookPath, _ := p.hookConfig(); hookPath == "" || !hasOwnHook(c, hookPath) {
+		hookPath, _ := p.hookConfig()
+		hooked := hookPath != "" && hasOwnHook(c, hookPath)
+		if !hooked {
 			// Started without patchgate's hook: while patchgate was not
 			// connected (a pod that tolerates missing NRI plugins, or no
 			// required_plugins), or before it was installed. Nobody judged
@@ -681,7 +693,10 @@ func (p *Plugin) Synchronize(ctx context.Context, pods []*api.PodSandbox, ctrs [
 			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name,
 			"rules": ruleIDs(d.Violations, ""),
 		}).Warn("running container does not comply with the policy (not stopped)")
-		if p.markReported(w.Container.ID) {
+		if p.markReported(w.Container.ID) || hooked {
+			// patchgate's hook judged it on its final spec when it started
+			// and wrote its record then (through the spool if the service
+			// was down); NRI's view here is less than the hook saw.
 			continue
 		}
 		if err := node.AuditLog().Write(ctx, audit.NewRecord(audit.SourceNRI, w, &d, k, nil)); err != nil {

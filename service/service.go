@@ -635,6 +635,10 @@ type RuntimeConnection struct {
 	NRIVersion     string `json:"nriVersion,omitempty"`
 	// Unseen lists what the mode cannot see.
 	Unseen []string `json:"unseen,omitempty"`
+	// BaseSpecMissing lists the runtime handlers whose containers arrived
+	// without patchgate's hook in the runtime's base spec: while patchgate
+	// is down nothing judges them on a runtime without the NRI validator.
+	BaseSpecMissing []string `json:"baseSpecMissing,omitempty"`
 	// Reason is why it is not connected, or what the runtime said.
 	Reason string    `json:"reason,omitempty"`
 	Since  time.Time `json:"since,omitzero"`

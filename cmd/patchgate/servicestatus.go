@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -37,8 +38,28 @@ func readServiceStatus(path string) serviceStatus {
 	st.Running = time.Since(s.UpdatedAt) <= staleStatus
 	if !st.Running {
 		st.Error = fmt.Sprintf("status file not updated since %s: the service is stuck or was killed", s.UpdatedAt.UTC().Format(time.RFC3339))
+		return st
+	}
+	// A killed service leaves a fresh-looking file behind: its decision
+	// socket says whether anything still serves.
+	if s.Socket != "" {
+		if err := dialUnix(s.Socket); err != nil {
+			st.Running = false
+			st.Error = fmt.Sprintf("the status file (updated %s) says running, but nothing answers on its decision socket: %v: the service was killed or stopped",
+				s.UpdatedAt.UTC().Format(time.RFC3339), err)
+		}
 	}
 	return st
+}
+
+// dialUnix connects to a unix socket and closes the connection: whether a
+// process is serving there.
+func dialUnix(path string) error {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // writeServiceStatus prints the service part of `patchgate check`'s text
@@ -74,8 +95,19 @@ func writeServiceStatus(w io.Writer, st serviceStatus) {
 			fmt.Fprintln(w)
 		}
 	}
-	if r := s.Runtime; r != nil {
+	if r := s.Runtime; r != nil && !st.Running {
+		fmt.Fprintf(w, "container runtime  NOT CONNECTED: the service is not running (last known: %s)\n", runtimeLine(r))
+	} else if r != nil {
 		fmt.Fprintf(w, "container runtime  %s\n", runtimeLine(r))
+		if len(r.BaseSpecMissing) > 0 {
+			fmt.Fprintf(w, "fail-closed hook   MISSING from the base_runtime_spec of runtime handler(s) %s: their containers are not judged while patchgate is down", strings.Join(r.BaseSpecMissing, ", "))
+			if r.Mode == "CreateContainer" {
+				fmt.Fprint(w, " (no NRI validator on this runtime)")
+			} else {
+				fmt.Fprint(w, " unless required_plugins refuses them")
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	if h := s.Hook; h != nil {
 		line := h.Status

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,5 +90,47 @@ func TestRuntimeConnectionInCheckOutput(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out.String())
 			}
 		}
+	}
+}
+
+// A killed service leaves a status file that looks fresh; nothing answering
+// on its decision socket gives it away.
+func TestKilledServiceIsNotRunning(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.json")
+	sock := filepath.Join(dir, "decision.sock")
+	r := service.RuntimeConnection{State: "connected", Mode: "CreateContainer", Plugin: "99-patchgate", Runtime: "containerd", RuntimeVersion: "v2.1.9"}
+	if err := service.WriteStatusFile(path, service.Status{PID: 1, UpdatedAt: time.Now(), Socket: sock, Runtime: &r}); err != nil {
+		t.Fatal(err)
+	}
+	st := readServiceStatus(path)
+	if st.Running || !strings.Contains(st.Error, "nothing answers on its decision socket") {
+		t.Fatalf("killed service: %+v", st)
+	}
+	var out bytes.Buffer
+	writeServiceStatus(&out, st)
+	if !strings.Contains(out.String(), "container runtime  NOT CONNECTED: the service is not running") {
+		t.Errorf("output claims a connection:\n%s", out.String())
+	}
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if st := readServiceStatus(path); !st.Running {
+		t.Fatalf("live service: %+v", st)
+	}
+}
+
+func TestBaseSpecMissingInCheckOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	r := service.RuntimeConnection{State: "connected", Mode: "CreateContainer", Plugin: "99-patchgate", BaseSpecMissing: []string{"nvidia"}}
+	if err := service.WriteStatusFile(path, service.Status{PID: 1, UpdatedAt: time.Now(), Runtime: &r}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	writeServiceStatus(&out, readServiceStatus(path))
+	if !strings.Contains(out.String(), "fail-closed hook   MISSING from the base_runtime_spec of runtime handler(s) nvidia") {
+		t.Errorf("output:\n%s", out.String())
 	}
 }
