@@ -102,14 +102,18 @@ func MatrixVersions() ([]string, error) {
 // Scenarios; TestSupportTableInDocs keeps the document equal to it. The fail-open window is
 // "none" on every release because TestContainerdMatrix's killed-fails-closed scenario
 // fails if any non-compliant container is admitted after patchgate is killed.
-func SupportTable() string {
+func SupportTable() string { return SupportTableFrom("..") }
+
+// SupportTableFrom is SupportTable for a document in another directory:
+// root is the repository root relative to it ("." for the README).
+func SupportTableFrom(root string) string {
 	var b strings.Builder
 	b.WriteString("| containerd | NRI | mode | fails closed by | NRI cannot see (the hook judges it at start) | fail-open window after SIGKILL | snippet |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, v := range ContainerdVersions {
 		s := SupportOf(v)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | none | [`%s/`](../%s/) |\n",
-			v, s.NRI, s.Mode, strings.Join(s.FailClosed, " + "), strings.Join(s.Unseen, "; "), s.Example, s.Example)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | none | [`%s/`](%s/%s/) |\n",
+			v, s.NRI, s.Mode, strings.Join(s.FailClosed, " + "), strings.Join(s.Unseen, "; "), s.Example, root, s.Example)
 	}
 	b.WriteString("\n`TestContainerdMatrix` runs these scenarios (`harness.Scenarios`) on every release:\n\n")
 	for _, sc := range Scenarios {
