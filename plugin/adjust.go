@@ -1,8 +1,12 @@
 package plugin
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/containerd/nri/pkg/api"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // ApplyAdjustment returns the container as it will run: a copy of the
@@ -11,17 +15,34 @@ import (
 // (github.com/containerd/nri pkg/runtime-tools/generate, Generator.Adjust).
 // Only the fields patchgate judges are applied: annotations, mounts, devices,
 // device cgroup rules, namespaces, sysctls, the seccomp filter, hooks and CDI
-// devices. The pristine container is not modified.
+// devices. The pristine container is not modified, and the result shares
+// nothing with it.
 func ApplyAdjustment(ctr *api.Container, adj *api.ContainerAdjustment) *api.Container {
 	if ctr == nil {
 		return nil
 	}
-	out := proto.Clone(ctr).(*api.Container)
+	return proto.Clone(adjusted(ctr, adj)).(*api.Container)
+}
+
+// adjusted is ApplyAdjustment for reading only, as the validator does on
+// every request: the result shares with ctr (and adj) every part an
+// adjustment does not touch (the seccomp filter, env, args, rlimits, ...),
+// and copies on write what it changes (the annotation and sysctl maps, the
+// mount, device, namespace and hook lists, the Linux part and its
+// resources). ctr is not modified; the result must not be either. A deep
+// proto.Clone of the whole container was the largest allocation on the
+// validator's request path (docs/benchmarks.md, section 1).
+func adjusted(ctr *api.Container, adj *api.ContainerAdjustment) *api.Container {
+	if ctr == nil {
+		return nil
+	}
+	out := shallowCopy(ctr)
 	if adj == nil {
 		return out
 	}
 
 	if len(adj.GetAnnotations()) > 0 {
+		out.Annotations = maps.Clone(out.Annotations)
 		if out.Annotations == nil {
 			out.Annotations = map[string]string{}
 		}
@@ -34,22 +55,35 @@ func ApplyAdjustment(ctr *api.Container, adj *api.ContainerAdjustment) *api.Cont
 		}
 	}
 
+	if len(adj.GetMounts()) > 0 {
+		out.Mounts = slices.Clone(out.Mounts)
+	}
 	for _, m := range adj.GetMounts() {
 		dst, rm := m.IsMarkedForRemoval()
 		out.Mounts = removeMount(out.Mounts, dst)
 		if !rm {
-			out.Mounts = append(out.Mounts, proto.Clone(m).(*api.Mount))
+			out.Mounts = append(out.Mounts, m)
 		}
 	}
 
 	if h := adj.GetHooks(); h != nil {
-		if out.Hooks == nil {
-			out.Hooks = &api.Hooks{}
+		hooks := &api.Hooks{}
+		if out.Hooks != nil {
+			hooks = shallowCopy(out.Hooks)
+			// Append must not write into the pristine lists' spare capacity.
+			hooks.Prestart = slices.Clip(hooks.Prestart) //nolint:staticcheck // SA1019: applied as the runtime does
+			hooks.CreateRuntime = slices.Clip(hooks.CreateRuntime)
+			hooks.CreateContainer = slices.Clip(hooks.CreateContainer)
+			hooks.StartContainer = slices.Clip(hooks.StartContainer)
+			hooks.Poststart = slices.Clip(hooks.Poststart)
+			hooks.Poststop = slices.Clip(hooks.Poststop)
 		}
-		out.Hooks.Append(h)
+		out.Hooks = hooks.Append(h)
 	}
 
-	out.CDIDevices = append(out.CDIDevices, adj.GetCDIDevices()...)
+	if len(adj.GetCDIDevices()) > 0 {
+		out.CDIDevices = append(slices.Clip(out.CDIDevices), adj.GetCDIDevices()...)
+	}
 
 	la := adj.GetLinux()
 	if la == nil {
@@ -57,25 +91,36 @@ func ApplyAdjustment(ctr *api.Container, adj *api.ContainerAdjustment) *api.Cont
 	}
 	if out.Linux == nil {
 		out.Linux = &api.LinuxContainer{}
+	} else {
+		out.Linux = shallowCopy(out.Linux)
 	}
 	lin := out.Linux
+	if len(la.GetDevices()) > 0 {
+		lin.Devices = slices.Clone(lin.Devices)
+	}
 	for _, d := range la.GetDevices() {
 		path, rm := d.IsMarkedForRemoval()
 		lin.Devices = removeDevice(lin.Devices, path)
 		if !rm {
-			lin.Devices = append(lin.Devices, proto.Clone(d).(*api.LinuxDevice))
+			lin.Devices = append(lin.Devices, d)
 		}
 	}
 	if rules := la.GetResources().GetDevices(); len(rules) > 0 {
 		if lin.Resources == nil {
 			lin.Resources = &api.LinuxResources{}
+		} else {
+			lin.Resources = shallowCopy(lin.Resources)
 		}
+		lin.Resources.Devices = slices.Clip(lin.Resources.Devices)
 		for _, r := range rules {
-			lin.Resources.Devices = append(lin.Resources.Devices, proto.Clone(r).(*api.LinuxDeviceCgroup))
+			lin.Resources.Devices = append(lin.Resources.Devices, r)
 		}
 	}
 	if sp := la.GetSeccompPolicy(); sp != nil {
-		lin.SeccompPolicy = proto.Clone(sp).(*api.LinuxSeccomp)
+		lin.SeccompPolicy = sp
+	}
+	if len(la.GetNamespaces()) > 0 {
+		lin.Namespaces = slices.Clone(lin.Namespaces)
 	}
 	for _, n := range la.GetNamespaces() {
 		if n == nil {
@@ -86,6 +131,9 @@ func ApplyAdjustment(ctr *api.Container, adj *api.ContainerAdjustment) *api.Cont
 		if !rm {
 			lin.Namespaces = append(lin.Namespaces, &api.LinuxNamespace{Type: n.GetType(), Path: n.GetPath()})
 		}
+	}
+	if len(la.GetSysctl()) > 0 {
+		lin.Sysctl = maps.Clone(lin.Sysctl)
 	}
 	for k, v := range la.GetSysctl() {
 		key, rm := api.IsMarkedForRemoval(k)
@@ -99,6 +147,22 @@ func ApplyAdjustment(ctr *api.Container, adj *api.ContainerAdjustment) *api.Cont
 		lin.Sysctl[k] = v
 	}
 	return out
+}
+
+// shallowCopy is a new message of m's type whose fields are m's: lists,
+// maps and messages are shared, not copied. Every field the message type
+// has is set (protoreflect), so a field added by a newer NRI is not lost.
+func shallowCopy[M proto.Message](m M) M {
+	src := m.ProtoReflect()
+	dst := src.Type().New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	if u := src.GetUnknown(); len(u) > 0 {
+		dst.SetUnknown(u)
+	}
+	return dst.Interface().(M)
 }
 
 func removeMount(ms []*api.Mount, dst string) []*api.Mount {

@@ -121,6 +121,9 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 		}
 	}
 
+	if n := len(ctr.GetMounts()); n > 0 {
+		w.Mounts = make([]policy.Mount, 0, n)
+	}
 	for _, m := range ctr.GetMounts() {
 		if runtimeMount(pod.GetId(), m) {
 			continue
@@ -140,6 +143,9 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 			w.Seen &^= policy.FieldMounts
 		}
 		w.Mounts = append(w.Mounts, pm)
+	}
+	if n := len(lin.GetDevices()); n > 0 {
+		w.Devices = make([]policy.Device, 0, n)
 	}
 	for _, d := range lin.GetDevices() {
 		w.Devices = append(w.Devices, policy.Device{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/patchgate/patchgate/policy"
 )
@@ -35,7 +36,11 @@ func FuzzContainerWorkload(f *testing.F) {
 		if _, err := PodWorkload(pod); err != nil {
 			t.Fatalf("PodWorkload on a decoded pod: %v", err)
 		}
+		before := proto.Clone(ctr)
 		full := ApplyAdjustment(ctr, adj)
+		if fast := adjusted(ctr, adj); !proto.Equal(fast, full) || !proto.Equal(ctr, before) {
+			t.Fatalf("adjusted (the validator's copy on write) differs from ApplyAdjustment or modified the container")
+		}
 		w, err := ContainerWorkload(pod, full)
 		if err != nil {
 			t.Fatalf("ContainerWorkload on a decoded container: %v", err)

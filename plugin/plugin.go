@@ -504,11 +504,13 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 		Mode: string(ModeCreate), Unseen: createModeUnseen, AuditDeniedOnly: hooked,
 	})
 	d := res.Decision
-	log := p.log.WithFields(logrus.Fields{
-		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict, "mode": ModeCreate,
-	})
+	log := func() logrus.FieldLogger {
+		return p.log.WithFields(logrus.Fields{
+			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict, "mode": ModeCreate,
+		})
+	}
 	if res.AuditErr != nil {
-		log.WithError(res.AuditErr).Error("audit record not written")
+		log().WithError(res.AuditErr).Error("audit record not written")
 	}
 	p.markReported(w.Container.ID)
 	var unjudged []string
@@ -517,7 +519,7 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 	}
 	if d.Verdict == policy.Deny {
 		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
-		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
+		log().WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
 		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
 			return nil, nil, errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
 		}
@@ -526,11 +528,11 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 	if d.Verdict == policy.Warn {
 		adj.AddAnnotation(AnnotationFlagged, "true")
 		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
-		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
+		log().WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
 	if len(unjudged) > 0 {
 		adj.AddAnnotation(AnnotationUnchecked, strings.Join(unjudged, ","))
-		log.WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
+		log().WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
 	}
 	if injected {
 		p.hooks.admitted(ctr.GetId())
@@ -561,7 +563,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	if err != nil {
 		return err
 	}
-	full := ApplyAdjustment(req.GetContainer(), req.GetAdjust())
+	full := adjusted(req.GetContainer(), req.GetAdjust())
 	w, err := p.containerWorkload(req.GetPod(), full)
 	if err != nil {
 		return fmt.Errorf("patchgate: cannot judge container: %v", err)
@@ -580,11 +582,15 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	// on the final container, so the hook judges exactly the rest.
 	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen, RememberJudged: hooked})
 	d := res.Decision
-	log := p.log.WithFields(logrus.Fields{
-		"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,
-	})
+	// The fields are built only for a line that is written: an admitted
+	// compliant container logs nothing.
+	log := func() logrus.FieldLogger {
+		return p.log.WithFields(logrus.Fields{
+			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,
+		})
+	}
 	if res.AuditErr != nil {
-		log.WithError(res.AuditErr).Error("audit record not written")
+		log().WithError(res.AuditErr).Error("audit record not written")
 	}
 	p.markReported(w.Container.ID)
 	var unjudged []string
@@ -593,7 +599,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	}
 	if d.Verdict == policy.Deny {
 		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
-		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
+		log().WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
 		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
 			// Refused only because nobody judged them: say how to fix it.
 			return errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
@@ -601,10 +607,10 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 		return errors.New(DenyMessage(&d, inProgress))
 	}
 	if len(unjudged) > 0 {
-		log.WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
+		log().WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
 	}
 	if d.Verdict == policy.Warn {
-		log.WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
+		log().WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
 	if hooked {
 		p.hooks.admitted(full.GetId())
