@@ -6,17 +6,29 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
+.PHONY: all build release test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
 
 all: build
 
-# bin/patchgate-hook is the thin hook runc starts for every container: static,
+# Both binaries are static (CGO_ENABLED=0; nothing in patchgate uses cgo): the
+# DaemonSet copies them onto the host, where runc runs the hook for every
+# container, on whatever libc the node has. bin/patchgate-hook is the thin hook:
 # stripped, standard library only (hook/thin TestThinHookDependencies). Install
 # both binaries in one directory: the thin hook runs `patchgate hook` from there
-# when the node service cannot answer.
+# when the node service cannot answer. Version, commit and date are stamped from
+# git (scripts/version-ldflags.sh; `patchgate version`).
+LDFLAGS_VERSION = $(shell ./scripts/version-ldflags.sh)
 build:
-	$(GO) build -o $(BIN)/patchgate ./cmd/patchgate
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS_VERSION)' -o $(BIN)/patchgate ./cmd/patchgate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w $(LDFLAGS_VERSION)' -o $(BIN)/patchgate-hook ./cmd/patchgate-hook
+
+# Static, stripped binaries for linux/amd64 and linux/arm64 in dist/, a CycloneDX
+# SBOM per binary and sha256sums (scripts/release.sh), then the checks of
+# test/release on them (no ELF interpreter, the right machine, sums, SBOMs).
+# `make unit` runs the same build and checks into a temporary directory.
+release:
+	./scripts/release.sh
+	PATCHGATE_DIST=$(CURDIR)/dist $(GO) test -count=1 ./test/release/
 
 # The test command CI runs (.ci/run) and the README names.
 test: deps fmt-check vet unit e2e hooke2e vmtest
@@ -75,4 +87,4 @@ bench:
 	flock /tmp/patchgate-e2e.lock $(GO) test -tags e2e -run '^$$' -bench '^BenchmarkContainers50$$' -benchtime $(BENCH_ROUNDS)x -timeout 60m ./test/e2e/
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -8,6 +8,7 @@
 //	m.WatchAudit(log.Health)                     // audit writes, failures, health
 //	m.SetHookInjectionRefused(true)              // set by the NRI plugin
 //	m.SetRuntimeConnected("validator", true)     // the NRI plugin's connection and mode
+//	                                             // patchgate_build_info{version,commit,date,goversion} is always 1
 //	go metrics.Serve(ctx, addr, m)               // addr "" = DefaultAddr (loopback)
 package metrics
 
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/buildinfo"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -97,7 +99,14 @@ func New() *Metrics {
 		Name: "patchgate_runtime_connected",
 		Help: "1 while the NRI plugin is registered with the container runtime, 0 while it is not (containers are then judged only by an OCI hook, if any). mode: validator, CreateContainer or hook-only (not connected).",
 	}, []string{"mode"})
-	m.reg.MustRegister(m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
+	bi := buildinfo.Get()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "patchgate_build_info",
+		Help:        "Always 1; the labels name the running build (version, commit, build date, Go version).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "date": bi.Date, "goversion": bi.GoVersion},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(buildInfo, m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
 		m.remediations, m.hookRefused, m.runtimeConnected, auditCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/buildinfo"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -203,5 +205,17 @@ patchgate_runtime_connected{mode="hook-only"} 0
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "patchgate_runtime_connected"); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	bi := buildinfo.Get()
+	want := fmt.Sprintf(`
+# HELP patchgate_build_info Always 1; the labels name the running build (version, commit, build date, Go version).
+# TYPE patchgate_build_info gauge
+patchgate_build_info{commit=%q,date=%q,goversion=%q,version=%q} 1
+`, bi.Commit, bi.Date, bi.GoVersion, bi.Version)
+	if err := testutil.GatherAndCompare(New().Registry(), strings.NewReader(want), "patchgate_build_info"); err != nil {
+		t.Fatal(err)
 	}
 }

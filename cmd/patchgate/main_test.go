@@ -24,4 +24,9 @@ func TestDispatchVersion(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "patchgate ") {
 		t.Fatalf("stdout = %q", out.String())
 	}
+	for _, want := range []string{"\ncommit: ", "\ndate: ", "\ngo: go"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout %q lacks %q", out.String(), want)
+		}
+	}
 }
