@@ -594,3 +594,32 @@ func TestClientRefusesNonRootServer(t *testing.T) {
 		t.Fatalf("relative socket: %v", err)
 	}
 }
+
+// TestDecisionSpanLogged: at debug level every decision socket request
+// leaves its span (docs/benchmarks.md, the breakdown): how long the service
+// took from the request read to the answer written.
+func TestDecisionSpanLogged(t *testing.T) {
+	e := newTestEnv(t)
+	e.start(t)
+	c := &decision.Client{Socket: e.socket}
+	ok := rootWorkload("c2")
+	ok.User.UID = 1000
+	if _, err := c.Ask(context.Background(), audit.NewUUID(), ok); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, en := range e.logs.AllEntries() {
+			if en.Message == "decision socket: answered" && en.Data["kind"] == "workload" {
+				if _, isInt := en.Data["took_us"].(int64); !isInt {
+					t.Fatalf("span without took_us: %v", en.Data)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no span logged for the request")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

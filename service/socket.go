@@ -106,6 +106,10 @@ func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
 		}
 		// A bundle request (the thin hook) or a workload request; each is
 		// decoded strictly as what its version says it is.
+		// The span: the request read until the answer is written (what the
+		// hook waits for, less the socket's own round trip).
+		start := time.Now()
+		kind, id := "workload", ""
 		var resp any
 		if v, verr := wire.MessageVersion(line); verr == nil && v == wire.BundleVersion {
 			var req wire.BundleRequest
@@ -115,6 +119,7 @@ func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
 				return
 			}
 			resp = s.answerBundle(ctx, &req, cred)
+			kind, id = "bundle", req.ContainerID
 		} else {
 			var req decision.DecideRequest
 			if err := wire.Decode(line, &req); err != nil {
@@ -122,11 +127,24 @@ func (s *Service) handle(ctx context.Context, c *net.UnixConn) {
 				return
 			}
 			resp = s.answer(ctx, &req, cred)
+			id = req.ContainerID
 		}
 		if err := decision.WriteMessage(c, resp); err != nil {
 			return
 		}
+		s.logSpan(kind, id, start)
 	}
+}
+
+// logSpan writes, at debug level only, how long the service took to
+// answer one decision socket request (docs/benchmarks.md, the breakdown).
+func (s *Service) logSpan(kind, id string, start time.Time) {
+	if l, ok := s.logger.(interface{ IsLevelEnabled(logrus.Level) bool }); !ok || !l.IsLevelEnabled(logrus.DebugLevel) {
+		return
+	}
+	s.logger.WithFields(logrus.Fields{
+		"kind": kind, "container_id": id, "took_us": time.Since(start).Microseconds(),
+	}).Debug("decision socket: answered")
 }
 
 // badRequest answers a request that could not be read, and the connection

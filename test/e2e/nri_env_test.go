@@ -68,6 +68,8 @@ type pgOptions struct {
 	// noStart leaves patchgate stopped: the test runs it itself (p.args),
 	// for example as a container of this containerd.
 	noStart bool
+	// logLevel is containerd's --log-level (default info).
+	logLevel string
 }
 
 // newPG builds patchgate, starts a private containerd and patchgate on it,
@@ -111,7 +113,7 @@ func newPG(t testing.TB, o pgOptions) *pg {
 	if o.tools != nil {
 		tl = o.tools
 	}
-	h := harness.StartT(t, harness.Options{Tools: tl, NRI: o.nri})
+	h := harness.StartT(t, harness.Options{Tools: tl, NRI: o.nri, LogLevel: o.logLevel})
 	p := &pg{t: t, h: h, root: root, bin: bin, hookBin: hookBin, dir: filepath.Join(h.Dir, "pg")}
 	p.policyDir = filepath.Join(p.dir, "policy")
 	p.hostRoot = filepath.Join(p.dir, "host")
