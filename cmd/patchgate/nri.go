@@ -43,6 +43,13 @@ type nriSettings struct {
 	HostRoot    string `json:"hostRoot,omitempty"`
 	MetricsAddr string `json:"metricsAddr,omitempty"`
 	HookPath    string `json:"hookPath,omitempty"`
+	// ToolsChroot runs provider tools inside chroot(HostRoot) (DaemonSet:
+	// the node's root at /host; livepatch/exec.go).
+	ToolsChroot bool `json:"toolsChroot,omitempty"`
+
+	// metricsRemote allows a MetricsAddr that is not loopback (flag only:
+	// a DaemonSet serves Prometheus on the pod IP).
+	metricsRemote bool
 
 	// Where the node service keeps its sockets and files (flags, or the
 	// optional nri.conf keys below; the defaults are under /run/patchgate).
@@ -109,6 +116,7 @@ func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
 	}
 	s.MetricsAddr = c.MetricsAddr
 	s.HookPath = c.HookPath
+	s.ToolsChroot = c.ToolsChroot
 	return s, s.validate()
 }
 
@@ -138,7 +146,7 @@ func (s nriSettings) validate() error {
 	if s.HookPath != "" && !filepath.IsAbs(s.HookPath) {
 		errs = append(errs, fmt.Errorf("hook path %q must be absolute (the binary's path on the host)", s.HookPath))
 	}
-	if s.MetricsAddr != "" {
+	if s.MetricsAddr != "" && !s.metricsRemote {
 		if err := metrics.CheckAddr(s.MetricsAddr); err != nil {
 			errs = append(errs, err)
 		}
@@ -157,6 +165,8 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
+	fs.BoolVar(&s.metricsRemote, "metrics-remote", false, "allow a --metrics-addr that is not loopback (a DaemonSet: $(POD_IP):9646, for Prometheus)")
+	fs.BoolVar(&s.ToolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet with the node's / at /host; needs CAP_SYS_CHROOT)")
 	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook; the rules only the hook can judge then follow the policy's hook.onError: deny refuses such containers)")
 	fs.StringVar(&s.decisionSocket, "decision-socket", s.decisionSocket, "decision socket the injected hook asks")
 	fs.StringVar(&s.auditSocket, "audit-socket", s.auditSocket, "audit socket for records from the injected hooks")
@@ -278,7 +288,8 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		return nil, err
 	}
 	reader, err := livepatch.NewReader(livepatch.WithHostRoot(s.HostRoot),
-		livepatch.WithProvider(pol.Spec.Kernel.Provider), livepatch.WithTools(pol.Spec.Kernel.Tools))
+		livepatch.WithProvider(pol.Spec.Kernel.Provider), livepatch.WithTools(pol.Spec.Kernel.Tools),
+		livepatch.WithChroot(s.ToolsChroot))
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +305,13 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithStatusFile(s.statusFile),
 		service.WithKernelMonitor(mon),
 		service.WithLogger(n.log),
-		service.WithMetrics(n.metrics(), s.MetricsAddr),
+	}
+	if s.metricsRemote {
+		// The service accepts only loopback; a remote address (checked
+		// by nothing but the operator's --metrics-remote) is served here.
+		opts = append(opts, service.WithMetrics(n.metrics(), ""))
+	} else {
+		opts = append(opts, service.WithMetrics(n.metrics(), s.MetricsAddr))
 	}
 	if n.startupRead > 0 {
 		opts = append(opts, service.WithStartupRead(n.startupRead))
@@ -352,6 +369,13 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		defer close(done)
 		_ = mon.Run(mctx)
 	}()
+	if s.metricsRemote && s.MetricsAddr != "" {
+		go func() {
+			if err := metrics.Serve(mctx, s.MetricsAddr, n.metrics()); err != nil {
+				n.log.WithError(err).Error("metrics not served")
+			}
+		}()
+	}
 	n.mu.Lock()
 	n.svc, n.stopMon, n.monDone = svc, cancel, done
 	n.mu.Unlock()

@@ -69,6 +69,27 @@ func TestNRIFlagErrors(t *testing.T) {
 	}
 }
 
+// A metrics address that is not loopback needs --metrics-remote (a DaemonSet
+// serving Prometheus on the pod IP); nri.conf cannot ask for it.
+func TestNRIMetricsRemote(t *testing.T) {
+	s := defaultNRISettings()
+	s.MetricsAddr = "10.1.2.3:9646"
+	if err := s.validate(); err == nil {
+		t.Fatal("a pod-IP metrics address was accepted without --metrics-remote")
+	}
+	s.metricsRemote = true
+	if err := s.validate(); err != nil {
+		t.Fatalf("with --metrics-remote: %v", err)
+	}
+	if _, err := parseNRIConf("metricsAddr: 10.1.2.3:9646\nmetricsRemote: true\n", defaultNRISettings()); err == nil {
+		t.Error("nri.conf accepted metricsRemote")
+	}
+	c, err := parseNRIConf("toolsChroot: true\n", defaultNRISettings())
+	if err != nil || !c.ToolsChroot {
+		t.Errorf("toolsChroot in nri.conf: %+v %v", c, err)
+	}
+}
+
 func TestNRIConfPaths(t *testing.T) {
 	s, err := parseNRIConf("policy: /p\ndecisionSocket: /x/d.sock\nauditSocket: /x/a.sock\nauditLog: /x/audit.log\nstatusFile: /x/s.json\nstateFile: /x/k.json\n", defaultNRISettings())
 	if err != nil {

@@ -129,22 +129,46 @@ func TestDaemonSetShape(t *testing.T) {
 	if ds.Spec.Template.Annotations["tolerate-missing-nri-plugins.noderesource.dev"] != "true" {
 		t.Error("pod lacks the tolerate-missing-nri-plugins annotation: it could never start under required_plugins")
 	}
-	if len(spec.InitContainers) != 1 || !slices.Contains(spec.InitContainers[0].Command, "/host/opt/patchgate/bin/patchgate") {
-		t.Error("no init container copying the binary to the host for the hook")
+	// Both static binaries onto the host, the full one first: the thin hook
+	// runs `patchgate hook` next to it when the service cannot answer.
+	if len(spec.InitContainers) != 2 ||
+		!slices.Contains(spec.InitContainers[0].Command, "/host/opt/patchgate/bin/patchgate") ||
+		!slices.Contains(spec.InitContainers[1].Command, "/host/opt/patchgate/bin/patchgate-hook") {
+		t.Error("no init containers copying patchgate and then patchgate-hook to the host")
+	}
+	for _, ic := range spec.InitContainers {
+		if ic.Command[0] != "install" {
+			t.Errorf("init container %s runs %q, not install(1) (no shell)", ic.Name, ic.Command[0])
+		}
 	}
 	c := spec.Containers[0]
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hook-path=/opt/patchgate/bin/patchgate", "--socket=/var/run/nri/nri.sock", "--policy=/etc/patchgate"} {
+	for _, want := range []string{"--node-name=$(NODE_NAME)", "--socket=/var/run/nri/nri.sock", "--policy=/etc/patchgate",
+		"--host-root=/host", "--tools-chroot", "--metrics-addr=$(POD_IP):9646", "--metrics-remote"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %s: %s", want, args)
 		}
 	}
-	if len(c.Env) == 0 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
-		t.Error("NODE_NAME does not come from the downward API")
+	// The full binary is injected (the pod's service refuses the thin hook's
+	// bundle hand-over from the host's mount namespace; docs/hook.md).
+	if !slices.Contains(c.Args, "--hook-path=/opt/patchgate/bin/patchgate") {
+		t.Errorf("args lack --hook-path=/opt/patchgate/bin/patchgate: %s", args)
+	}
+	if len(c.Env) != 2 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" ||
+		c.Env[1].Name != "POD_IP" || c.Env[1].ValueFrom == nil || c.Env[1].ValueFrom.FieldRef.FieldPath != "status.podIP" {
+		t.Error("NODE_NAME and POD_IP do not come from the downward API")
+	}
+	// Prometheus scrapes the pod IP on a named port.
+	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9646 {
+		t.Errorf("ports = %+v, want metrics 9646", c.Ports)
+	}
+	// /metrics is no health endpoint: no probe may pretend it is.
+	if c.LivenessProbe != nil || c.ReadinessProbe != nil {
+		t.Error("a probe without a health endpoint")
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.Privileged == nil || *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) != 0 ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"SYS_CHROOT"}) ||
 		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Errorf("container is not minimal-privilege: %+v", sc)
 	}
@@ -155,13 +179,22 @@ func TestDaemonSetShape(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.MountPath] = m
 	}
-	for _, p := range []string{"/var/run/nri", "/sys/kernel/livepatch", "/etc/patchgate", "/var/log/patchgate", "/run/patchgate"} {
+	for _, p := range []string{"/var/run/nri", "/host", "/etc/patchgate", "/var/log/patchgate", "/run/patchgate"} {
 		if _, ok := mounts[p]; !ok {
 			t.Errorf("no mount at %s", p)
 		}
 	}
-	if !mounts["/sys/kernel/livepatch"].ReadOnly || !mounts["/etc/patchgate"].ReadOnly {
-		t.Error("livepatch sysfs and the policy must be mounted read-only")
+	// The node's / at /host, read-only down to its submounts where the kernel can.
+	if h := mounts["/host"]; !h.ReadOnly || h.RecursiveReadOnly == nil || *h.RecursiveReadOnly != corev1.RecursiveReadOnlyIfPossible {
+		t.Errorf("the node's root must be mounted recursively read-only: %+v", h)
+	}
+	if !mounts["/etc/patchgate"].ReadOnly {
+		t.Error("the policy must be mounted read-only")
+	}
+	for _, v := range spec.Volumes {
+		if v.Name == mounts["/host"].Name && (v.HostPath == nil || v.HostPath.Path != "/") {
+			t.Errorf("/host is not the node's /: %+v", v)
+		}
 	}
 	// Every policy in the ConfigMap is a valid policy.
 	for key, body := range cm.Data {
