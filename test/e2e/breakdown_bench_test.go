@@ -20,15 +20,20 @@ import (
 
 // BenchmarkStartBreakdown is the breakdown table in docs/benchmarks.md
 // (section 2b): where a container's create and start time goes on a real
-// containerd, without patchgate and with it, in the same run. Two
-// containerds at --log-level debug run side by side; each round creates
-// and starts one container on each, the order alternating, $PATCHGATE_BENCH_CONTAINERS
-// (default 10) per b.Loop iteration. Each phase is read from containerd's
-// own log timestamps for that container (CRI CreateContainer in and out,
-// StartContainer in, the /tasks/create event, i.e. runc create with its
-// createRuntime hooks done, /tasks/start, StartContainer out), next to the
-// crictl calls' wall time. It reports the median of each phase per variant
-// and the difference. $PATCHGATE_BENCH_LOG_DIR keeps both containerd logs.
+// containerd 2.4.2, without patchgate and with it, in the same run. Three
+// containerds at --log-level debug run side by side: without patchgate,
+// with it (NRI plugin, validator, the injected thin hook), and without it
+// but with /bin/true as a createRuntime hook in the base spec (runc's own
+// cost of running any hook). Each turn creates and starts one container on
+// each, the order rotating, $PATCHGATE_BENCH_CONTAINERS (default 10) turns
+// per b.Loop iteration. Each phase is read from containerd's own log
+// timestamps for that container (CreateContainer in, the CDI step that
+// ends the spec generation, CreateContainer out, StartContainer in,
+// "creating task", "connecting to shim", StartContainer out), next to the
+// crictl calls' wall time and the service's spans ("decision socket:
+// answered", took_us). It reports the median of each phase per variant and
+// the paired differences (median over the turns of one variant minus the
+// other). $PATCHGATE_BENCH_LOG_DIR keeps the logs.
 //
 //	go test -tags e2e -run '^$' -bench '^BenchmarkStartBreakdown$' -benchtime 2x ./test/e2e/
 func BenchmarkStartBreakdown(b *testing.B) {
@@ -58,6 +63,11 @@ func BenchmarkStartBreakdown(b *testing.B) {
 	p := newPG(b, pgOptions{policy: pol, logLevel: "debug"})
 	vs = append(vs, &variant{name: "with-patchgate", h: p.h, pg: p})
 	ctx := context.Background()
+	// A third containerd without patchgate whose base spec runs /bin/true
+	// as a createRuntime hook: runc's cost of any hook, in the same run.
+	th := harness.StartT(b, harness.Options{Tools: tools, LogLevel: "debug"})
+	trueHookSpec(b, th)
+	vs = append(vs, &variant{name: "true-hook", h: th})
 	one := func(v *variant, name string) string {
 		t0 := time.Now()
 		id, r := v.h.CreateContainer(ctx, v.pod, v.cfg, worker(name, int64p(1000), false))
@@ -140,19 +150,23 @@ func BenchmarkStartBreakdown(b *testing.B) {
 		}
 	}
 	b.Logf("%d containers per variant, medians (ms)", len(vs[0].ids))
-	// paired: the median of the differences between the two containers of
+	// paired: the median of the differences between the containers of
 	// one round (created one after the other), less moved by load drifts
 	// than the difference of the medians.
-	b.Logf("%-16s %10s %10s %10s %10s", "phase", vs[0].name, vs[1].name, "difference", "paired")
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	for _, p := range phases {
-		a, c := med[vs[0].name][p], med[vs[1].name][p]
+	paired := func(p string, x, y *variant) time.Duration {
 		var pairs []time.Duration
-		for i := range all[vs[1].name][p] {
-			pairs = append(pairs, all[vs[1].name][p][i]-all[vs[0].name][p][i])
+		for i := range all[x.name][p] {
+			pairs = append(pairs, all[x.name][p][i]-all[y.name][p][i])
 		}
-		b.Logf("%-16s %10.2f %10.2f %+10.2f %+10.2f", p, ms(a), ms(c), ms(c-a), ms(median(pairs)))
-		b.ReportMetric(ms(median(pairs)), p+"-paired-ms")
+		return median(pairs)
+	}
+	b.Logf("%-16s %10s %10s %10s %12s %12s %12s", "phase", "without", "with-pg", "true-hook", "pg-without", "true-without", "pg-true")
+	for _, p := range phases {
+		pw, tw, pt := paired(p, vs[1], vs[0]), paired(p, vs[2], vs[0]), paired(p, vs[1], vs[2])
+		b.Logf("%-16s %10.2f %10.2f %10.2f %+12.2f %+12.2f %+12.2f", p,
+			ms(med[vs[0].name][p]), ms(med[vs[1].name][p]), ms(med[vs[2].name][p]), ms(pw), ms(tw), ms(pt))
+		b.ReportMetric(ms(pw), p+"-paired-ms")
 	}
 }
 
@@ -244,4 +258,32 @@ func readSpans(log string) (map[string]time.Duration, error) {
 		out[e.ID] += time.Duration(e.Took) * time.Microsecond
 	}
 	return out, nil
+}
+
+// trueHookSpec restarts h with a base runtime spec that is containerd's
+// default (`ctr oci spec`) plus a createRuntime hook /bin/true.
+func trueHookSpec(b *testing.B, h *harness.Containerd) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	def := h.Ctr(ctx, "oci", "spec")
+	if err := def.Err(); err != nil {
+		b.Fatalf("ctr oci spec: %v", err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal([]byte(def.Stdout), &spec); err != nil {
+		b.Fatalf("ctr oci spec: %v", err)
+	}
+	spec["hooks"] = map[string]any{"createRuntime": []any{map[string]any{"path": "/bin/true", "args": []string{"true"}}}}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(h.Dir, "true-hook-spec.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Restart(ctx, func(c *harness.Config) { c.BaseRuntimeSpec = path }); err != nil {
+		b.Fatal(err)
+	}
 }
