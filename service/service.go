@@ -47,6 +47,7 @@ type Remediator interface {
 // Service is the node service. Create it with New, then Start it.
 type Service struct {
 	policyPath   string
+	policyCopy   string
 	nodeName     string
 	pollInterval time.Duration
 	socketPath   string
@@ -97,6 +98,19 @@ func WithPolicy(path, nodeName string) Option {
 			return fmt.Errorf("%w: policy path %q is not absolute", ErrConfig, path)
 		}
 		s.policyPath, s.nodeName = filepath.Clean(path), nodeName
+		return nil
+	}
+}
+
+// WithPolicyCopy makes the service write the policy in force to
+// dir/policy.yaml (root-only) after every successful load, for OCI hooks
+// that decide alone and cannot see the service's policy path (WritePolicyCopy).
+func WithPolicyCopy(dir string) Option {
+	return func(s *Service) error {
+		if !filepath.IsAbs(dir) {
+			return fmt.Errorf("%w: policy copy directory %q is not absolute", ErrConfig, dir)
+		}
+		s.policyCopy = filepath.Clean(dir)
 		return nil
 	}
 }

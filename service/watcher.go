@@ -41,6 +41,12 @@ func (s *Service) loadPolicy() (*policy.Policy, string, error) {
 }
 
 func (s *Service) setPolicy(pol *policy.Policy, fp string) {
+	if s.policyCopy != "" {
+		if err := WritePolicyCopy(s.policyCopy, pol); err != nil {
+			s.logger.WithError(err).WithField("policy_copy", s.policyCopy).
+				Error("cannot write the copy of the policy in force: hooks deciding alone read an older one, or none")
+		}
+	}
 	s.pol.Store(pol)
 	s.fprint = fp
 	now := s.now()
@@ -122,4 +128,46 @@ func fingerprint(path, nodeName string) string {
 		_, _ = fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d.%d\x00%o\x00%d\x00%d\x00", n, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Mode, st.Uid, st.Gid)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// WritePolicyCopy writes pol, the policy in force (every drop-in and node
+// overlay applied), as one policy.yaml into dir, for OCI hooks that decide
+// alone where the service's own policy path is not visible (a DaemonSet
+// whose policy is a ConfigMap inside its pod). dir is made 0700 and the file
+// 0600, written to a temporary file and renamed, so a hook reads the old
+// policy or the new one, never half of one; hooks refuse a policy file
+// others can write.
+func WritePolicyCopy(dir string, pol *policy.Policy) error {
+	b, err := pol.MarshalYAML()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".policy-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.Remove(f.Name()) }() // gone after the rename
+	header := []byte("# Written by the patchgate service: the policy in force (" + pol.Name() + ", " + pol.Digest() + ").\n# Do not edit: it is rewritten on every reload.\n")
+	if _, err := f.Write(append(header, b...)); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, policy.MainFile))
 }

@@ -50,6 +50,10 @@ type nriSettings struct {
 	// metricsRemote allows a MetricsAddr that is not loopback (flag only:
 	// a DaemonSet serves Prometheus on the pod IP).
 	metricsRemote bool
+	// policyCopy is where the service writes the policy in force for the
+	// injected hook (flag only: a DaemonSet's policy is a ConfigMap inside
+	// its pod, which a hook on the host cannot read).
+	policyCopy string
 
 	// Where the node service keeps its sockets and files (flags, or the
 	// optional nri.conf keys below; the defaults are under /run/patchgate).
@@ -129,13 +133,22 @@ func (s nriSettings) hookArgs() []string {
 		"--socket=" + s.decisionSocket,
 		"--audit-socket=" + s.auditSocket,
 		"--state-file=" + s.stateFile,
-		"--policy=" + s.Policy,
+		"--policy=" + s.hookPolicy(),
 		"--node-name=" + s.NodeName,
 	}
 	if s.auditLog != "" {
 		args = append(args, "--audit-spool="+audit.SpoolPathFor(s.auditLog))
 	}
 	return args
+}
+
+// hookPolicy is the policy path the injected hook decides with when the
+// service cannot answer: the service's root-only copy where there is one.
+func (s nriSettings) hookPolicy() string {
+	if s.policyCopy != "" {
+		return s.policyCopy
+	}
+	return s.Policy
 }
 
 func (s nriSettings) validate() error {
@@ -165,6 +178,7 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
+	fs.StringVar(&s.policyCopy, "policy-copy", "", "write the policy in force (root-only) into this host directory after every load, and give the injected hook --policy there: for a DaemonSet, whose --policy is a ConfigMap the hook on the host cannot read")
 	fs.BoolVar(&s.metricsRemote, "metrics-remote", false, "allow a --metrics-addr that is not loopback (a DaemonSet: $(POD_IP):9646, for Prometheus)")
 	fs.BoolVar(&s.ToolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet with the node's / at /host; needs CAP_SYS_CHROOT)")
 	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook; the rules only the hook can judge then follow the policy's hook.onError: deny refuses such containers)")
@@ -305,6 +319,9 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithStatusFile(s.statusFile),
 		service.WithKernelMonitor(mon),
 		service.WithLogger(n.log),
+	}
+	if s.policyCopy != "" {
+		opts = append(opts, service.WithPolicyCopy(s.policyCopy))
 	}
 	if s.metricsRemote {
 		// The service accepts only loopback; a remote address (checked

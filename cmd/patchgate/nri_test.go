@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,20 @@ func TestNRIConfPaths(t *testing.T) {
 	}
 	if _, err := parseNRIConf("stateFile: relative.json\n", defaultNRISettings()); err == nil {
 		t.Error("relative state file accepted")
+	}
+}
+
+// With --policy-copy the injected hook decides alone with the service's
+// root-only copy of the policy in force, not with --policy, which in a
+// DaemonSet is a path inside the pod.
+func TestHookPolicyIsTheCopy(t *testing.T) {
+	s := defaultNRISettings()
+	s.Policy = "/etc/patchgate"
+	if !slices.Contains(s.hookArgs(), "--policy=/etc/patchgate") {
+		t.Errorf("hook args %v", s.hookArgs())
+	}
+	s.policyCopy = "/var/lib/patchgate/policy"
+	if args := s.hookArgs(); !slices.Contains(args, "--policy=/var/lib/patchgate/policy") || slices.Contains(args, "--policy=/etc/patchgate") {
+		t.Errorf("hook args %v", args)
 	}
 }

@@ -154,6 +154,24 @@ func TestDaemonSetShape(t *testing.T) {
 	if !slices.Contains(c.Args, "--hook-path=/opt/patchgate/bin/patchgate") {
 		t.Errorf("args lack --hook-path=/opt/patchgate/bin/patchgate: %s", args)
 	}
+	// The hook on the host decides alone with the service's copy of the
+	// policy in force, on a host path the pod mounts at the same place.
+	if !slices.Contains(c.Args, "--policy-copy=/var/lib/patchgate/policy") {
+		t.Errorf("args lack --policy-copy=/var/lib/patchgate/policy: %s", args)
+	}
+	copyMounted := false
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == "/var/lib/patchgate/policy" && !m.ReadOnly {
+			for _, v := range ds.Spec.Template.Spec.Volumes {
+				if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == "/var/lib/patchgate/policy" {
+					copyMounted = true
+				}
+			}
+		}
+	}
+	if !copyMounted {
+		t.Error("/var/lib/patchgate/policy is not the host's, writable, at the same path")
+	}
 	if len(c.Env) != 2 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" ||
 		c.Env[1].Name != "POD_IP" || c.Env[1].ValueFrom == nil || c.Env[1].ValueFrom.FieldRef.FieldPath != "status.podIP" {
 		t.Error("NODE_NAME and POD_IP do not come from the downward API")
