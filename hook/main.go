@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/patchgate/patchgate/audit"
@@ -153,46 +152,21 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 
 // LocalKernelState is the kernel state for a decision made without the
 // service: the state file when it is fresh enough for the policy
-// (kernel.maxStateAge), its live patches corrected with sysfs as read now
-// (withLiveSysfs), else the kernel's own sysfs read directly. Provider tools
-// are never run here: the hook must stay fast and never waits on one.
+// (kernel.maxStateAge), else the kernel's own sysfs read directly. Provider
+// tools are never run here: the hook must stay fast and never waits on one.
 func LocalKernelState(ctx context.Context, pol *policy.Policy, stateFile, hostRoot string) (*policy.KernelState, error) {
+	if st, err := livepatch.ReadStateFile(stateFile); err == nil {
+		maxAge := pol.Spec.Kernel.MaxStateAge.D()
+		if maxAge <= 0 || time.Since(st.ObservedAt) <= maxAge {
+			return st, nil
+		}
+	}
 	r, err := livepatch.NewReader(livepatch.WithHostRoot(hostRoot), livepatch.WithProvider("sysfs"))
 	if err != nil {
 		return nil, err
 	}
 	k := r.Read(ctx)
-	if st, err := livepatch.ReadStateFile(stateFile); err == nil {
-		maxAge := pol.Spec.Kernel.MaxStateAge.D()
-		if maxAge <= 0 || time.Since(st.ObservedAt) <= maxAge {
-			return withLiveSysfs(st, &k), nil
-		}
-	}
 	return &k, nil
-}
-
-// withLiveSysfs corrects the state file's live patches with sysfs as read
-// now: the file may be minutes old and its writer dead (a hook decides
-// alone only when the service does not answer), and a patch disabled,
-// removed or back in transition since must not count as in force. The
-// file's sysfs patches are replaced by what sysfs says now; what other
-// providers reported (CVEs, effective versions) is kept. A sysfs that
-// cannot be read now makes that part unknown.
-func withLiveSysfs(file, now *policy.KernelState) *policy.KernelState {
-	out := *file
-	out.Patches = nil
-	for _, p := range file.Patches {
-		if p.Provider != "sysfs" {
-			out.Patches = append(out.Patches, p)
-		}
-	}
-	for _, p := range now.Patches {
-		if p.Provider == "sysfs" {
-			out.Patches = append(out.Patches, p)
-		}
-	}
-	out.Unknown = append(slices.Clone(file.Unknown), now.Unknown...)
-	return &out
 }
 
 // NodeName is $NODE_NAME, else the hostname.
