@@ -504,35 +504,16 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 		Mode: string(ModeCreate), Unseen: createModeUnseen, AuditDeniedOnly: hooked,
 	})
 	d := res.Decision
-	log := func() logrus.FieldLogger {
-		return p.log.WithFields(logrus.Fields{
-			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict, "mode": ModeCreate,
-		})
-	}
-	if res.AuditErr != nil {
-		log().WithError(res.AuditErr).Error("audit record not written")
-	}
-	p.markReported(w.Container.ID)
-	var unjudged []string
-	if !hooked {
-		unjudged = policy.Unjudged(&d, w.Seen)
-	}
-	if d.Verdict == policy.Deny {
-		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
-		log().WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
-		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
-			return nil, nil, errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
-		}
-		return nil, nil, errors.New(DenyMessage(&d, inProgress))
+	unjudged, err := p.concluded(w, res, hooked, hookPath, ModeCreate)
+	if err != nil {
+		return nil, nil, err
 	}
 	if d.Verdict == policy.Warn {
 		adj.AddAnnotation(AnnotationFlagged, "true")
 		adj.AddAnnotation(AnnotationRules, strings.Join(ruleIDs(d.Violations, policy.ActionWarn), ","))
-		log().WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
 	if len(unjudged) > 0 {
 		adj.AddAnnotation(AnnotationUnchecked, strings.Join(unjudged, ","))
-		log().WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
 	}
 	if injected {
 		p.hooks.admitted(ctr.GetId())
@@ -581,30 +562,44 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	// With the hook to follow, the service remembers what was judged here,
 	// on the final container, so the hook judges exactly the rest.
 	res := node.Admit(ctx, w, service.AdmitOptions{Source: audit.SourceNRI, Final: !hooked, NRIJudged: w.Seen, RememberJudged: hooked})
-	d := res.Decision
-	// The fields are built only for a line that is written: an admitted
-	// compliant container logs nothing.
+	if _, err := p.concluded(w, res, hooked, hookPath, ModeValidator); err != nil {
+		return err
+	}
+	if hooked {
+		p.hooks.admitted(full.GetId())
+	}
+	return nil
+}
+
+// concluded logs and remembers a container decision made in either mode
+// (res, on workload w) and turns a refusal into the runtime's one-line error.
+// Without patchgate's hook to follow (hooked false) this was the last judge:
+// it returns the rules nobody judged (policy hook.onError: allow admitted
+// them). Log fields are built only for a line that is written: an admitted
+// compliant container logs nothing.
+func (p *Plugin) concluded(w *policy.Workload, res service.Result, hooked bool, hookPath string, mode Mode) (unjudged []string, err error) {
+	d := &res.Decision
 	log := func() logrus.FieldLogger {
 		return p.log.WithFields(logrus.Fields{
-			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict,
+			"pod": w.Pod.Namespace + "/" + w.Pod.Name, "container": w.Container.Name, "decision": d.Verdict, "mode": mode,
 		})
 	}
 	if res.AuditErr != nil {
 		log().WithError(res.AuditErr).Error("audit record not written")
 	}
 	p.markReported(w.Container.ID)
-	var unjudged []string
 	if !hooked {
-		unjudged = policy.Unjudged(&d, w.Seen)
+		unjudged = policy.Unjudged(d, w.Seen)
 	}
 	if d.Verdict == policy.Deny {
 		inProgress := res.Remediation != nil && res.Remediation.Outcome == "running"
-		log().WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("container refused")
-		if ids := ruleIDs(d.Violations, policy.ActionEnforce); len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
+		ids := ruleIDs(d.Violations, policy.ActionEnforce)
+		log().WithField("rules", ids).Warn("container refused")
+		if len(unjudged) > 0 && slices.Equal(ids, []string{policy.RuleUnjudged}) {
 			// Refused only because nobody judged them: say how to fix it.
-			return errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
+			return nil, errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
 		}
-		return errors.New(DenyMessage(&d, inProgress))
+		return nil, errors.New(DenyMessage(d, inProgress))
 	}
 	if len(unjudged) > 0 {
 		log().WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
@@ -612,10 +607,7 @@ func (p *Plugin) ValidateContainerAdjustment(ctx context.Context, req *api.Valid
 	if d.Verdict == policy.Warn {
 		log().WithField("rules", ruleIDs(d.Violations, policy.ActionWarn)).Info("container flagged")
 	}
-	if hooked {
-		p.hooks.admitted(full.GetId())
-	}
-	return nil
+	return unjudged, nil
 }
 
 // UnjudgedMessage is the one-line error for a container refused because no
