@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/policy"
+
+	"github.com/patchgate/patchgate/internal/uuid"
 )
 
 // TimeLayout is the layout of a record's "time": RFC 3339, UTC, always nine
@@ -158,19 +159,7 @@ func NewUUID() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("audit: crypto/rand failed: " + err.Error()) // never happens on Linux (getrandom)
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
+	return uuid.V4(b)
 }
 
 // NewRecord builds the audit record for one decision. w, d and k may be nil

@@ -31,6 +31,7 @@ func TestThinHookDependencies(t *testing.T) {
 		"github.com/patchgate/patchgate/hook/thin":             true,
 		"github.com/patchgate/patchgate/hook/ocistate":         true,
 		"github.com/patchgate/patchgate/service/decision/wire": true,
+		"github.com/patchgate/patchgate/internal/uuid":         true,
 	}
 	for _, d := range deps {
 		for _, f := range forbidden {

@@ -20,7 +20,6 @@ package thin
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,8 @@ import (
 
 	"github.com/patchgate/patchgate/hook/ocistate"
 	"github.com/patchgate/patchgate/service/decision/wire"
+
+	"github.com/patchgate/patchgate/internal/uuid"
 )
 
 // Exit codes, as `patchgate hook`'s.
@@ -183,19 +184,7 @@ func newUUID() string {
 	if _, err := io.ReadFull(f, b[:]); err != nil {
 		return ""
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
+	return uuid.V4(b)
 }
 
 // FlagNames are the flags the thin hook accepts: `patchgate hook`'s.

@@ -1,0 +1,23 @@
+// Package uuid formats random version 4 UUIDs (RFC 4122). It links only the
+// standard library's encoding/hex, so the thin hook can use it.
+package uuid
+
+import "encoding/hex"
+
+// V4 sets the version and variant bits of b, 16 random bytes, and formats
+// it as 8-4-4-4-12 lower-case hex.
+func V4(b [16]byte) string {
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:])
+}
