@@ -8,6 +8,8 @@
 //	m.WatchAudit(log.Health)                     // audit writes, failures, health
 //	m.SetHookInjectionRefused(true)              // set by the NRI plugin
 //	m.SetRuntimeConnected("validator", true)     // the NRI plugin's connection and mode
+//	m.SetBaseSpecMissing(n)                      // runtime handlers without patchgate's base-spec hook
+//	m.SetPolicyReloadFailed(true)                // the last policy reload failed
 //	                                             // patchgate_build_info{version,commit,date,goversion} is always 1
 //	go metrics.Serve(ctx, addr, m)               // addr "" = DefaultAddr (loopback)
 package metrics
@@ -48,6 +50,8 @@ type Metrics struct {
 	remediations     *prometheus.CounterVec
 	hookRefused      prometheus.Gauge
 	runtimeConnected *prometheus.GaugeVec
+	baseSpecMissing  prometheus.Gauge
+	reloadFailed     prometheus.Gauge
 
 	observedAt atomic.Int64 // unix nanoseconds of the kernel state; 0 = none
 	now        func() time.Time
@@ -99,6 +103,14 @@ func New() *Metrics {
 		Name: "patchgate_runtime_connected",
 		Help: "1 while the NRI plugin is registered with the container runtime, 0 while it is not (containers are then judged only by an OCI hook, if any). mode: validator, CreateContainer or hook-only (not connected).",
 	}, []string{"mode"})
+	m.baseSpecMissing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchgate_base_spec_missing",
+		Help: "Runtime handlers whose containers arrived without patchgate's hook in the runtime's base spec (nothing judges them while patchgate is down on a runtime without the NRI validator; patchgate check names them).",
+	})
+	m.reloadFailed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "patchgate_policy_reload_failed",
+		Help: "1 while the last policy reload failed (the last good policy stays in force; patchgate check and the log give file:line), else 0.",
+	})
 	bi := buildinfo.Get()
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "patchgate_build_info",
@@ -107,7 +119,7 @@ func New() *Metrics {
 	})
 	buildInfo.Set(1)
 	m.reg.MustRegister(buildInfo, m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
-		m.remediations, m.hookRefused, m.runtimeConnected, auditCollector{m},
+		m.remediations, m.hookRefused, m.runtimeConnected, m.baseSpecMissing, m.reloadFailed, auditCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -178,6 +190,21 @@ func (m *Metrics) SetHookInjectionRefused(refused bool) {
 		m.hookRefused.Set(1)
 	} else {
 		m.hookRefused.Set(0)
+	}
+}
+
+// SetBaseSpecMissing sets patchgate_base_spec_missing to the number of
+// runtime handlers seen without patchgate's hook in their base spec.
+func (m *Metrics) SetBaseSpecMissing(n int) {
+	m.baseSpecMissing.Set(float64(n))
+}
+
+// SetPolicyReloadFailed sets patchgate_policy_reload_failed.
+func (m *Metrics) SetPolicyReloadFailed(failed bool) {
+	if failed {
+		m.reloadFailed.Set(1)
+	} else {
+		m.reloadFailed.Set(0)
 	}
 }
 

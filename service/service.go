@@ -664,6 +664,7 @@ func (s *Service) SetRuntime(r RuntimeConnection) {
 	s.runtime.Store(&r)
 	if s.metrics != nil {
 		s.metrics.SetRuntimeConnected(r.Mode, r.State == "connected")
+		s.metrics.SetBaseSpecMissing(len(r.BaseSpecMissing))
 	}
 	s.writeStatus()
 }

@@ -88,12 +88,18 @@ func (s *Service) checkPolicy() {
 	if err != nil {
 		st.Error, st.ErrorAt = trimErr(err), s.now()
 		s.polStatus.Store(&st)
+		if s.metrics != nil {
+			s.metrics.SetPolicyReloadFailed(true)
+		}
 		s.logger.WithFields(logrus.Fields{"policy_path": s.policyPath, "in_force": st.Name, "digest": st.Digest}).
 			WithError(err).Error("policy reload failed; the last good policy stays in force")
 		return
 	}
 	old := s.pol.Load()
 	s.setPolicy(pol, fp)
+	if s.metrics != nil {
+		s.metrics.SetPolicyReloadFailed(false)
+	}
 	if old == nil || old.Digest() != pol.Digest() {
 		s.logger.WithFields(logrus.Fields{"policy": pol.Name(), "digest": pol.Digest(), "sources": pol.Sources}).
 			Info("policy reloaded")
