@@ -33,6 +33,9 @@ type Monitor struct {
 	readMu sync.Mutex
 	gen    atomic.Uint64
 	wake   chan struct{}
+	// lastRead is when the last read finished (unix nanoseconds; 0 before
+	// the first): the liveness probe's sign that reads are not stuck.
+	lastRead atomic.Int64
 }
 
 // MonitorOption configures a Monitor.
@@ -128,8 +131,23 @@ func (m *Monitor) Refresh(ctx context.Context) *policy.KernelState {
 	k := m.reader.Read(ctx)
 	m.store(&k)
 	m.gen.Add(1)
+	m.lastRead.Store(time.Now().UnixNano())
 	return &k
 }
+
+// LastRead is when the last read finished, by this process's clock (the
+// zero time before the first read). It does not depend on the state's
+// ObservedAt, which a reader's clock sets.
+func (m *Monitor) LastRead() time.Time {
+	ns := m.lastRead.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Interval is how often Run reads the state.
+func (m *Monitor) Interval() time.Duration { return m.interval }
 
 func (m *Monitor) store(k *policy.KernelState) {
 	m.snap.Store(k)

@@ -246,3 +246,27 @@ func BenchmarkReadKernelCareTree(b *testing.B) {
 		}
 	}
 }
+
+// TestMonitorLastRead: the liveness probe's sign of progress is zero before
+// the first read and moves with every finished read; Interval is the one
+// configured.
+func TestMonitorLastRead(t *testing.T) {
+	m, err := NewMonitor(&countingReader{}, WithInterval(42*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.LastRead().IsZero() || m.Interval() != 42*time.Second {
+		t.Fatalf("before a read: LastRead %v, Interval %v", m.LastRead(), m.Interval())
+	}
+	before := time.Now()
+	m.Refresh(context.Background())
+	first := m.LastRead()
+	if first.Before(before) || first.After(time.Now()) {
+		t.Fatalf("LastRead %v not within the read", first)
+	}
+	time.Sleep(2 * time.Millisecond)
+	m.Refresh(context.Background())
+	if !m.LastRead().After(first) {
+		t.Errorf("LastRead did not move: %v then %v", first, m.LastRead())
+	}
+}

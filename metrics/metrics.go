@@ -11,7 +11,7 @@
 //	m.SetBaseSpecMissing(n)                      // runtime handlers without patchgate's base-spec hook
 //	m.SetPolicyReloadFailed(true)                // the last policy reload failed
 //	                                             // patchgate_build_info{version,commit,date,goversion} is always 1
-//	go metrics.Serve(ctx, addr, m)               // addr "" = DefaultAddr (loopback)
+//	go metrics.Serve(ctx, addr, m, probes)       // addr "" = DefaultAddr (loopback); probes: /healthz, /readyz (or nil)
 package metrics
 
 import (
@@ -277,34 +277,51 @@ func CheckAddr(addr string) error {
 	return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
 }
 
-// Serve serves /metrics on addr ("" = DefaultAddr) until ctx is done. It
-// returns an error if it cannot listen; nil after a clean shutdown.
-func Serve(ctx context.Context, addr string, m *Metrics) error {
+// Serve serves /metrics on addr ("" = DefaultAddr) until ctx is done, and
+// every other path with probes (the service's /healthz and /readyz; nil
+// serves /metrics alone). It returns an error if it cannot listen; nil
+// after a clean shutdown.
+func Serve(ctx context.Context, addr string, m *Metrics, probes http.Handler) error {
 	if addr == "" {
 		addr = DefaultAddr
 	}
+	return ServeHandler(ctx, addr, Mux(m, probes))
+}
+
+// Mux routes /metrics to m and every other path to probes (404 when nil).
+func Mux(m *Metrics, probes http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	if probes != nil {
+		mux.Handle("/", probes)
+	}
+	return mux
+}
+
+// ServeHandler serves h on addr until ctx is done (the probes on their own
+// address use it). It returns an error if it cannot listen; nil after a
+// clean shutdown.
+func ServeHandler(ctx context.Context, addr string, h http.Handler) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	return serveListener(ctx, ln, m)
+	return serveListener(ctx, ln, h)
 }
 
-func serveListener(ctx context.Context, ln net.Listener, m *Metrics) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("metrics: %w", err)
+		return fmt.Errorf("http: %w", err)
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("metrics shutdown: %w", err)
+			return fmt.Errorf("http shutdown: %w", err)
 		}
 		return nil
 	}

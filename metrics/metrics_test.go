@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -126,7 +127,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serveListener(ctx, ln, m) }()
+	go func() { done <- serveListener(ctx, ln, Mux(m, nil)) }()
 	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -145,13 +146,39 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// TestMuxRoutesProbes: /metrics is the registry whatever the probes
+// handler is; every other path goes to the probes, and without them it is
+// 404.
+func TestMuxRoutesProbes(t *testing.T) {
+	probes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "probe "+r.URL.Path)
+	})
+	for _, tc := range []struct {
+		probes     http.Handler
+		path, want string
+		code       int
+	}{
+		{probes, "/readyz", "probe /readyz", 200},
+		{probes, "/healthz/service", "probe /healthz/service", 200},
+		{probes, "/metrics", "patchgate_build_info", 200},
+		{nil, "/readyz", "404 page not found", 404},
+		{nil, "/metrics", "patchgate_build_info", 200},
+	} {
+		rec := httptest.NewRecorder()
+		Mux(New(), tc.probes).ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("probes %v, GET %s = %d %.80q, want %d containing %q", tc.probes != nil, tc.path, rec.Code, rec.Body.String(), tc.code, tc.want)
+		}
+	}
+}
+
 func TestServeBusyPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := Serve(context.Background(), ln.Addr().String(), New()); err == nil {
+	if err := Serve(context.Background(), ln.Addr().String(), New(), nil); err == nil {
 		t.Fatal("Serve on a busy port returned nil")
 	}
 }

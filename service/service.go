@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -64,6 +65,10 @@ type Service struct {
 	onDecision   func(source string, d policy.Decision, took time.Duration)
 	metrics      *metrics.Metrics
 	metricsAddr  string
+	healthAddr   string
+	// runtimeExpected: an NRI front end reports the runtime connection
+	// (WithRuntimeConnection); readiness waits for it.
+	runtimeExpected bool
 
 	pol       atomic.Pointer[policy.Policy]
 	polStatus atomic.Pointer[PolicyStatus]
@@ -78,6 +83,13 @@ type Service struct {
 	judged   judgedCache
 	ln       *net.UnixListener
 	started  time.Time
+
+	// For the probes (health.go): the watcher's last round (unix
+	// nanoseconds by s.now), whether the decision socket's accept loop
+	// runs, and the socket file it listens on.
+	watchBeat        atomic.Int64
+	accepting        atomic.Bool
+	sockDev, sockIno uint64
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -332,9 +344,15 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("decision socket: %w", err)
 		}
 		s.ln = ln
+		var st syscall.Stat_t
+		if err := syscall.Stat(s.socketPath, &st); err == nil {
+			s.sockDev, s.sockIno = st.Dev, st.Ino
+		}
+		s.accepting.Store(true)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.accepting.Store(false)
 			s.serve(ctx)
 		}()
 	}
@@ -345,13 +363,24 @@ func (s *Service) Start(ctx context.Context) error {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if err := metrics.Serve(ctx, s.metricsAddr, s.metrics); err != nil {
+				if err := metrics.Serve(ctx, s.metricsAddr, s.metrics, s.HealthHandler()); err != nil {
 					s.setErr(err)
 					s.logger.WithError(err).Error("metrics endpoint stopped")
 				}
 			}()
 		}
 	}
+	if s.healthAddr != "" {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := metrics.ServeHandler(ctx, s.healthAddr, s.HealthHandler()); err != nil {
+				s.setErr(err)
+				s.logger.WithError(err).Error("health endpoint stopped")
+			}
+		}()
+	}
+	s.watchBeat.Store(s.now().UnixNano())
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/health"
 )
 
 // Status is what the service writes to its status file (default
@@ -27,6 +28,11 @@ type Status struct {
 	// runs (patchgate serve for podman and hooks.d).
 	Runtime *RuntimeConnection `json:"runtime,omitempty"`
 	Kernel  KernelStatus       `json:"kernel"`
+	// Live and Ready are the liveness and readiness probes' results when
+	// the status was written (health.go); absent in files of older
+	// versions.
+	Live  *health.Result `json:"live,omitempty"`
+	Ready *health.Result `json:"ready,omitempty"`
 }
 
 // KernelStatus summarises the kernel state the service holds.
@@ -53,6 +59,8 @@ func (s *Service) Status() Status {
 	st.Runtime = s.runtime.Load()
 	k := s.Kernel()
 	st.Kernel = KernelStatus{ObservedAt: k.ObservedAt, Providers: k.Providers, Unknown: len(k.Unknown)}
+	live, ready := s.Liveness(), s.Readiness()
+	st.Live, st.Ready = &live, &ready
 	return st
 }
 

@@ -70,6 +70,7 @@ func (s *Service) watch(ctx context.Context) {
 		s.checkPolicy()
 		s.updateKernelMetrics()
 		s.writeStatus()
+		s.watchBeat.Store(s.now().UnixNano())
 	}
 }
 
