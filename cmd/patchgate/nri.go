@@ -50,6 +50,9 @@ type nriSettings struct {
 	// metricsRemote allows a MetricsAddr that is not loopback (flag only:
 	// a DaemonSet serves Prometheus on the pod IP).
 	metricsRemote bool
+	// healthAddr serves the probes (/healthz, /readyz) alone on an address
+	// of their own (flag only; they are on the metrics listener too).
+	healthAddr string
 	// policyCopy is where the service writes the policy in force for the
 	// injected hook (flag only: a DaemonSet's policy is a ConfigMap inside
 	// its pod, which a hook on the host cannot read).
@@ -177,8 +180,9 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.Policy, "policy", s.Policy, "policy file or directory (policy.yaml + policy.d/ + nodes/<node>.yaml)")
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
-	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9646)")
+	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics and the probes (/healthz liveness, /readyz readiness) on this loopback address (e.g. 127.0.0.1:9646)")
 	fs.StringVar(&s.policyCopy, "policy-copy", "", "write the policy in force (root-only) into this host directory after every load, and give the injected hook --policy there: for a DaemonSet, whose --policy is a ConfigMap the hook on the host cannot read")
+	fs.StringVar(&s.healthAddr, "health-addr", "", "also serve the liveness and readiness probes (/healthz, /readyz; no metrics) on this address, e.g. for kubelet when --metrics-addr is loopback; the probes are on the metrics listener in any case")
 	fs.BoolVar(&s.metricsRemote, "metrics-remote", false, "allow a --metrics-addr that is not loopback (a DaemonSet: $(POD_IP):9646, for Prometheus)")
 	fs.BoolVar(&s.ToolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet with the node's / at /host; needs CAP_SYS_CHROOT)")
 	fs.StringVar(&s.HookPath, "hook-path", "", "patchgate binary's path on the host, injected as a createRuntime OCI hook (empty: no hook; the rules only the hook can judge then follow the policy's hook.onError: deny refuses such containers)")
@@ -319,6 +323,9 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 		service.WithStatusFile(s.statusFile),
 		service.WithKernelMonitor(mon),
 		service.WithLogger(n.log),
+		// The NRI plugin reports its connection: not ready until connected.
+		service.WithRuntimeConnection(),
+		service.WithHealthAddr(s.healthAddr),
 	}
 	if s.policyCopy != "" {
 		opts = append(opts, service.WithPolicyCopy(s.policyCopy))
@@ -388,7 +395,7 @@ func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service
 	}()
 	if s.metricsRemote && s.MetricsAddr != "" {
 		go func() {
-			if err := metrics.Serve(mctx, s.MetricsAddr, n.metrics()); err != nil {
+			if err := metrics.Serve(mctx, s.MetricsAddr, n.metrics(), svc.HealthHandler()); err != nil {
 				n.log.WithError(err).Error("metrics not served")
 			}
 		}()

@@ -41,7 +41,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	hostRoot := fs.String("host-root", "/", "host root for /proc and /sys")
 	interval := fs.Duration("kernel-interval", time.Minute, "how often the kernel state is read")
 	poll := fs.Duration("poll-interval", 2*time.Second, "how often the policy files are checked for changes")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9464)")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics and the probes (/healthz, /readyz) on this loopback address (e.g. 127.0.0.1:9464)")
+	healthAddr := fs.String("health-addr", "", "also serve the liveness and readiness probes (/healthz, /readyz; no metrics) on this address")
 	logLevel := fs.String("log-level", "info", "operational log level")
 	if err := fs.Parse(args); err != nil {
 		return exitInvalid
@@ -93,6 +94,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		service.WithKernelMonitor(mon),
 		service.WithLogger(logger),
 		service.WithMetrics(metrics.New(), *metricsAddr),
+		service.WithHealthAddr(*healthAddr),
 	}
 	if *auditLog != "" {
 		a := pol.Spec.Audit

@@ -109,6 +109,9 @@ func writeServiceStatus(w io.Writer, st serviceStatus) {
 			fmt.Fprintln(w)
 		}
 	}
+	if st.Running {
+		writeProbes(w, s)
+	}
 	if h := s.Hook; h != nil {
 		line := h.Status
 		if h.Reason != "" {
@@ -146,4 +149,22 @@ func runtimeLine(r *service.RuntimeConnection) string {
 		line += ": " + r.Reason
 	}
 	return line
+}
+
+// writeProbes prints the liveness and readiness probes' results as the
+// service last wrote them (service/health.go; kubelet reads the same from
+// /healthz and /readyz).
+func writeProbes(w io.Writer, s *service.Status) {
+	if s.Live == nil || s.Ready == nil {
+		return // a service of an older version
+	}
+	live := "live"
+	if !s.Live.OK {
+		live = "NOT LIVE (" + s.Live.Failed() + ")"
+	}
+	ready := "ready"
+	if !s.Ready.OK {
+		ready = "NOT READY (" + s.Ready.Failed() + ")"
+	}
+	fmt.Fprintf(w, "probes             %s, %s\n", live, ready)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/health"
 	"github.com/patchgate/patchgate/service"
 )
 
@@ -131,6 +132,36 @@ func TestBaseSpecMissingInCheckOutput(t *testing.T) {
 	var out bytes.Buffer
 	writeServiceStatus(&out, readServiceStatus(path))
 	if !strings.Contains(out.String(), "fail-closed hook   MISSING from the base_runtime_spec of runtime handler(s) nvidia") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// The probes' results, as the service wrote them, are in check's output
+// while the service runs.
+func TestProbesInCheckOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	live := health.Result{OK: true, Checks: []health.CheckResult{{Name: "service", OK: true}}}
+	ready := health.Result{OK: false, Checks: []health.CheckResult{
+		{Name: "runtime", OK: false, Reason: "runtime connection is disconnected, not connected"},
+		{Name: "policy", OK: true},
+		{Name: "kernel-state", OK: false, Reason: "the kernel state is 11m0s old, more than spec.kernel.maxStateAge 10m0s"},
+	}}
+	if err := service.WriteStatusFile(path, service.Status{PID: 1, UpdatedAt: time.Now(), Live: &live, Ready: &ready}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	writeServiceStatus(&out, readServiceStatus(path))
+	want := "probes             live, NOT READY (runtime: runtime connection is disconnected, not connected; kernel-state: the kernel state is 11m0s old, more than spec.kernel.maxStateAge 10m0s)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+	ready.OK, ready.Checks = true, nil
+	if err := service.WriteStatusFile(path, service.Status{PID: 1, UpdatedAt: time.Now(), Live: &live, Ready: &ready}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	writeServiceStatus(&out, readServiceStatus(path))
+	if !strings.Contains(out.String(), "probes             live, ready\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
