@@ -144,7 +144,15 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			ip := fmt.Sprintf("%s[%d]", path, i)
+			if isNull(c) {
+				// An empty item ("- " alone, "- ~") would decode as the
+				// zero value: an exemption matching every container and
+				// lifting every rule, an empty path or name.
+				d.report(c, "%s: expected a value", ip)
+				continue
+			}
+			d.decode(c, s.Index(i), ip)
 		}
 		v.Set(s)
 	case reflect.String:

@@ -35,6 +35,9 @@ func FuzzLoadPolicy(f *testing.F) {
 	f.Add([]byte(header + "spec: {exemptions: [{name: a, namespaces: [x], rules: [runAsRoot]}], kernel: {requiredCVEs: [cve-2024-1]}}\n"))
 	f.Add([]byte(header + "spec:\n  rules: &r {runAsRoot: *r}\n"))
 	f.Add([]byte("a: [\n"))
+	f.Add([]byte(header + "spec:\n  rules:\n    runAsRoot: {}\n   privileged: {}\n"))
+	f.Add([]byte(header + "spec:\r\n  kernel:\r\n\taction: warn\r\n"))
+	f.Add([]byte(header + "spec: {exemptions: [~]}\n"))
 	f.Add([]byte(header + "---\n---\n"))
 	w := &Workload{Seen: FieldsAll, User: User{UID: 0}, Container: ContainerIdentity{Name: "c", Image: "registry.k8s.io/x"}, Pod: PodIdentity{Namespace: "kube-system"}}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -47,6 +50,17 @@ func FuzzLoadPolicy(f *testing.F) {
 			if errors.As(err, &ve) && len(ve.Errors) == 0 {
 				t.Fatal("ValidationError without errors")
 			}
+			if ve != nil {
+				n := len(lineEnds(data))
+				for _, e := range ve.Errors {
+					if e.Line < 0 || e.Line > n {
+						t.Fatalf("%v: the file has %d lines", e, n)
+					}
+				}
+			}
+			// A syntax error is at the first line whose prefix of the
+			// file fails the same way.
+			checkSyntaxLine(t, data)
 			return
 		}
 		d := Evaluate(p, w, nil, testNow)

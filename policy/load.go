@@ -287,24 +287,18 @@ func readOpened(name string, f *os.File) ([]byte, error) {
 	return data, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // parseFile parses one file into its top-level mapping node. An empty file
 // gives nil.
 func parseFile(src source, files map[*yaml.Node]string) (*yaml.Node, []PosError) {
-	dec := yaml.NewDecoder(bytes.NewReader(src.data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
+	doc, extra, err := parseDocuments(src.data)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, []PosError{{File: src.name, Msg: "empty policy file"}}
 		}
-		return nil, []PosError{yamlError(src.name, err)}
+		return nil, []PosError{syntaxError(src.name, src.data, err)}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	if extra != nil {
 		return nil, []PosError{{File: src.name, Line: extra.Line, Msg: "more than one YAML document; a policy file holds exactly one"}}
-	} else if !errors.Is(err, io.EOF) {
-		return nil, []PosError{yamlError(src.name, err)}
 	}
 	if len(doc.Content) != 1 {
 		return nil, []PosError{{File: src.name, Line: doc.Line, Msg: "empty policy file"}}
@@ -324,18 +318,137 @@ func parseFile(src source, files map[*yaml.Node]string) (*yaml.Node, []PosError)
 	return root, nil
 }
 
-func yamlError(file string, err error) PosError {
-	msg := err.Error()
-	if te := (*yaml.TypeError)(nil); errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
+// parseDocuments parses the first YAML document of data and looks for a
+// second one (extra, nil when there is none). err is io.EOF when data holds
+// no document, or yaml's syntax error in either document.
+func parseDocuments(data []byte) (doc *yaml.Node, extra *yaml.Node, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	doc = &yaml.Node{}
+	if err := dec.Decode(doc); err != nil {
+		return nil, nil, err
 	}
-	msg = strings.TrimSpace(msg)
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return doc, &next, nil
+	} else if !errors.Is(err, io.EOF) {
+		return nil, nil, err
+	}
+	return doc, nil, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns yaml's syntax error in data into a PosError at the
+// line the author must fix.
+//
+// yaml's own "line N" is not that line: for a parser error it is the line,
+// counted from zero, where the enclosing block began, so that an
+// indentation mistake on line 9 inside a mapping that starts on line 6 is
+// reported as "line 5"; for a scanner error it is the line where the token
+// being scanned began (a tab on line 9 after a value on line 8 is reported
+// at line 8); and an unknown alias has no line at all. The problem's own
+// position is not exported. syntaxLine finds it instead: the first line
+// whose prefix of the file fails with the same error.
+func syntaxError(file string, data []byte, err error) PosError {
+	msg := strings.TrimSpace(err.Error())
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		if line, err := strconv.Atoi(m[1]); err == nil {
-			return PosError{File: file, Line: line, Msg: m[2]}
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	line := syntaxLine(data, err)
+	if line == 0 {
+		// UTF-16 input: yaml's line is the best there is.
+		if m := yamlLineRE.FindStringSubmatch(strings.TrimSpace(err.Error())); m != nil {
+			line, _ = strconv.Atoi(m[1])
 		}
 	}
-	return PosError{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	return PosError{File: file, Line: line, Msg: msg + syntaxHint(msg, lineText(data, line))}
+}
+
+// syntaxHint adds what the usual cause of a terse yaml message is.
+func syntaxHint(msg, line string) string {
+	indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+	switch {
+	case strings.Contains(indent, "\t") || (strings.Contains(msg, "tab character") && strings.Contains(line, "\t")):
+		return " (indent with spaces: YAML does not allow tabs in indentation)"
+	case msg == "did not find expected key" || msg == "did not find expected '-' indicator":
+		return " (check this line's indentation against the keys above it)"
+	}
+	return ""
+}
+
+// syntaxLine returns the first line L (counted from 1) such that the file
+// cut after line L fails to parse with the same error as the whole file,
+// while the file cut after line L-1 does not. That is the line where the
+// parser met the problem: the mis-indented key, the tab, the unclosed quote
+// or bracket. It returns 0 for UTF-16 input, which it does not cut.
+//
+// The search is a bisection, so it costs a few parses of the file, and only
+// on the error path. Its answer always has the property above: the upper
+// end always fails with the error (the whole file does) and the lower end
+// moves only past a prefix that does not.
+func syntaxLine(data []byte, err error) int {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return 0
+	}
+	ends := lineEnds(data)
+	want := err.Error()
+	fails := func(l int) bool {
+		_, _, e := parseDocuments(data[:ends[l-1]])
+		return e != nil && e.Error() == want
+	}
+	lo, hi := 1, len(ends)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// lineEnds returns, for each line of data, the offset just after it (after
+// its line break), counting line breaks as yaml does: LF, CR LF, CR, NEL,
+// LS and PS. The last entry is len(data).
+func lineEnds(data []byte) []int {
+	var ends []int
+	for i := 0; i < len(data); i++ {
+		switch {
+		case data[i] == '\n':
+			ends = append(ends, i+1)
+		case data[i] == '\r':
+			if i+1 < len(data) && data[i+1] == '\n' {
+				i++
+			}
+			ends = append(ends, i+1)
+		case data[i] == 0xc2 && i+1 < len(data) && data[i+1] == 0x85:
+			i++
+			ends = append(ends, i+1)
+		case data[i] == 0xe2 && i+2 < len(data) && data[i+1] == 0x80 && (data[i+2] == 0xa8 || data[i+2] == 0xa9):
+			i += 2
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	return ends
+}
+
+// lineText returns line l (from 1) of data without its line break, or "".
+func lineText(data []byte, l int) string {
+	ends := lineEnds(data)
+	if l < 1 || l > len(ends) {
+		return ""
+	}
+	start := 0
+	if l > 1 {
+		start = ends[l-2]
+	}
+	return strings.TrimRight(string(data[start:ends[l-1]]), "\r\n\u0085\u2028\u2029")
 }
 
 // mergeNodes merges src over dst (both mapping nodes of the top level or
