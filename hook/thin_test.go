@@ -90,14 +90,18 @@ func TestThinHookAgreesWithHook(t *testing.T) {
 			}
 			want := Run(context.Background(), Config{
 				PolicyPath: "/nonexistent/policy", Service: &decision.Client{Socket: sock},
-				Kernel: freshKernel, NewID: audit.NewUUID,
+				Kernel: freshKernel, NewID: audit.NewUUID, Timeout: 2 * time.Minute,
 			}, strings.NewReader(state()))
 			if want.By != ByService {
 				t.Fatalf("the hook did not ask the service: by %s: %q", want.By, want.Message)
 			}
 			var stderr bytes.Buffer
 			var c fullCall
-			exit := thin.Main([]string{"--socket", sock, "--policy", "/nonexistent/policy"}, strings.NewReader(state()), &stderr, c.full(99))
+			// Budgets far above the defaults: on a starved machine the
+			// service's answer may take longer than a second, and the thin
+			// hook would then rightly hand over to the full decision.
+			exit := thin.Main([]string{"--socket", sock, "--policy", "/nonexistent/policy", "--timeout=2m", "--service-timeout=1m"},
+				strings.NewReader(state()), &stderr, c.full(99))
 			if c.called {
 				t.Fatalf("the thin hook ran the full decision with %q", c.args)
 			}
@@ -170,7 +174,14 @@ func TestThinHookFallsBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := tc.state(t)
-			args := []string{"--policy", pol, "--socket", tc.socket, "--service-timeout", "300ms"}
+			// A short budget where the service is not to answer; a long one
+			// where it is, so that a starved machine does not turn an
+			// answer into a timeout.
+			budget := "1m"
+			if tc.skipSvc {
+				budget = "300ms"
+			}
+			args := []string{"--policy", pol, "--socket", tc.socket, "--service-timeout", budget, "--timeout", "2m"}
 			var c fullCall
 			var stderr bytes.Buffer
 			if exit := thin.Main(args, strings.NewReader(state), &stderr, c.full(7)); exit != 7 || !c.called {
@@ -222,7 +233,7 @@ func BenchmarkThinRun(b *testing.B) {
 	pol := writePolicyB(b)
 	sock, _ := startBundleService(b, pol, true)
 	state := stateFor(b, "user1000-capdrop")
-	args := []string{"--socket", sock, "--policy", pol}
+	args := []string{"--socket", sock, "--policy", pol, "--timeout=2m", "--service-timeout=1m"}
 	full := func([]string, []byte, io.Writer) int { b.Fatal("the full decision ran"); return 1 }
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
