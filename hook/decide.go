@@ -204,11 +204,60 @@ const (
 // other runtime (podman, runc) lets whoever starts the container set them.
 // Otherwise the workload has only the container id.
 func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, error) {
+	// The hook's own view: runc (or crun) runs it in its own mount
+	// namespace, where the bundle and the mount sources are what the
+	// runtime has just opened; --host-root is only where the kernel's /proc
+	// and /sys are read.
+	return buildWorkload(st, hostRoot, identityFrom, view{
+		fsRoot: "/",
+		// The hook's own mount table, read at most once per run, and only
+		// when a bind source is a mount root or lies under a pod's kubelet
+		// directory.
+		mounts: hostpath.NewHostMounts("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx),
+	})
+}
+
+// BuildWorkloadOnHost is BuildWorkload for a container that runs already,
+// judged from outside it (`patchgate eval --running`): st.Bundle is the
+// bundle path as the runtime wrote it, on the host whose / is at hostRoot.
+// The bundle, its config.json and the sandbox's are read under hostRoot
+// with the same checks as the hook's; mount sources are resolved under
+// hostRoot and traced with the mount table of the host's pid 1 (the
+// runtime's mount namespace), as `patchgate eval --host-root` does.
+// The workload keeps st.Bundle (the path runc joined relative mount
+// sources to).
+func BuildWorkloadOnHost(st *State, hostRoot, identityFrom string) (*policy.Workload, error) {
+	if !filepath.IsAbs(hostRoot) {
+		return nil, fmt.Errorf("host root %q must be an absolute path", hostRoot)
+	}
+	return buildWorkload(st, hostRoot, identityFrom, view{
+		fsRoot: filepath.Clean(hostRoot),
+		mounts: hostpath.NewHostMounts(hostRoot, filepath.Join(hostRoot, "proc/1/mountinfo"), true, nil),
+	})
+}
+
+// view is where a workload's files are read from: fsRoot is the root the
+// bundle path and mount sources are seen under, mounts the mount table
+// they are traced in.
+type view struct {
+	fsRoot string
+	mounts *hostpath.HostMounts
+}
+
+// under is p (absolute) as seen under the view's root.
+func (v view) under(p string) string {
+	if v.fsRoot == "/" {
+		return p
+	}
+	return v.fsRoot + p
+}
+
+func buildWorkload(st *State, hostRoot, identityFrom string, v view) (*policy.Workload, error) {
 	info, err := ClassifyBundle(st.Bundle, st.ID)
 	if err != nil {
 		return nil, err
 	}
-	spec, _, err := ReadSpec(st.Bundle)
+	spec, _, err := ReadSpec(v.under(st.Bundle))
 	if err != nil {
 		return nil, err
 	}
@@ -228,10 +277,7 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		// spec states. Unreadable: the spec's, or none (judged as root).
 		live = liveIDMappings(hostRoot, st.Pid)
 	}
-	// The hook's own mount table, read at most once per run, and only when
-	// a bind source is a mount root or lies under a pod's kubelet directory.
-	mounts := hostpath.NewHostMounts("/", "/proc/self/mountinfo", false, hostpath.MountRootStatx)
-	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec), policy.FromSpecOptions{
+	w, err := policy.FromSpec(spec, sandboxSpec(info, st, spec, v), policy.FromSpecOptions{
 		Source:       "hook",
 		HostAppArmor: hostAppArmor,
 		// The named profile's mode, from the kernel's list of loaded
@@ -242,22 +288,22 @@ func BuildWorkload(st *State, hostRoot, identityFrom string) (*policy.Workload, 
 		Container:      ident.Container,
 		HostNamespace:  processNamespaceResolver(hostRoot, st.Pid),
 		Bundle:         st.Bundle,
-		// Mount sources are resolved in the hook's own root: runc (or
-		// crun) runs the hook in its own mount namespace, where it has
-		// just resolved the same sources to mount them. (--host-root is
-		// where the kernel's /proc and /sys are read, which tests and a
-		// DaemonSet point elsewhere.)
-		ResolvePath: hostpath.Resolver("/"),
+		// Mount sources are resolved in the view's root: for the hook its
+		// own root, since runc (or crun) runs the hook in its own mount
+		// namespace, where it has just resolved the same sources to mount
+		// them. (--host-root is where the kernel's /proc and /sys are read,
+		// which tests and a DaemonSet point elsewhere.)
+		ResolvePath: hostpath.Resolver(v.fsRoot),
 		// A source that is a mount point in that namespace (kubelet's
 		// subPath binds under the pod's own directory) is judged by the
-		// host paths that show it, from the hook's own mount table (read
-		// at most once per run, and only when statx says a source is a
-		// mount root).
-		MountOrigins: mounts.Origins,
+		// host paths that show it, from the view's mount table (the hook's
+		// own, read at most once per run, and only when statx says a
+		// source is a mount root).
+		MountOrigins: v.mounts.Origins,
 		// A source under the pod's own kubelet directory is judged by the
 		// mount that backs it (an inline iSCSI/NFS/RBD volume is a
 		// filesystem the host kernel parses), from the same table.
-		PodMountBacking:  policy.PodMountBackingFunc(mounts),
+		PodMountBacking:  policy.PodMountBackingFunc(v.mounts),
 		TrustAnnotations: trusted,
 	})
 	if err != nil {
@@ -392,7 +438,7 @@ const annotationSandboxID = "io.kubernetes.cri.sandbox-id"
 // with the same care as the container's. Only there are the pod's sysctls
 // and host namespaces visible. nil when there is none or it cannot be read:
 // the rules that need it then stay deferred or judge the container alone.
-func sandboxSpec(info BundleInfo, st *State, spec *specs.Spec) *specs.Spec {
+func sandboxSpec(info BundleInfo, st *State, spec *specs.Spec, v view) *specs.Spec {
 	if info.Layout != LayoutContainerd {
 		return nil
 	}
@@ -400,7 +446,7 @@ func sandboxSpec(info BundleInfo, st *State, spec *specs.Spec) *specs.Spec {
 	if id == "" || id == st.ID || strings.ContainsAny(id, "/.\x00") {
 		return nil
 	}
-	sb, _, err := ReadSpec(filepath.Join(filepath.Dir(st.Bundle), id))
+	sb, _, err := ReadSpec(v.under(filepath.Join(filepath.Dir(st.Bundle), id)))
 	if err != nil || sb.Linux == nil {
 		return nil
 	}

@@ -383,16 +383,8 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	if err != nil {
 		return fmt.Errorf("patchgate: cannot judge pod: %v", err)
 	}
-	// Image and container name would let an image exemption meant for one
-	// container lift the pod's checks through the pause image.
-	w.Container.Image = ""
 	k := node.Kernel()
-	d := podDecision(policy.Evaluate(node.Policy(), w, k, p.now()))
-	// The rules speak of containers; this one is the pod.
-	for i := range d.Violations {
-		d.Violations[i].Detail = strings.Replace(d.Violations[i].Detail, `container "POD"`,
-			fmt.Sprintf("pod %q", w.Pod.Namespace+"/"+w.Pod.Name), 1)
-	}
+	d := JudgePod(node.Policy(), w, k, p.now())
 	if p.metrics != nil {
 		p.metrics.ObserveDecision(audit.SourceNRI, &d, p.now().Sub(start))
 	}
@@ -408,6 +400,23 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 		return errors.New(DenyMessage(&d, false))
 	}
 	return nil
+}
+
+// JudgePod is the decision on a pod sandbox (PodWorkload) as RunPodSandbox
+// makes it: only the pod rules count, the pause image exempts nothing, and
+// the details name the pod. `patchgate eval --running` judges a running
+// pod sandbox with it too.
+func JudgePod(pol *policy.Policy, w *policy.Workload, k *policy.KernelState, now time.Time) policy.Decision {
+	// Image and container name would let an image exemption meant for one
+	// container lift the pod's checks through the pause image.
+	w.Container.Image = ""
+	d := podDecision(policy.Evaluate(pol, w, k, now))
+	// The rules speak of containers; this one is the pod.
+	for i := range d.Violations {
+		d.Violations[i].Detail = strings.Replace(d.Violations[i].Detail, `container "POD"`,
+			fmt.Sprintf("pod %q", w.Pod.Namespace+"/"+w.Pod.Name), 1)
+	}
+	return d
 }
 
 // podDecision keeps only the pod rules' violations and no deferrals: the
