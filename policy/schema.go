@@ -17,10 +17,15 @@ const (
 // and the node overlay, with every default filled in. Load and Default return
 // a Policy that is ready for Evaluate; treat it as read-only afterwards.
 type Policy struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Metadata   Metadata `json:"metadata"`
-	Spec       Spec     `json:"spec"`
+	// APIVersion must be patchgate.dev/v1alpha1, in every file.
+	APIVersion string `json:"apiVersion"`
+	// Kind must be NodePolicy, in every file.
+	Kind string `json:"kind"`
+	// Metadata names the policy.
+	Metadata Metadata `json:"metadata"`
+	// Spec is the policy itself: actions, kernel requirements, rules,
+	// exemptions, audit log and hook.
+	Spec Spec `json:"spec"`
 
 	// Sources lists the files the policy was merged from, in merge order.
 	// Default() has none.
@@ -32,19 +37,29 @@ type Policy struct {
 
 // Metadata names the policy.
 type Metadata struct {
+	// Name is the policy's name, recorded with every decision and audit
+	// record.
 	Name string `json:"name"`
 }
 
 // Spec is the body of a policy.
 type Spec struct {
 	// DefaultAction is the action of every rule that sets none.
-	DefaultAction Action          `json:"defaultAction"`
-	Kernel        KernelSpec      `json:"kernel"`
-	Remediation   RemediationSpec `json:"remediation"`
-	Rules         RulesSpec       `json:"rules"`
-	Exemptions    []Exemption     `json:"exemptions"`
-	Audit         AuditSpec       `json:"audit"`
-	Hook          HookSpec        `json:"hook"`
+	DefaultAction Action `json:"defaultAction"`
+	// Kernel configures the kernel rules and where kernel state comes from.
+	Kernel KernelSpec `json:"kernel"`
+	// Remediation configures starting a live-patch update when a container
+	// arrives while the kernel is behind.
+	Remediation RemediationSpec `json:"remediation"`
+	// Rules holds one entry per container rule.
+	Rules RulesSpec `json:"rules"`
+	// Exemptions lift some or all rules for the containers they match;
+	// drop-ins append to the list.
+	Exemptions []Exemption `json:"exemptions"`
+	// Audit configures the audit log.
+	Audit AuditSpec `json:"audit"`
+	// Hook configures the OCI runtime hook.
+	Hook HookSpec `json:"hook"`
 }
 
 // KernelSpec configures the kernel rules and where kernel state comes from.
@@ -60,8 +75,10 @@ type KernelSpec struct {
 	RequiredCVEs []string `json:"requiredCVEs"`
 	// MinimumVersion is the lowest acceptable effective kernel version,
 	// compared the distro's way. Empty: no minimum.
-	MinimumVersion         string `json:"minimumVersion"`
-	DenyWhenUpdatesPending bool   `json:"denyWhenUpdatesPending"`
+	MinimumVersion string `json:"minimumVersion"`
+	// DenyWhenUpdatesPending fails kernelUpdatesPending while the provider
+	// reports live-patch updates pending.
+	DenyWhenUpdatesPending bool `json:"denyWhenUpdatesPending"`
 	// MaxStateAge is how old kernel state may be before it counts as unknown.
 	MaxStateAge Duration `json:"maxStateAge"`
 	// OnUnknown is the action of the kernelStateUnknown rule.
@@ -73,6 +90,8 @@ type KernelSpec struct {
 
 // RemediationSpec configures starting a live-patch update before admission.
 type RemediationSpec struct {
+	// Enabled starts a remediation when a container arrives while the
+	// kernel is behind.
 	Enabled bool `json:"enabled"`
 	// Command is an argv (never run through a shell). Empty: the provider's
 	// own update command.
@@ -201,29 +220,47 @@ type AppArmorRule struct {
 // RulesSpec holds one entry per container rule. Kernel rules are configured
 // under spec.kernel.
 type RulesSpec struct {
-	RunAsRoot           RuleSpec           `json:"runAsRoot"`
-	Privileged          RuleSpec           `json:"privileged"`
-	Capabilities        CapabilitiesRule   `json:"capabilities"`
-	HostNamespaces      HostNamespacesRule `json:"hostNamespaces"`
-	HostPathMounts      HostPathMountsRule `json:"hostPathMounts"`
-	HostDevices         HostDevicesRule    `json:"hostDevices"`
-	PrivilegeEscalation RuleSpec           `json:"privilegeEscalation"`
-	Seccomp             SeccompRule        `json:"seccomp"`
-	AppArmor            AppArmorRule       `json:"apparmor"`
-	Sysctls             SysctlsRule        `json:"sysctls"`
-	ProcMount           ProcMountRule      `json:"procMount"`
+	// RunAsRoot: the container process must not run as uid 0 on the host.
+	RunAsRoot RuleSpec `json:"runAsRoot"`
+	// Privileged: no privileged container (every capability, no masked or
+	// read-only paths, a writable sysfs).
+	Privileged RuleSpec `json:"privileged"`
+	// Capabilities: only the allowed capabilities, in every set.
+	Capabilities CapabilitiesRule `json:"capabilities"`
+	// HostNamespaces: none of the listed namespaces shared with the host.
+	HostNamespaces HostNamespacesRule `json:"hostNamespaces"`
+	// HostPathMounts: host paths only where allowed, never a protected one.
+	HostPathMounts HostPathMountsRule `json:"hostPathMounts"`
+	// HostDevices: no host device besides the runtime's defaults and the
+	// allowed ones.
+	HostDevices HostDevicesRule `json:"hostDevices"`
+	// PrivilegeEscalation: process.noNewPrivileges must be set.
+	PrivilegeEscalation RuleSpec `json:"privilegeEscalation"`
+	// Seccomp: a seccomp filter that blocks every call in mustBlock.
+	Seccomp SeccompRule `json:"seccomp"`
+	// AppArmor: no unconfined AppArmor profile.
+	AppArmor AppArmorRule `json:"apparmor"`
+	// Sysctls: only the allowed sysctls.
+	Sysctls SysctlsRule `json:"sysctls"`
+	// ProcMount: the listed /proc and /sys paths masked or read-only.
+	ProcMount ProcMountRule `json:"procMount"`
 }
 
 // Exemption lifts rules for matching containers. Every matcher that is set must
 // match; within one matcher any listed value may match.
 type Exemption struct {
-	Name       string   `json:"name"`
+	// Name is required and unique; it is recorded in the decision and the
+	// audit record when the exemption lifted a violation.
+	Name string `json:"name"`
+	// Namespaces are pod namespaces; empty matches any.
 	Namespaces []string `json:"namespaces"`
 	// Images are globs: * matches any run of characters (including /), ?
 	// one character.
-	Images     []string          `json:"images"`
-	Containers []string          `json:"containers"`
-	PodLabels  map[string]string `json:"podLabels"`
+	Images []string `json:"images"`
+	// Containers are container names; empty matches any.
+	Containers []string `json:"containers"`
+	// PodLabels must each be on the pod with this value; empty matches any.
+	PodLabels map[string]string `json:"podLabels"`
 	// Annotation, when set, makes the exemption apply only to pods or
 	// containers that carry this annotation with the value "true". An
 	// exemption with an annotation must list the namespaces that may use it.
@@ -234,10 +271,14 @@ type Exemption struct {
 
 // AuditSpec configures the audit log.
 type AuditSpec struct {
-	Path          string `json:"path"`
-	MaxSizeMB     int    `json:"maxSizeMB"`
-	MaxBackups    int    `json:"maxBackups"`
-	RecordAllowed bool   `json:"recordAllowed"`
+	// Path is the audit log file (absolute), one JSON object per line.
+	Path string `json:"path"`
+	// MaxSizeMB rotates the file when it reaches this size.
+	MaxSizeMB int `json:"maxSizeMB"`
+	// MaxBackups is how many rotated files are kept.
+	MaxBackups int `json:"maxBackups"`
+	// RecordAllowed also records containers admitted with no violation.
+	RecordAllowed bool `json:"recordAllowed"`
 	// Sync makes the writer fsync after every record.
 	Sync bool `json:"sync"`
 	// FailClosed denies a container whose audit record cannot be written.

@@ -1,0 +1,59 @@
+// Package godoc reads the doc comments of struct fields from Go source, for
+// the policy schema's descriptions: a binary does not carry comments, so the
+// schema generator and its test read them from policy/*.go.
+package godoc
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"strings"
+)
+
+// FieldDocs returns the doc comment of every field of every struct type
+// declared in the non-test Go files of dir, keyed "Type.Field", as one
+// paragraph. A field with no comment is absent. Fields declared together
+// (A, B int) share the comment.
+func FieldDocs(dir string) (map[string]string, error) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, parser.ParseComments)
+	if err != nil {
+		return nil, fmt.Errorf("godoc: %w", err)
+	}
+	out := map[string]string{}
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Files {
+			for _, decl := range f.Decls {
+				gd, ok := decl.(*ast.GenDecl)
+				if !ok || gd.Tok != token.TYPE {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					ts := spec.(*ast.TypeSpec)
+					st, ok := ts.Type.(*ast.StructType)
+					if !ok {
+						continue
+					}
+					for _, field := range st.Fields.List {
+						doc := field.Doc.Text()
+						if doc == "" {
+							doc = field.Comment.Text()
+						}
+						doc = strings.Join(strings.Fields(doc), " ")
+						if doc == "" {
+							continue
+						}
+						for _, name := range field.Names {
+							out[ts.Name.Name+"."+name.Name] = doc
+						}
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
