@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/patchgate/patchgate/internal/containerdconf"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
@@ -36,6 +37,10 @@ type checkReport struct {
 	Remediation *livepatch.Outcome `json:"remediation,omitempty"`
 	// Service is the node service's status file, when --status-file is set.
 	Service *serviceStatus `json:"service,omitempty"`
+	// Containerd is the node's containerd config, when --containerd-config
+	// is set; Warnings repeats its warning.
+	Containerd *containerdCheck `json:"containerd,omitempty"`
+	Warnings   []string         `json:"warnings,omitempty"`
 }
 
 type checkVerdict struct {
@@ -59,6 +64,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		toolTimeout = fs.Duration("tool-timeout", 30*time.Second, "timeout of each provider tool run")
 		nowFlag     = fs.String("now", "", "judge the state as of this RFC 3339 time (tests)")
 		statusFile  = fs.String("status-file", service.DefaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection); \"\" to skip")
+		ctrdConfig  = fs.String("containerd-config", containerdconf.DefaultPath, "containerd's config on the node (under --host-root; its imports are followed): warn when its NRI default validator does not require patchgate; \"\" to skip")
+		nriName     = fs.String("nri-name", "patchgate", "patchgate's NRI plugin name for the required_plugins check (the running service's name when its status file has one)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -121,6 +128,13 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if *statusFile != "" {
 		st := readServiceStatus(*statusFile)
 		rep.Service = &st
+	}
+	if *ctrdConfig != "" {
+		abs, _ := filepath.Abs(*hostRoot) // newKernelReader checked it
+		rep.Containerd = checkContainerd(abs, *ctrdConfig, *nriName, rep.Service)
+		if rep.Containerd.Warning != "" {
+			rep.Warnings = append(rep.Warnings, rep.Containerd.Warning)
+		}
 	}
 	code := checkExitCode(rep.Violations)
 	if *nfdFeatures != "" {
@@ -298,9 +312,14 @@ func writeCheckText(w *bytes.Buffer, rep *checkReport, code int) {
 	}
 	writeKernelTable(w, rep.Kernel)
 	writeVerdict(w, rep.Policy, rep.Violations, code)
-	if rep.Service != nil {
+	if rep.Service != nil || rep.Containerd != nil {
 		fmt.Fprintln(w)
+	}
+	if rep.Service != nil {
 		writeServiceStatus(w, *rep.Service)
+	}
+	if rep.Containerd != nil {
+		writeContainerdCheck(w, rep.Containerd)
 	}
 }
 
