@@ -96,3 +96,34 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadSyntaxError is the error path of a policy with an
+// indentation mistake near its end: syntaxLine's bisection reparses
+// prefixes of the file. Compare with BenchmarkLoadBaselineBytes.
+func BenchmarkLoadSyntaxError(b *testing.B) {
+	data, err := os.ReadFile("../examples/policies/baseline.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data = append(data, " bad: indentation\n"...)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := LoadBytes("x.yaml", data); err == nil {
+			b.Fatal("loads")
+		}
+	}
+}
+
+// BenchmarkLoadBaselineBytes loads the same file without the mistake.
+func BenchmarkLoadBaselineBytes(b *testing.B) {
+	data, err := os.ReadFile("../examples/policies/baseline.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := LoadBytes("x.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

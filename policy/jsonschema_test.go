@@ -189,6 +189,42 @@ func TestEveryPolicyFileValidates(t *testing.T) {
 	}
 }
 
+// TestManifestPoliciesValidate: the policies inside the example DaemonSet's
+// ConfigMap, which carry no modeline, validate too.
+func TestManifestPoliciesValidate(t *testing.T) {
+	s := compileSchema(t)
+	data, err := os.ReadFile("../examples/kubernetes/patchgate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	n := 0
+	for {
+		var m struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		if m.Kind != "ConfigMap" {
+			continue
+		}
+		for key, body := range m.Data {
+			if !strings.HasSuffix(key, ".yaml") {
+				continue
+			}
+			n++
+			if err := validateYAML(s, body); err != nil {
+				t.Errorf("ConfigMap %s: %v", key, err)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no policy in the manifest's ConfigMap")
+	}
+}
+
 // TestExamplesCarryTheModeline: every example and the built-in default open
 // with the yaml-language-server modeline, whose relative path names
 // docs/policy.schema.json from where the file lies.
