@@ -180,9 +180,14 @@ func TestDaemonSetShape(t *testing.T) {
 	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" || c.Ports[0].ContainerPort != 9646 {
 		t.Errorf("ports = %+v, want metrics 9646", c.Ports)
 	}
-	// /metrics is no health endpoint: no probe may pretend it is.
-	if c.LivenessProbe != nil || c.ReadinessProbe != nil {
-		t.Error("a probe without a health endpoint")
+	// The probes are the service's (service/health.go) on the metrics port.
+	for _, pr := range []struct {
+		name, path string
+		p          *corev1.Probe
+	}{{"liveness", "/healthz", c.LivenessProbe}, {"readiness", "/readyz", c.ReadinessProbe}} {
+		if pr.p == nil || pr.p.HTTPGet == nil || pr.p.HTTPGet.Path != pr.path || pr.p.HTTPGet.Port.String() != "metrics" {
+			t.Errorf("%s probe = %+v, want GET %s on port metrics", pr.name, pr.p, pr.path)
+		}
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.Privileged == nil || *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
