@@ -222,3 +222,34 @@ func FuzzJudge(f *testing.F) {
 		}
 	})
 }
+
+// TestMergeMatchesContainerd: for each recorded tree, the settings read
+// from the files equal those in containerd 2.4.2's own merged config
+// (`containerd config dump`, testdata/merge/README.md): a later drop-in's
+// list replaces the earlier one, a drop-in without it keeps it, enable
+// follows the last file that sets it, drop-ins in glob order.
+func TestMergeMatchesContainerd(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "merge", "*", "dump.toml"))
+	if err != nil || len(dirs) < 6 {
+		t.Fatalf("recorded trees: %v %v", dirs, err)
+	}
+	for _, dump := range dirs {
+		dir := filepath.Dir(dump)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			got := Check(dir, DefaultPath, "patchgate")
+			data, err := os.ReadFile(dump)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Judge("dump.toml", data, "patchgate")
+			if got.Status == Unknown || want.Status == Unknown {
+				t.Fatalf("unreadable: files %q / dump %q", got.Reason, want.Reason)
+			}
+			if got.Status != want.Status || got.ValidatorEnabled != want.ValidatorEnabled ||
+				strings.Join(got.RequiredPlugins, ",") != strings.Join(want.RequiredPlugins, ",") {
+				t.Errorf("from the files: %s enable=%t %q; containerd merged: %s enable=%t %q",
+					got.Status, got.ValidatorEnabled, got.RequiredPlugins, want.Status, want.ValidatorEnabled, want.RequiredPlugins)
+			}
+		})
+	}
+}
