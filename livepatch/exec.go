@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // How tools are found and run.
@@ -244,12 +247,18 @@ func (e *Env) Run(ctx context.Context, tool string, args ...string) (ToolResult,
 	if err != nil {
 		return ToolResult{ExitCode: -1}, err
 	}
-	return e.runPath(ctx, t, args, e.timeout())
+	return e.runPath(ctx, t, args, e.timeout(), nil)
 }
 
 // RunArgv runs an argv whose first element names a tool (a bare name, looked
 // up like any tool) or an absolute host path.
 func (e *Env) RunArgv(ctx context.Context, timeout time.Duration, argv []string) (ToolResult, error) {
+	return e.runArgvFollowed(ctx, timeout, argv, nil)
+}
+
+// runArgvFollowed is RunArgv with a caller that follows the run (see
+// runHooks).
+func (e *Env) runArgvFollowed(ctx context.Context, timeout time.Duration, argv []string, h *runHooks) (ToolResult, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return ToolResult{ExitCode: -1}, fmt.Errorf("%w: empty command", ErrToolNotFound)
 	}
@@ -264,7 +273,7 @@ func (e *Env) RunArgv(ctx context.Context, timeout time.Duration, argv []string)
 	if err != nil {
 		return ToolResult{ExitCode: -1}, err
 	}
-	return e.runPath(ctx, t, argv[1:], timeout)
+	return e.runPath(ctx, t, argv[1:], timeout, h)
 }
 
 func (e *Env) timeout() time.Duration {
@@ -278,10 +287,39 @@ func (e *Env) chrooted() bool {
 	return e.Chroot && e.HostRoot != "" && filepath.Clean(e.HostRoot) != "/"
 }
 
+// runHooks let a caller follow one run as it happens (the remediator: it
+// streams an update's output and may stop it). Every field is optional.
+type runHooks struct {
+	// started is called with the process id, which is also its process
+	// group id, as soon as the process runs.
+	started func(pid int)
+	// line is called with each line of output as the tool writes it (the
+	// newline removed; a line longer than maxLine comes in pieces). stream
+	// is "stdout" or "stderr", or "output" when both go to log. Calls never
+	// overlap.
+	line func(stream, text string)
+	// log, when set, receives stdout and stderr instead of pipes: a tool
+	// left running when patchgate exits keeps a place to write to (a pipe
+	// with no reader kills a writer with SIGPIPE or an EPIPE error). The
+	// output is then read back from the file; ToolResult.Stdout holds both
+	// streams and Stderr is empty.
+	log *os.File
+	// exited is called once the process has exited and before it is
+	// reaped: its process group id cannot be reused yet, so the rest of the
+	// group can still be signalled safely.
+	exited func(pid int)
+}
+
+// maxLine is the longest line handed to runHooks.line in one piece.
+const maxLine = 4096
+
 // runPath executes the checked final target of t (never a path exec would
 // resolve on its own), with t's host path as argv[0]: multi-call programs
 // such as /snap/bin/* (links to /usr/bin/snap) choose by it.
-func (e *Env) runPath(ctx context.Context, t foundTool, args []string, timeout time.Duration) (ToolResult, error) {
+func (e *Env) runPath(ctx context.Context, t foundTool, args []string, timeout time.Duration, h *runHooks) (ToolResult, error) {
+	if h == nil {
+		h = &runHooks{}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hostPath := t.host
@@ -312,8 +350,40 @@ func (e *Env) runPath(ctx context.Context, t foundTool, args []string, timeout t
 	cmd.WaitDelay = 2 * time.Second
 	var stdout, stderr limitedBuffer
 	stdout.max, stderr.max = maxToolOutput, 64<<10
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	var lines *lineSplitter
+	if h.line != nil {
+		lines = &lineSplitter{emit: h.line}
+	}
+	var follow *logFollower
+	switch {
+	case h.log != nil:
+		cmd.Stdout, cmd.Stderr = h.log, h.log
+		off, err := h.log.Seek(0, io.SeekEnd)
+		if err != nil {
+			return ToolResult{ExitCode: -1}, fmt.Errorf("%w: %s: output log: %v", ErrToolFailed, hostPath, err)
+		}
+		follow = &logFollower{f: h.log, off: off, to: lines.writer("output", &stdout)}
+	default:
+		cmd.Stdout, cmd.Stderr = lines.writer("stdout", &stdout), lines.writer("stderr", &stderr)
+	}
+	err := cmd.Start()
+	if err == nil {
+		if h.started != nil {
+			h.started(cmd.Process.Pid)
+		}
+		if follow != nil {
+			follow.start()
+		}
+		if h.exited != nil {
+			waitExited(cmd.Process.Pid)
+			h.exited(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+		if follow != nil {
+			follow.stop()
+		}
+	}
+	lines.flush()
 	res := ToolResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: -1}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()
@@ -335,6 +405,19 @@ func (e *Env) runPath(ctx context.Context, t foundTool, args []string, timeout t
 		return res, fmt.Errorf("%w: %s: killed by a signal", ErrToolFailed, argv)
 	}
 	return res, nil
+}
+
+// waitExited blocks until process pid has exited, without reaping it
+// (waitid with WNOWAIT), so that its pid and process group id stay taken.
+// It returns at once on an error (the process is not our child any more).
+func waitExited(pid int) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // failure describes a tool run that exited non-zero, with its message

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,14 @@ type Outcome struct {
 	FinishedAt time.Time  `json:"finishedAt,omitzero"`
 	// Output is the last command's output, trimmed, at most 4 KiB.
 	Output string `json:"output,omitempty"`
+	// Log is the file the commands' output went to, when the remediator
+	// keeps one (WithRunLog), as patchgate's process sees it.
+	Log string `json:"log,omitempty"`
+	// Interrupted names the signal (SIGINT, SIGTERM) that interrupted Apply.
+	Interrupted string `json:"interrupted,omitempty"`
+	// PID is the process (and process group) id of the command Apply left
+	// running in the background when it was interrupted.
+	PID int `json:"pid,omitempty"`
 }
 
 // BehindFunc says whether a state is behind (policy.EvaluateKernel's second
@@ -69,6 +78,8 @@ type Remediator struct {
 	now      func() time.Time
 	log      logrus.FieldLogger
 	onDone   func(Outcome)
+	progress func(Event)
+	runLog   string
 
 	mu       sync.Mutex
 	inflight *remediationRun
@@ -79,6 +90,30 @@ type Remediator struct {
 type remediationRun struct {
 	done    chan struct{}
 	outcome Outcome
+
+	cmds      [][]string
+	startedAt time.Time
+
+	mu      sync.Mutex
+	argv    []string // the command running now
+	pid     int      // its process (and process group) id, 0 between commands
+	waiting bool     // the commands succeeded: re-reading the state, waiting for the kernel
+	stopSig string   // set by Apply's stop: no further command starts
+	logPath string
+}
+
+// current returns the command running now (nil when none), its pid,
+// whether the run already waits for the kernel's transition, and its log.
+func (run *remediationRun) current() (argv []string, pid int, waiting bool, log string) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return run.argv, run.pid, run.waiting, run.logPath
+}
+
+func (run *remediationRun) stopped() string {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return run.stopSig
 }
 
 // RemediatorOption configures a Remediator.
@@ -159,6 +194,30 @@ func WithRemediationClock(now func() time.Time) RemediatorOption {
 // WithRemediationLogger sets the operational logger.
 func WithRemediationLogger(l logrus.FieldLogger) RemediatorOption {
 	return func(r *Remediator) error { r.log = l; return nil }
+}
+
+// WithProgress calls f with every step of a run as it happens: a command
+// started, each line of its output, its exit, the wait for the kernel's
+// transition, the outcome (patchgate check --apply prints them). f is
+// called from the run's goroutine and must not block for long.
+func WithProgress(f func(Event)) RemediatorOption {
+	return func(r *Remediator) error { r.progress = f; return nil }
+}
+
+// WithRunLog sends the commands' stdout and stderr to a new file in dir, a
+// directory on the host (under the host root), instead of pipes, and
+// follows that file for the output lines: a command that Apply leaves
+// running in the background when it is interrupted keeps writing there,
+// where a pipe without its reader would kill it with SIGPIPE. When dir
+// cannot be used the file goes to the temporary directory.
+func WithRunLog(dir string) RemediatorOption {
+	return func(r *Remediator) error {
+		if dir != "" && !filepath.IsAbs(dir) {
+			return fmt.Errorf("%w: run log directory %q is not an absolute host path", ErrOption, dir)
+		}
+		r.runLog = dir
+		return nil
+	}
 }
 
 // WithOnOutcome calls f with the outcome of every finished run (audit,
@@ -255,34 +314,10 @@ func (r *Remediator) Last() (Outcome, bool) {
 // not bound to ctx: it goes on, bounded by its own timeout, when the caller
 // gives up, and later callers share it.
 func (r *Remediator) Ensure(ctx context.Context, wait time.Duration) Outcome {
-	snap := r.state.Snapshot()
-	r.mu.Lock()
-	run := r.inflight
+	run, o := r.begin()
 	if run == nil {
-		if snap != nil && !r.behind(snap) {
-			r.mu.Unlock()
-			return Outcome{Status: StatusNotNeeded}
-		}
-		if r.last != nil && r.last.Status == StatusFailed && r.backoff > 0 {
-			if next := r.failedAt.Add(r.backoff); r.now().Before(next) {
-				o := *r.last
-				r.mu.Unlock()
-				o.Reason = fmt.Sprintf("rate limited: the last update failed at %s (%s); next attempt after %s",
-					o.FinishedAt.UTC().Format(time.RFC3339), o.Reason, next.UTC().Format(time.RFC3339))
-				return o
-			}
-		}
-		cmds, err := r.Commands(snap)
-		if err != nil {
-			r.mu.Unlock()
-			return Outcome{Status: StatusFailed, Reason: err.Error()}
-		}
-		run = &remediationRun{done: make(chan struct{})}
-		r.inflight = run
-		go r.execute(run, cmds)
+		return o
 	}
-	r.mu.Unlock()
-
 	var timer <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -306,24 +341,81 @@ func (r *Remediator) Ensure(ctx context.Context, wait time.Duration) Outcome {
 	return Outcome{Status: StatusRunning, Reason: "kernel live patch in progress"}
 }
 
+// begin joins the run in flight or starts one. Without a run to wait for it
+// returns nil and the outcome: not needed, rate limited, no command.
+func (r *Remediator) begin() (*remediationRun, Outcome) {
+	snap := r.state.Snapshot()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run := r.inflight; run != nil {
+		return run, Outcome{}
+	}
+	if snap != nil && !r.behind(snap) {
+		return nil, Outcome{Status: StatusNotNeeded}
+	}
+	if r.last != nil && r.last.Status == StatusFailed && r.backoff > 0 {
+		if next := r.failedAt.Add(r.backoff); r.now().Before(next) {
+			o := *r.last
+			o.Reason = fmt.Sprintf("rate limited: the last update failed at %s (%s); next attempt after %s",
+				o.FinishedAt.UTC().Format(time.RFC3339), o.Reason, next.UTC().Format(time.RFC3339))
+			return nil, o
+		}
+	}
+	cmds, err := r.Commands(snap)
+	if err != nil {
+		return nil, Outcome{Status: StatusFailed, Reason: err.Error()}
+	}
+	run := &remediationRun{done: make(chan struct{}), cmds: cmds, startedAt: r.now()}
+	r.inflight = run
+	go r.execute(run, cmds)
+	return run, Outcome{}
+}
+
+func (r *Remediator) emit(e Event) {
+	if r.progress != nil {
+		r.progress(e)
+	}
+}
+
 func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
-	o := Outcome{Commands: cmds, StartedAt: r.now()}
+	o := Outcome{Commands: cmds, StartedAt: run.startedAt}
+	began := time.Now()
 	log := r.log.WithField("commands", fmt.Sprint(cmds))
 	log.Info("starting live-patch remediation")
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
+	logFile := r.openRunLog(run, log)
+	if logFile != nil {
+		defer func() {
+			if err := logFile.Close(); err != nil {
+				log.WithError(err).Warn("closing the remediation output log")
+			}
+		}()
+		o.Log = run.logPath
+	}
 	var failed error
 	for _, argv := range cmds {
-		res, err := r.env.RunArgv(ctx, r.timeout, argv)
+		if sig := run.stopped(); sig != "" {
+			failed = fmt.Errorf("stopped on %s before %s ran", sig, strings.Join(argv, " "))
+			break
+		}
+		res, err := r.runOne(ctx, run, argv, logFile, log)
 		o.Output = trimOutput(res)
+		if err == nil && res.ExitCode != 0 {
+			err = failure(argv[0], argv[1:], res)
+		}
+		if sig := run.stopped(); sig != "" && err != nil {
+			err = fmt.Errorf("stopped on %s: %w", sig, err)
+		}
 		if err != nil {
 			failed = err
 			break
 		}
-		if res.ExitCode != 0 {
-			failed = failure(argv[0], argv[1:], res)
-			break
-		}
+	}
+	if failed == nil {
+		run.mu.Lock()
+		run.waiting = true
+		run.mu.Unlock()
 	}
 	// Refresh straight away, whatever happened: a partial update counts.
 	k := r.state.Refresh(context.Background())
@@ -331,12 +423,18 @@ func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
 	// every task has switched to it (about a second on a real kernel, which
 	// retries once a second): wait for the transition within the run's
 	// timeout, not only for the command to return.
-	for failed == nil && r.behind(k) && inTransition(k) && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(transitionPoll):
-			k = r.state.Refresh(context.Background())
+	if failed == nil && run.stopped() == "" && r.behind(k) && inTransition(k) && ctx.Err() == nil {
+		deadline, _ := ctx.Deadline()
+		r.emit(Event{Kind: EventWaiting, Waiting: r.transitionTargets(k), Duration: time.Until(deadline).Round(time.Second)})
+		waitStart := time.Now()
+		for r.behind(k) && inTransition(k) && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(transitionPoll):
+				k = r.state.Refresh(context.Background())
+			}
 		}
+		r.emit(Event{Kind: EventWaited, Duration: time.Since(waitStart), Waiting: r.transitionTargets(k)})
 	}
 	o.FinishedAt = r.now()
 	switch {
@@ -350,6 +448,7 @@ func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
 		o.Status = StatusPatched
 	}
 	log.WithFields(logrus.Fields{"status": o.Status, "reason": o.Reason, "duration": o.FinishedAt.Sub(o.StartedAt).String()}).Info("live-patch remediation finished")
+	r.emit(Event{Kind: EventDone, Outcome: &o, Duration: time.Since(began)})
 
 	r.mu.Lock()
 	run.outcome = o

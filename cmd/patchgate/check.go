@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -105,7 +107,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
 	rep.Compliant = len(rep.Violations) == 0
 
+	interrupted := 0
 	if *apply && !rep.Compliant {
+		progress := livepatch.ProgressPrinter(stderr)
+		if *quiet {
+			progress = quietProgress(progress)
+		}
 		rem, err := livepatch.NewRemediator(reader, mon,
 			livepatch.WithCommand(p.Spec.Remediation.Command),
 			livepatch.WithModules(p.Spec.Kernel.RequiredPatches),
@@ -113,16 +120,31 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			livepatch.WithBackoff(0),
 			livepatch.WithRemediationLogger(discardLogger()),
 			livepatch.WithBehind(func(k *policy.KernelState) bool { return len(kernelViolations(p, k, now())) > 0 }),
+			livepatch.WithProgress(progress),
+			livepatch.WithRunLog(livepatch.DefaultRunLogDir),
 		)
 		if err != nil {
 			return fail(stderr, "patchgate check: %v\n", err)
 		}
 		rep.Before = &checkVerdict{Kernel: rep.Kernel, Compliant: rep.Compliant, Violations: rep.Violations}
-		o := rem.Ensure(ctx, remediationTimeout(p)+time.Minute)
+		if !*quiet {
+			fmt.Fprintf(stderr, "patchgate: before: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
+		}
+		var o livepatch.Outcome
+		o, interrupted = applyUntilSignal(rem)
 		rep.Remediation = &o
 		k = mon.Snapshot()
+		if interrupted != 0 {
+			// The run did not re-read the state: read it now, briefly.
+			rctx, cancel := context.WithTimeout(ctx, *toolTimeout)
+			k = mon.Refresh(rctx)
+			cancel()
+		}
 		rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
 		rep.Compliant = len(rep.Violations) == 0
+		if !*quiet {
+			fmt.Fprintf(stderr, "patchgate: after: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
+		}
 	}
 
 	if *statusFile != "" {
@@ -137,6 +159,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	code := checkExitCode(rep.Violations)
+	if interrupted != 0 {
+		code = interrupted
+	}
 	if *nfdFeatures != "" {
 		if err := writeNFDFeatures(*nfdFeatures, rep.Compliant, k); err != nil {
 			return fail(stderr, "patchgate check: --nfd-features: %v\n", err)
@@ -407,6 +432,41 @@ func labelValue(s string) string {
 	return strings.TrimFunc(v, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
 	})
+}
+
+// Exit codes of check --apply interrupted by a signal (128 + the signal's
+// number, as a shell reports a command killed by it).
+const (
+	exitSIGINT  = 128 + int(syscall.SIGINT)  // 130
+	exitSIGTERM = 128 + int(syscall.SIGTERM) // 143
+)
+
+// applyUntilSignal runs the update, SIGINT and SIGTERM interrupting it as
+// livepatch.Remediator.Apply describes, and returns the outcome and, when a
+// signal interrupted it, the exit code. Once Apply has returned the signals
+// have their default effect again: a further Ctrl-C ends patchgate at once.
+func applyUntilSignal(rem *livepatch.Remediator) (livepatch.Outcome, int) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	o := rem.Apply(sigs)
+	signal.Stop(sigs)
+	switch o.Interrupted {
+	case "":
+		return o, 0
+	case "SIGTERM":
+		return o, exitSIGTERM
+	}
+	return o, exitSIGINT
+}
+
+// quietProgress keeps, of an update's progress, only what an interrupt
+// does (-q).
+func quietProgress(p func(livepatch.Event)) func(livepatch.Event) {
+	return func(e livepatch.Event) {
+		if e.Kind == livepatch.EventNote {
+			p(e)
+		}
+	}
 }
 
 func discardLogger() logrus.FieldLogger {
