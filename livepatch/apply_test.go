@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/patchgate/patchgate/internal/proctest"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -51,46 +52,10 @@ func readPID(t *testing.T, root, name string) int {
 	return pid
 }
 
-// alive reports whether pid runs (a zombie no longer does).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
-}
-
-// groupMembers lists the live processes of process group pgid.
-func groupMembers(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 // waitGone waits (at most a minute) for pid to end.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	for i := 0; i < 600 && alive(pid); i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if alive(pid) {
+	if !proctest.WaitGone(time.Minute, func() bool { return proctest.Alive(pid) }) {
 		t.Fatalf("process %d still runs", pid)
 	}
 }
@@ -276,8 +241,8 @@ func TestApplyInterruptLeavesKpatchRunning(t *testing.T) {
 	o := rem.Apply(sigs)
 	pid := readPID(t, root, "fixture-kpatch.pid")
 	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
-	if o.Status != StatusRunning || o.Interrupted != "SIGINT" || o.PID != pid || !alive(pid) || o.Log == "" {
-		t.Fatalf("outcome %+v (kpatch pid %d alive %v)", o, pid, alive(pid))
+	if o.Status != StatusRunning || o.Interrupted != "SIGINT" || o.PID != pid || !proctest.Alive(pid) || o.Log == "" {
+		t.Fatalf("outcome %+v (kpatch pid %d alive %v)", o, pid, proctest.Alive(pid))
 	}
 	if !strings.Contains(o.Reason, "kpatch load kpatch_4_18_0_513_9_1_2_1 (pid "+strconv.Itoa(pid)+") keeps running in the background") {
 		t.Errorf("reason %q", o.Reason)
@@ -337,13 +302,9 @@ func TestApplyInterruptStopsTheSiteCommand(t *testing.T) {
 		if o.Status != StatusFailed || o.Interrupted != "SIGINT" || !strings.Contains(o.Reason, "stopped on SIGINT") || o.PID != 0 {
 			t.Errorf("trap %v: %+v", trap, o)
 		}
-		// A process killed a moment ago may still show until it has
-		// died: wait for the group to empty, at most a minute.
-		for i := 0; i < 600 && len(groupMembers(pid)) > 0; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if alive(pid) || alive(helper) || len(groupMembers(pid)) != 0 {
-			t.Errorf("trap %v: left behind: command %v helper %v group %v", trap, alive(pid), alive(helper), groupMembers(pid))
+		proctest.WaitGone(time.Minute, func() bool { return len(proctest.GroupMembers(pid)) > 0 })
+		if proctest.Alive(pid) || proctest.Alive(helper) || len(proctest.GroupMembers(pid)) != 0 {
+			t.Errorf("trap %v: left behind: command %v helper %v group %v", trap, proctest.Alive(pid), proctest.Alive(helper), proctest.GroupMembers(pid))
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}
 		got := strings.Join(ev.lines(), "\n")

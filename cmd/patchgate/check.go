@@ -158,7 +158,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			rep.Warnings = append(rep.Warnings, rep.Containerd.Warning)
 		}
 	}
-	code := checkExitCode(rep.Violations)
+	verdict := checkExitCode(rep.Violations)
+	code := verdict
 	if interrupted != 0 {
 		code = interrupted
 	}
@@ -170,7 +171,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	var out bytes.Buffer
 	switch {
 	case *quiet:
-		out.WriteString(checkSummary(&rep, code) + "\n")
+		out.WriteString(checkSummary(&rep, verdict) + "\n")
 	case *output == "json":
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {
@@ -179,7 +180,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		out.Write(b)
 		out.WriteByte('\n')
 	default:
-		writeCheckText(&out, &rep, code)
+		writeCheckText(&out, &rep, verdict)
 	}
 	if _, err := stdout.Write(out.Bytes()); err != nil {
 		return fail(stderr, "patchgate check: writing the report: %v\n", err)
@@ -332,6 +333,9 @@ func writeCheckText(w *bytes.Buffer, rep *checkReport, code int) {
 		w.WriteString("\n")
 		for _, c := range o.Commands {
 			fmt.Fprintf(w, "   ran: %s\n", strings.Join(c, " "))
+		}
+		if o.Log != "" {
+			fmt.Fprintf(w, "   output: %s\n", o.Log)
 		}
 		w.WriteString("\n== after\n")
 	}
