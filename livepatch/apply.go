@@ -154,11 +154,20 @@ func (r *Remediator) interrupt(run *remediationRun, sig os.Signal, signals <-cha
 		o.Reason = fmt.Sprintf("interrupted by %s after the update command succeeded, while patchgate re-read the state and waited for any live-patch transition, which the kernel finishes by itself", name)
 		r.emit(Event{Kind: EventNote, Message: o.Reason + "; `patchgate check` shows when the patch is in force"})
 		return o
-	case pid == 0:
-		// Between two commands, or before the first one started: stop
-		// the run there; nothing runs that could be left behind.
+	case pid == 0 && !stop:
+		// Between two commands, or a command is just starting: no
+		// further command starts, and one that is starting is left
+		// running like any of this provider's.
 		run.stop(name, nil)
-		r.emit(Event{Kind: EventNote, Message: fmt.Sprintf("%s: no further command starts; waiting for the run to end", name)})
+		o.Reason = fmt.Sprintf("interrupted by %s between commands: no further command starts; one that was starting keeps running in the background: %s", name, why)
+		r.emit(Event{Kind: EventNote, Message: o.Reason + "; `patchgate check` shows the kernel's state"})
+		return o
+	case pid == 0:
+		// Between two commands, or a command is just starting: it gets
+		// the signal as soon as it runs (runOne), and no further one
+		// starts.
+		run.stop(name, sig)
+		r.emit(Event{Kind: EventNote, Message: fmt.Sprintf("%s: no further command starts; waiting up to %v for the run to end (again to kill it now)", name, StopGrace)})
 		return r.awaitStopped(run, name, signals)
 	case !stop:
 		o.PID = pid
@@ -206,8 +215,9 @@ func (r *Remediator) killRun(run *remediationRun, why string) {
 }
 
 // stop marks the run stopped (name, unless already set) and sends sig, if
-// any, to the running command's process group. The pid is cleared before
-// the command is reaped (runHooks.exited), so it is never a reused one.
+// any, to the running command's process group, or to the next one as soon
+// as it runs. The pid is cleared before the command is reaped
+// (runHooks.exited), so it is never a reused one.
 func (run *remediationRun) stop(name string, sig os.Signal) {
 	run.mu.Lock()
 	defer run.mu.Unlock()
@@ -215,7 +225,11 @@ func (run *remediationRun) stop(name string, sig os.Signal) {
 		run.stopSig = name
 	}
 	s, ok := sig.(syscall.Signal)
-	if !ok || run.pid == 0 {
+	if !ok {
+		return
+	}
+	run.stopWith = s
+	if run.pid == 0 {
 		return
 	}
 	if err := syscall.Kill(-run.pid, s); err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -236,7 +250,11 @@ func (r *Remediator) runOne(ctx context.Context, run *remediationRun, argv []str
 		started: func(pid int) {
 			run.mu.Lock()
 			run.argv, run.pid = argv, pid
-			logPath := run.logPath
+			logPath, stopWith := run.logPath, run.stopWith
+			if stopWith != 0 {
+				// Stopped while it was starting.
+				_ = syscall.Kill(-pid, stopWith)
+			}
 			run.mu.Unlock()
 			log.WithField("pid", pid).Info("running " + argvString(argv))
 			r.emit(Event{Kind: EventStart, Argv: argv, PID: pid, Log: logPath})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -99,7 +100,10 @@ type remediationRun struct {
 	pid     int      // its process (and process group) id, 0 between commands
 	waiting bool     // the commands succeeded: re-reading the state, waiting for the kernel
 	stopSig string   // set by Apply's stop: no further command starts
-	logPath string
+	// stopWith is the signal a stopped run's command gets, also one that
+	// starts after the stop.
+	stopWith syscall.Signal
+	logPath  string
 }
 
 // current returns the command running now (nil when none), its pid,
