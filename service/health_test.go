@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -284,4 +285,36 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
+}
+
+// BenchmarkProbes: one /readyz and one /healthz answer (what kubelet costs
+// the service per period, a stat of the decision socket included), next to
+// one /metrics scrape of the same service for scale (docs/operations.md).
+func BenchmarkProbes(b *testing.B) {
+	h := &healthEnv{testEnv: newTestEnv(b), clock: &testClock{t: time.Now()}, kernel: &progressKernel{interval: time.Minute}}
+	h.kernel.read(h.clock.now())
+	m := metrics.New()
+	h.start(b, WithClock(h.clock.now), WithKernelMonitor(h.kernel), WithRuntimeConnection(), WithMetrics(m, ""))
+	h.svc.SetRuntime(RuntimeConnection{State: "connected", Mode: "validator", Plugin: "50-patchgate"})
+	mux := metrics.Mux(m, h.svc.HealthHandler())
+	get := func(b *testing.B, path string) {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 {
+			b.Fatal(path, rec.Code)
+		}
+	}
+	b.Run("readyz+healthz", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			get(b, "/readyz")
+			get(b, "/healthz")
+		}
+	})
+	b.Run("metrics", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			get(b, "/metrics")
+		}
+	})
 }

@@ -48,7 +48,7 @@ type testEnv struct {
 	logs                                                *test.Hook
 }
 
-func writeFile(t *testing.T, path, body string, mode os.FileMode) {
+func writeFile(t testing.TB, path, body string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), mode); err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func writeFile(t *testing.T, path, body string, mode os.FileMode) {
 
 func policyNamed(name string) string { return strings.Replace(basePolicy, "%NAME%", name, 1) }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	// Policy files and directories must not be writable by others, and the
@@ -85,7 +85,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	return e
 }
 
-func (e *testEnv) start(t *testing.T, extra ...Option) {
+func (e *testEnv) start(t testing.TB, extra ...Option) {
 	t.Helper()
 	logger, hook := test.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
