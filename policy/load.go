@@ -70,6 +70,32 @@ func Load(path, nodeName string) (*Policy, error) {
 	return load(srcs)
 }
 
+// LoadPaths reads several policies as one: the files of each path (a file,
+// or a directory read as Load reads it) in the order given, every later
+// file merged over the earlier ones as a policy.d drop-in is. With one path
+// it is Load. `patchgate test` uses it to add a drop-in to a policy under
+// test without copying it.
+func LoadPaths(nodeName string, paths ...string) (*Policy, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%w: no policy path", ErrInvalid)
+	}
+	var srcs []source
+	for _, p := range paths {
+		files, err := policyFiles(p, nodeName)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			data, err := readSecure(f)
+			if err != nil {
+				return nil, err
+			}
+			srcs = append(srcs, source{name: f, data: data})
+		}
+	}
+	return load(srcs)
+}
+
 // LoadBytes decodes one policy document held in memory; name is used in error
 // messages. It applies the same checks as Load except the file permissions.
 func LoadBytes(name string, data []byte) (*Policy, error) {
