@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-
 	"github.com/patchgate/patchgate/internal/hostpath"
+	"github.com/patchgate/patchgate/internal/specinput"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -44,8 +43,8 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		policyPath  = fs.String("policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); empty: the built-in default policy")
-		specPath    = fs.String("spec", "", "the container's OCI runtime spec (config.json); required")
-		sandboxPath = fs.String("sandbox-spec", "", "the pod sandbox's OCI runtime spec (pod sysctls, host namespaces under containerd CRI)")
+		specPath    = fs.String("spec", "", "the container: its OCI runtime spec (config.json) or `crictl inspect` output (containerd), - for stdin; required")
+		sandboxPath = fs.String("sandbox-spec", "", "its pod: the sandbox's OCI runtime spec or `crictl inspectp` output (pod labels and annotations, sysctls, host namespaces), - for stdin")
 		statePath   = fs.String("kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
 		hostRoot    = fs.String("host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does), and resolve bind-mount sources' symlinks under it")
 		toolsChroot = fs.Bool("tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
@@ -95,15 +94,21 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
 		return exitInvalid
 	}
-	spec, err := readSpec(*specPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
+	if *specPath == "-" && *sandboxPath == "-" {
+		fmt.Fprintln(stderr, "patchgate eval: only one of --spec and --sandbox-spec can be - (stdin)")
 		return exitInvalid
 	}
-	sb, err := readSpecOptional(*sandboxPath)
+	ctr, err := readInput(*specPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate eval: --sandbox-spec: %v\n", err)
+		fmt.Fprintf(stderr, "patchgate eval: --spec: %v\n", err)
 		return exitInvalid
+	}
+	var podIn *specinput.Input
+	if *sandboxPath != "" {
+		if podIn, err = readInput(*sandboxPath); err != nil {
+			fmt.Fprintf(stderr, "patchgate eval: --sandbox-spec: %v\n", err)
+			return exitInvalid
+		}
 	}
 	var ks *policy.KernelState
 	if *statePath != "" && *hostRoot != "" {
@@ -162,7 +167,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// A named profile is judged by the mode that host loaded it in.
 		opts.AppArmorMode = policy.AppArmorModeResolver(*hostRoot)
 	}
-	w, err := policy.FromSpec(spec, sb, opts)
+	w, err := specinput.Workload(ctr, podIn, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", *specPath, err)
 		return exitInvalid
@@ -176,6 +181,7 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
+		writeInput(stdout, ctr, podIn, w)
 		writeDecision(stdout, &d, ks != nil)
 	}
 	if d.Verdict == policy.Deny {
@@ -219,23 +225,41 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-func readSpec(path string) (*specs.Spec, error) {
-	data, err := readFile(path)
+// stdin is what --spec - reads (tests replace it).
+var stdin io.Reader = os.Stdin
+
+// readInput reads an OCI spec or crictl inspect(p) output from path, or
+// from stdin for "-".
+func readInput(path string) (*specinput.Input, error) {
+	if path == "-" {
+		in, err := specinput.Load(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("stdin: %w", err)
+		}
+		return in, nil
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	s, err := policy.ParseSpec(data)
+	defer f.Close()
+	in, err := specinput.Load(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, nil
+	return in, nil
 }
 
-func readSpecOptional(path string) (*specs.Spec, error) {
-	if path == "" {
-		return nil, nil
+// writeInput says what was judged, when it came from crictl, and what a
+// container's crictl inspect output alone does not carry.
+func writeInput(w io.Writer, ctr, pod *specinput.Input, wl *policy.Workload) {
+	if ctr.Kind != specinput.KindContainer {
+		return
 	}
-	return readSpec(path)
+	fmt.Fprintf(w, "container: %s %q in pod %s/%s (crictl inspect)\n", shortID(ctr.ID), ctr.Name, wl.Pod.Namespace, wl.Pod.Name)
+	if pod == nil || pod.Kind != specinput.KindPod {
+		fmt.Fprintln(w, "pod: labels and annotations not given (pass the pod's crictl inspectp output as --sandbox-spec)")
+	}
 }
 
 // writeDecision prints a decision for people.
