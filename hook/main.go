@@ -83,6 +83,12 @@ func newFlagSet(f *flags, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// PrintDefaults writes `patchgate hook`'s flags with their defaults and
+// help (for `patchgate hook --help`).
+func PrintDefaults(w io.Writer) {
+	newFlagSet(&flags{}, w).PrintDefaults()
+}
+
 // FlagNames are `patchgate hook`'s flags (the thin hook accepts the same).
 func FlagNames() []string {
 	var names []string

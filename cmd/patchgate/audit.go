@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -13,12 +10,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/policy"
 )
 
 func init() {
-	register(command{name: "audit", summary: "show the audit log (blocked and flagged containers)", run: runAudit})
+	register(newAuditCmd)
 }
 
 // auditSummary is the counts printed under the table (and in -o json).
@@ -57,58 +56,58 @@ func parseSince(s string) (time.Duration, error) {
 	return v, nil
 }
 
-func runAudit(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the policy's spec.audit.path, else "+audit.DefaultPath)
-	policyPath := fs.String("policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
-	nodeName := fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
-	spool := fs.Bool("spool", true, "also show records still waiting in the spool")
-	since := fs.String("since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
-	action := fs.String("action", "", "only records with this action: blocked, flagged or allowed")
-	rule := fs.String("rule", "", "only records with a violation of this rule `ID`")
-	namespace := fs.String("namespace", "", "only records of pods in this namespace `NS`")
-	out := fs.String("o", "table", "output format: table or json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: patchgate audit [--path FILE | --policy FILE] [--since DURATION] [--action blocked|flagged] [--rule ID] [--namespace NS] [-o table|json]")
-		fs.PrintDefaults()
+// auditFlags are `patchgate audit`'s flags.
+type auditFlags struct {
+	path, policyPath, nodeName, since, action, rule, namespace, output string
+	spool                                                              bool
+}
+
+func newAuditCmd() *cobra.Command {
+	f := &auditFlags{}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "show the audit log (blocked and flagged containers)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runAudit(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate audit: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
-	switch *action {
+	fs := cmd.Flags()
+	fs.StringVar(&f.path, "path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the policy's spec.audit.path, else "+audit.DefaultPath)
+	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
+	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	fs.BoolVar(&f.spool, "spool", true, "also show records still waiting in the spool")
+	fs.StringVar(&f.since, "since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
+	fs.StringVar(&f.action, "action", "", "only records with this action: blocked, flagged or allowed")
+	fs.StringVar(&f.rule, "rule", "", "only records with a violation of this rule `ID`")
+	fs.StringVar(&f.namespace, "namespace", "", "only records of pods in this namespace `NS`")
+	addOutputFlag(cmd, &f.output)
+	return cmd
+}
+
+func runAudit(f *auditFlags, stdout, stderr io.Writer) int {
+	switch f.action {
 	case "", audit.ActionBlocked, audit.ActionFlagged, audit.ActionAllowed:
 	default:
-		fmt.Fprintf(stderr, "patchgate audit: --action %q: want blocked, flagged or allowed\n", *action)
+		fmt.Fprintf(stderr, "patchgate audit: --action %q: want blocked, flagged or allowed\n", f.action)
 		return exitInvalid
 	}
-	if *out != "table" && *out != "json" {
-		fmt.Fprintf(stderr, "patchgate audit: -o %q: want table or json\n", *out)
-		return exitInvalid
-	}
-	if *path == "" {
-		*path = audit.DefaultPath
-		if *policyPath != "" {
-			pol, err := policy.Load(*policyPath, *nodeName)
+	if f.path == "" {
+		f.path = audit.DefaultPath
+		if f.policyPath != "" {
+			pol, err := policy.Load(f.policyPath, f.nodeName)
 			if err != nil {
 				fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
 				return exitInvalid
 			}
 			if pol.Spec.Audit.Path != "" {
-				*path = pol.Spec.Audit.Path
+				f.path = pol.Spec.Audit.Path
 			}
 		}
 	}
 	var cutoff time.Time
-	if *since != "" {
-		d, err := parseSince(*since)
+	if f.since != "" {
+		d, err := parseSince(f.since)
 		if err != nil {
 			fmt.Fprintf(stderr, "patchgate audit: --since: %v\n", err)
 			return exitInvalid
@@ -116,10 +115,10 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		cutoff = time.Now().Add(-d)
 	}
 	opts := audit.ReadOptions{}
-	if *spool {
-		opts.SpoolPath = audit.SpoolPathFor(*path)
+	if f.spool {
+		opts.SpoolPath = audit.SpoolPathFor(f.path)
 	}
-	recs, problems, err := audit.ReadAll(context.Background(), *path, opts)
+	recs, problems, err := audit.ReadAll(context.Background(), f.path, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
 		return exitInvalid
@@ -130,19 +129,13 @@ func runAudit(args []string, stdout, stderr io.Writer) int {
 		res.Problems = append(res.Problems, auditProblem{File: p.File, Line: p.Line, Error: p.Err.Error()})
 	}
 	for _, r := range recs {
-		if keepRecord(r, cutoff, *action, *rule, *namespace) {
+		if keepRecord(r, cutoff, f.action, f.rule, f.namespace) {
 			res.Records = append(res.Records, r)
 		}
 	}
 	res.Summary = summarize(res.Records)
-	if *out == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
-			return exitInvalid
-		}
-		return exitOK
+	if f.output != outputText {
+		return writeStructured(stdout, stderr, "patchgate audit", f.output, res)
 	}
 	printAuditTable(stdout, res)
 	return exitOK

@@ -134,7 +134,7 @@ func TestAuditCommandFiltersJSON(t *testing.T) {
 
 func TestAuditCommandBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"audit", "--action", "denied"}, {"audit", "-o", "yaml"}, {"audit", "--since", "yesterday"}, {"audit", "extra"},
+		{"audit", "--action", "denied"}, {"audit", "-o", "xml"}, {"audit", "--since", "yesterday"}, {"audit", "extra"},
 	} {
 		var out, errb bytes.Buffer
 		if code := dispatch(args, &out, &errb); code != exitInvalid {
@@ -200,7 +200,7 @@ func TestAuditTableEscapesControlCharacters(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := runAudit([]string{"--path", path}, &out, &errb); code != exitOK {
+	if code := dispatch(append([]string{"audit"}, []string{"--path", path}...), &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := out.String()

@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 
 	"github.com/patchgate/patchgate/internal/containerdconf"
 	"github.com/patchgate/patchgate/livepatch"
@@ -24,7 +22,7 @@ import (
 )
 
 func init() {
-	register(command{name: "check", summary: "read the host kernel's live-patch state and judge it (exit 0 compliant, 1 behind, 2 unreadable)", run: runCheck})
+	register(newCheckCmd)
 }
 
 // checkReport is the JSON that `patchgate check -o json` prints. "kernel" is
@@ -51,49 +49,58 @@ type checkVerdict struct {
 	Violations []policy.Violation  `json:"violations"`
 }
 
-func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patchgate check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		policyPath  = fs.String("policy", "", "policy file or directory; empty: the built-in default policy (no kernel requirements)")
-		hostRoot    = fs.String("host-root", "/", "the host's root directory (a DaemonSet mounts the node's / somewhere else)")
-		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
-		output      = fs.String("o", "text", "output format: text or json")
-		quiet       = fs.Bool("q", false, "print only a one-line summary (for Node Problem Detector)")
-		apply       = fs.Bool("apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), wait for it, and report before and after")
-		nfdFeatures = fs.String("nfd-features", "", "also write a Node Feature Discovery feature file (patchgate.livepatch.compliant, patchgate.livepatch.effective-version)")
-		toolsChroot = fs.Bool("tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
-		toolTimeout = fs.Duration("tool-timeout", 30*time.Second, "timeout of each provider tool run")
-		nowFlag     = fs.String("now", "", "judge the state as of this RFC 3339 time (tests)")
-		statusFile  = fs.String("status-file", service.DefaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection); \"\" to skip")
-		ctrdConfig  = fs.String("containerd-config", containerdconf.DefaultPath, "containerd's config on the node (under --host-root; its imports are followed): warn when its NRI default validator does not require patchgate; \"\" to skip")
-		nriName     = fs.String("nri-name", "patchgate", "patchgate's NRI plugin name for the required_plugins check (the running service's name when its status file has one)")
-	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
+// checkFlags are `patchgate check`'s flags.
+type checkFlags struct {
+	policyPath, hostRoot, nodeName, output, nfdFeatures, now, statusFile string
+	ctrdConfig, nriName                                                  string
+	quiet, apply, toolsChroot                                            bool
+	toolTimeout                                                          time.Duration
+}
+
+func newCheckCmd() *cobra.Command {
+	f := &checkFlags{}
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "read the host kernel's live-patch state and judge it (exit 0 compliant, 1 behind, 2 unreadable)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runCheck(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if fs.NArg() > 0 {
-		return fail(stderr, "patchgate check: unexpected argument %q\n", fs.Arg(0))
-	}
-	if *output != "text" && *output != "json" {
-		return fail(stderr, "patchgate check: -o %q: want text or json\n", *output)
+	fs := cmd.Flags()
+	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory; empty: the built-in default policy (no kernel requirements)")
+	fs.StringVar(&f.hostRoot, "host-root", "/", "the host's root directory (a DaemonSet mounts the node's / somewhere else)")
+	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	addOutputFlag(cmd, &f.output)
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only a one-line summary (for Node Problem Detector)")
+	fs.BoolVar(&f.apply, "apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), wait for it, and report before and after")
+	fs.StringVar(&f.nfdFeatures, "nfd-features", "", "also write a Node Feature Discovery feature file (patchgate.livepatch.compliant, patchgate.livepatch.effective-version)")
+	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
+	fs.DurationVar(&f.toolTimeout, "tool-timeout", 30*time.Second, "timeout of each provider tool run")
+	fs.StringVar(&f.now, "now", "", "judge the state as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (tests)")
+	fs.StringVar(&f.statusFile, "status-file", service.DefaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection); \"\" to skip")
+	fs.StringVar(&f.ctrdConfig, "containerd-config", containerdconf.DefaultPath, "containerd's config on the node (under --host-root; its imports are followed): warn when its NRI default validator does not require patchgate; \"\" to skip")
+	fs.StringVar(&f.nriName, "nri-name", "patchgate", "patchgate's NRI plugin name for the required_plugins check (the running service's name when its status file has one)")
+	return cmd
+}
+
+func runCheck(f *checkFlags, stdout, stderr io.Writer) int {
+	if f.quiet && f.output != outputText {
+		return fail(stderr, "patchgate check: -q prints a one-line summary; it cannot be combined with -o %s\n", f.output)
 	}
 	now := time.Now
-	if *nowFlag != "" {
-		t, err := time.Parse(time.RFC3339, *nowFlag)
+	if f.now != "" {
+		t, err := parseNow(f.now)
 		if err != nil {
-			return fail(stderr, "patchgate check: --now: %v\n", err)
+			return fail(stderr, "patchgate check: %v\n", err)
 		}
 		now = func() time.Time { return t }
 	}
-	p, err := loadPolicy(*policyPath, *nodeName)
+	p, err := loadPolicy(f.policyPath, f.nodeName)
 	if err != nil {
 		return fail(stderr, "patchgate check: %v\n", err)
 	}
-	reader, err := newKernelReader(p, *hostRoot, *toolsChroot, *toolTimeout, now)
+	reader, err := newKernelReader(p, f.hostRoot, f.toolsChroot, f.toolTimeout, now)
 	if err != nil {
 		return fail(stderr, "patchgate check: %v\n", err)
 	}
@@ -108,9 +115,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	rep.Compliant = len(rep.Violations) == 0
 
 	interrupted := 0
-	if *apply && !rep.Compliant {
+	if f.apply && !rep.Compliant {
 		progress := livepatch.ProgressPrinter(stderr)
-		if *quiet {
+		if f.quiet {
 			progress = quietProgress(progress)
 		}
 		rem, err := livepatch.NewRemediator(reader, mon,
@@ -127,7 +134,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "patchgate check: %v\n", err)
 		}
 		rep.Before = &checkVerdict{Kernel: rep.Kernel, Compliant: rep.Compliant, Violations: rep.Violations}
-		if !*quiet {
+		if !f.quiet {
 			fmt.Fprintf(stderr, "patchgate: before: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
 		}
 		var o livepatch.Outcome
@@ -136,24 +143,24 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		k = mon.Snapshot()
 		if interrupted != 0 {
 			// The run did not re-read the state: read it now, briefly.
-			rctx, cancel := context.WithTimeout(ctx, *toolTimeout)
+			rctx, cancel := context.WithTimeout(ctx, f.toolTimeout)
 			k = mon.Refresh(rctx)
 			cancel()
 		}
 		rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
 		rep.Compliant = len(rep.Violations) == 0
-		if !*quiet {
+		if !f.quiet {
 			fmt.Fprintf(stderr, "patchgate: after: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
 		}
 	}
 
-	if *statusFile != "" {
-		st := readServiceStatus(*statusFile)
+	if f.statusFile != "" {
+		st := readServiceStatus(f.statusFile)
 		rep.Service = &st
 	}
-	if *ctrdConfig != "" {
-		abs, _ := filepath.Abs(*hostRoot) // newKernelReader checked it
-		rep.Containerd = checkContainerd(abs, *ctrdConfig, *nriName, rep.Service)
+	if f.ctrdConfig != "" {
+		abs, _ := filepath.Abs(f.hostRoot) // newKernelReader checked it
+		rep.Containerd = checkContainerd(abs, f.ctrdConfig, f.nriName, rep.Service)
 		if rep.Containerd.Warning != "" {
 			rep.Warnings = append(rep.Warnings, rep.Containerd.Warning)
 		}
@@ -163,22 +170,19 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if interrupted != 0 {
 		code = interrupted
 	}
-	if *nfdFeatures != "" {
-		if err := writeNFDFeatures(*nfdFeatures, rep.Compliant, k); err != nil {
+	if f.nfdFeatures != "" {
+		if err := writeNFDFeatures(f.nfdFeatures, rep.Compliant, k); err != nil {
 			return fail(stderr, "patchgate check: --nfd-features: %v\n", err)
 		}
 	}
 	var out bytes.Buffer
 	switch {
-	case *quiet:
+	case f.quiet:
 		out.WriteString(checkSummary(&rep, verdict) + "\n")
-	case *output == "json":
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return fail(stderr, "patchgate check: %v\n", err)
+	case f.output != outputText:
+		if c := writeStructured(&out, stderr, "patchgate check", f.output, rep); c != exitOK {
+			return c
 		}
-		out.Write(b)
-		out.WriteByte('\n')
 	default:
 		writeCheckText(&out, &rep, verdict)
 	}

@@ -217,7 +217,7 @@ func TestCheckNFDAndSummary(t *testing.T) {
 
 func TestCheckBadInput(t *testing.T) {
 	for _, args := range [][]string{
-		{"check", "-o", "yaml"},
+		{"check", "-o", "xml"},
 		{"check", "--host-root", "/nonexistent/host"},
 		{"check", "--policy", "/nonexistent/policy.yaml"},
 		{"check", "extra-arg"},

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/patchgate/patchgate/internal/hostpath"
 	"github.com/patchgate/patchgate/internal/specinput"
 	"github.com/patchgate/patchgate/policy"
 )
 
 func init() {
-	register(command{name: "eval", summary: "evaluate an OCI spec against a policy offline", run: runEval})
+	register(newEvalCmd)
 }
 
 // maxInputSize bounds the spec, sandbox spec and kernel state files.
@@ -29,6 +28,9 @@ type mapFlag map[string]string
 
 func (m mapFlag) String() string { return "" }
 
+// Type is the value's name in the help (pflag.Value).
+func (m mapFlag) Type() string { return "key=value" }
+
 func (m mapFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
@@ -38,85 +40,87 @@ func (m mapFlag) Set(s string) error {
 	return nil
 }
 
-func runEval(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patchgate eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		policyPath  = fs.String("policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); empty: the built-in default policy")
-		specPath    = fs.String("spec", "", "the container: its OCI runtime spec (config.json) or `crictl inspect` output (containerd), - for stdin; required")
-		sandboxPath = fs.String("sandbox-spec", "", "its pod: the sandbox's OCI runtime spec or `crictl inspectp` output (pod labels and annotations, sysctls, host namespaces), - for stdin")
-		statePath   = fs.String("kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
-		hostRoot    = fs.String("host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does), and resolve bind-mount sources' symlinks under it")
-		toolsChroot = fs.Bool("tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
-		nodeName    = fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
-		output      = fs.String("o", "text", "output format: text or json")
-		nowFlag     = fs.String("now", "", "judge the kernel state's age as of this RFC 3339 time (default: now)")
-		namespace   = fs.String("namespace", "", "pod namespace, when the spec has no CRI annotations")
-		pod         = fs.String("pod", "", "pod name, when the spec has no CRI annotations")
-		podUID      = fs.String("pod-uid", "", "pod UID, when the spec has no CRI annotations")
-		container   = fs.String("container", "", "container name, when the spec has no CRI annotations")
-		image       = fs.String("image", "", "image reference, when the spec has no CRI annotations")
-		labels      = mapFlag{}
-		podAnn      = mapFlag{}
-	)
-	fs.Var(labels, "label", "pod label key=value (repeatable)")
-	fs.Var(podAnn, "pod-annotation", "pod annotation key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
+// evalFlags are `patchgate eval`'s flags.
+type evalFlags struct {
+	policyPath, specPath, sandboxPath, statePath, hostRoot, nodeName, output, now string
+	namespace, pod, podUID, container, image                                      string
+	toolsChroot                                                                   bool
+	labels, podAnn                                                                mapFlag
+}
+
+func newEvalCmd() *cobra.Command {
+	f := &evalFlags{labels: mapFlag{}, podAnn: mapFlag{}}
+	cmd := &cobra.Command{
+		Use:   "eval --spec config.json",
+		Short: "evaluate an OCI spec against a policy offline",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runEval(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate eval: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
-	if *specPath == "" {
+	fs := cmd.Flags()
+	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); empty: the built-in default policy")
+	fs.StringVar(&f.specPath, "spec", "", "the container: its OCI runtime spec (config.json) or crictl inspect output (containerd), - for stdin; required")
+	fs.StringVar(&f.sandboxPath, "sandbox-spec", "", "its pod: the sandbox's OCI runtime spec or crictl inspectp output (pod labels and annotations, sysctls, host namespaces), - for stdin")
+	fs.StringVar(&f.statePath, "kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
+	fs.StringVar(&f.hostRoot, "host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does), and resolve bind-mount sources' symlinks under it")
+	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
+	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	addOutputFlag(cmd, &f.output)
+	fs.StringVar(&f.now, "now", "", "judge the kernel state's age as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (default: now)")
+	fs.StringVar(&f.namespace, "namespace", "", "pod namespace, when the spec has no CRI annotations")
+	fs.StringVar(&f.pod, "pod", "", "pod name, when the spec has no CRI annotations")
+	fs.StringVar(&f.podUID, "pod-uid", "", "pod UID, when the spec has no CRI annotations")
+	fs.StringVar(&f.container, "container", "", "container name, when the spec has no CRI annotations")
+	fs.StringVar(&f.image, "image", "", "image reference, when the spec has no CRI annotations")
+	fs.Var(f.labels, "label", "pod label key=value (repeatable)")
+	fs.Var(f.podAnn, "pod-annotation", "pod annotation key=value (repeatable)")
+	return cmd
+}
+
+func runEval(f *evalFlags, stdout, stderr io.Writer) int {
+	if f.specPath == "" {
 		fmt.Fprintln(stderr, "patchgate eval: --spec is required")
 		return exitInvalid
 	}
-	if *output != "text" && *output != "json" {
-		fmt.Fprintf(stderr, "patchgate eval: -o %q: want text or json\n", *output)
-		return exitInvalid
-	}
 	now := time.Now()
-	if *nowFlag != "" {
-		t, err := time.Parse(time.RFC3339, *nowFlag)
+	if f.now != "" {
+		t, err := parseNow(f.now)
 		if err != nil {
-			fmt.Fprintf(stderr, "patchgate eval: --now: %v\n", err)
+			fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
 			return exitInvalid
 		}
 		now = t
 	}
 
-	p, err := loadPolicy(*policyPath, *nodeName)
+	p, err := loadPolicy(f.policyPath, f.nodeName)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
 		return exitInvalid
 	}
-	if *specPath == "-" && *sandboxPath == "-" {
+	if f.specPath == "-" && f.sandboxPath == "-" {
 		fmt.Fprintln(stderr, "patchgate eval: only one of --spec and --sandbox-spec can be - (stdin)")
 		return exitInvalid
 	}
-	ctr, err := readInput(*specPath)
+	ctr, err := readInput(f.specPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: --spec: %v\n", err)
 		return exitInvalid
 	}
 	var podIn *specinput.Input
-	if *sandboxPath != "" {
-		if podIn, err = readInput(*sandboxPath); err != nil {
+	if f.sandboxPath != "" {
+		if podIn, err = readInput(f.sandboxPath); err != nil {
 			fmt.Fprintf(stderr, "patchgate eval: --sandbox-spec: %v\n", err)
 			return exitInvalid
 		}
 	}
 	var ks *policy.KernelState
-	if *statePath != "" && *hostRoot != "" {
+	if f.statePath != "" && f.hostRoot != "" {
 		fmt.Fprintln(stderr, "patchgate eval: --kernel-state and --host-root exclude each other")
 		return exitInvalid
 	}
-	if *hostRoot != "" {
-		r, err := newKernelReader(p, *hostRoot, *toolsChroot, 30*time.Second, func() time.Time { return now })
+	if f.hostRoot != "" {
+		r, err := newKernelReader(p, f.hostRoot, f.toolsChroot, 30*time.Second, func() time.Time { return now })
 		if err != nil {
 			fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
 			return exitInvalid
@@ -124,14 +128,14 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		k := r.Read(context.Background())
 		ks = &k
 	}
-	if *statePath != "" {
-		data, err := readFile(*statePath)
+	if f.statePath != "" {
+		data, err := readFile(f.statePath)
 		if err != nil {
 			fmt.Fprintf(stderr, "patchgate eval: --kernel-state: %v\n", err)
 			return exitInvalid
 		}
 		if ks, err = policy.ParseKernelState(data); err != nil {
-			fmt.Fprintf(stderr, "patchgate eval: --kernel-state %s: %v\n", *statePath, err)
+			fmt.Fprintf(stderr, "patchgate eval: --kernel-state %s: %v\n", f.statePath, err)
 			return exitInvalid
 		}
 	}
@@ -141,45 +145,42 @@ func runEval(args []string, stdout, stderr io.Writer) int {
 		// have it judged: the CRI annotations name the pod. (The hook
 		// trusts them only with --identity-from; REVIEW AF1.)
 		TrustAnnotations: true,
-		Pod:              policy.PodIdentity{Namespace: *namespace, Name: *pod, UID: *podUID, Labels: labels, Annotations: podAnn},
-		Container:        policy.ContainerIdentity{Name: *container, Image: *image},
+		Pod:              policy.PodIdentity{Namespace: f.namespace, Name: f.pod, UID: f.podUID, Labels: f.labels, Annotations: f.podAnn},
+		Container:        policy.ContainerIdentity{Name: f.container, Image: f.image},
 	}
-	if *hostRoot != "" {
+	if f.hostRoot != "" {
 		// Namespace paths in the spec are judged against that host's
 		// /proc/1/ns (a live container's spec, judged on its host).
-		opts.HostNamespace = policy.HostNamespaceResolver(*hostRoot)
+		opts.HostNamespace = policy.HostNamespaceResolver(f.hostRoot)
 		// Bind sources and overlay directories are judged where their
 		// symlinks lead on that host, never leaving it.
-		opts.ResolvePath = hostpath.Resolver(*hostRoot)
+		opts.ResolvePath = hostpath.Resolver(f.hostRoot)
 		// A source that is a mount point there is traced to the host
 		// paths that show it, with the mount table of that host's pid 1
 		// (the runtime's mount namespace; <root>/proc/self would be
 		// eval's own). A --host-root without proc/1/mountinfo (a copy of
 		// a host's files) traces nothing.
-		mounts := hostpath.NewHostMounts(*hostRoot, filepath.Join(*hostRoot, "proc/1/mountinfo"), true, nil)
+		mounts := hostpath.NewHostMounts(f.hostRoot, filepath.Join(f.hostRoot, "proc/1/mountinfo"), true, nil)
 		opts.MountOrigins = mounts.Origins
 		// A source under a pod's kubelet directory is judged by the mount
 		// that backs it there (none without that host's mount table).
 		opts.PodMountBacking = policy.PodMountBackingFunc(mounts)
 		// An empty AppArmor profile is unconfined where that host enforces
 		// AppArmor (the strict side when it cannot be read).
-		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(*hostRoot)
+		opts.HostAppArmor, _ = policy.HostAppArmorEnabled(f.hostRoot)
 		// A named profile is judged by the mode that host loaded it in.
-		opts.AppArmorMode = policy.AppArmorModeResolver(*hostRoot)
+		opts.AppArmorMode = policy.AppArmorModeResolver(f.hostRoot)
 	}
 	w, err := specinput.Workload(ctr, podIn, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", *specPath, err)
+		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", f.specPath, err)
 		return exitInvalid
 	}
 	d := policy.Evaluate(p, w, ks, now)
-	if *output == "json" {
-		b, err := json.MarshalIndent(d, "", "  ")
-		if err != nil {
-			fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
-			return exitInvalid
+	if f.output != outputText {
+		if c := writeStructured(stdout, stderr, "patchgate eval", f.output, d); c != exitOK {
+			return c
 		}
-		fmt.Fprintf(stdout, "%s\n", b)
 	} else {
 		writeInput(stdout, ctr, podIn, w)
 		writeDecision(stdout, &d, ks != nil)

@@ -2,12 +2,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/patchgate/patchgate/hook"
 )
@@ -17,11 +18,7 @@ import (
 const defaultHookPath = "/usr/local/bin/patchgate-hook"
 
 func init() {
-	register(command{
-		name:    "hooks-config",
-		summary: "print the hooks.d JSON that runs `patchgate hook` (podman, CRI-O)",
-		run:     runHooksConfig,
-	})
+	register(newHooksConfigCmd)
 }
 
 // DefaultCRIOHooksDir is where `hooks-config --identity-from crio` writes
@@ -38,22 +35,39 @@ var podmanHooksDirs = []string{"/usr/share/containers/oci/hooks.d", "/etc/contai
 // hooksFileName is the entry's name in its directory.
 const hooksFileName = "patchgate.json"
 
-// runHooksConfig prints the hooks.d entry. Arguments after "--" are passed
-// to `patchgate hook`, e.g. `-- --policy /etc/patchgate/policy.yaml`.
-func runHooksConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("hooks-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: patchgate hooks-config [--path BIN] [--stage createRuntime] [--identity-from none|containerd|crio] [-- HOOK-FLAGS...]")
-		fs.PrintDefaults()
+// hooksConfigFlags are `patchgate hooks-config`'s flags.
+type hooksConfigFlags struct {
+	path, stage, identityFrom, dir string
+}
+
+func newHooksConfigCmd() *cobra.Command {
+	f := &hooksConfigFlags{}
+	cmd := &cobra.Command{
+		Use:   "hooks-config [flags] [-- HOOK-FLAGS...]",
+		Short: "print the hooks.d JSON that runs patchgate hook (podman, CRI-O)",
+		Long: `Print (or, with --dir, write) the hooks.d entry that runs the hook for every
+container. Arguments after "--" are passed to the hook, e.g.
+-- --policy /etc/patchgate/policy.yaml.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			extra, err := argsAfterDash(cmd, args)
+			if err != nil {
+				return err
+			}
+			return codeErr(runHooksConfig(f, extra, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	path := fs.String("path", defaultHookPath, "absolute path of the hook binary the runtime runs (the thin hook patchgate-hook, or patchgate)")
-	stage := fs.String("stage", "createRuntime", "OCI hook stage (createRuntime, createContainer or prestart)")
-	identityFrom := fs.String("identity-from", hook.IdentityFromNone, "runtime whose annotations name the pod and container: none, containerd or crio (use crio on a CRI-O node; podman: none)")
-	dir := fs.String("dir", "", "write "+hooksFileName+" into this hooks directory instead of printing it (with --identity-from crio: default "+DefaultCRIOHooksDir+", and never a directory podman reads)")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.path, "path", defaultHookPath, "absolute path of the hook binary the runtime runs (the thin hook patchgate-hook, or patchgate)")
+	fs.StringVar(&f.stage, "stage", "createRuntime", "OCI hook stage (createRuntime, createContainer or prestart)")
+	fs.StringVar(&f.identityFrom, "identity-from", hook.IdentityFromNone, "runtime whose annotations name the pod and container: none, containerd or crio (use crio on a CRI-O node; podman: none)")
+	fs.StringVar(&f.dir, "dir", "", "write "+hooksFileName+" into this hooks directory instead of printing it (with --identity-from crio: default "+DefaultCRIOHooksDir+", and never a directory podman reads)")
+	return cmd
+}
+
+// runHooksConfig prints the hooks.d entry; hookArgs are passed to
+// `patchgate hook`.
+func runHooksConfig(f *hooksConfigFlags, hookArgs []string, stdout, stderr io.Writer) int {
+	path, identityFrom, dir := &f.path, &f.identityFrom, &f.dir
 	if *identityFrom == hook.IdentityFromCRIO && *dir == "" {
 		*dir = DefaultCRIOHooksDir
 	}
@@ -63,8 +77,8 @@ func runHooksConfig(args []string, stdout, stderr io.Writer) int {
 			return exitInvalid
 		}
 	}
-	extra := append([]string{"--identity-from=" + *identityFrom}, fs.Args()...)
-	cfg, err := hook.NewHooksDConfig(*path, *stage, extra)
+	extra := append([]string{"--identity-from=" + *identityFrom}, hookArgs...)
+	cfg, err := hook.NewHooksDConfig(*path, f.stage, extra)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate hooks-config: %v\n", err)
 		return exitInvalid

@@ -16,7 +16,7 @@ import (
 func TestHooksConfigExampleMatches(t *testing.T) {
 	const example = "../../examples/hooks.d/patchgate.json"
 	var out, errb bytes.Buffer
-	if code := runHooksConfig(nil, &out, &errb); code != exitOK {
+	if code := dispatch([]string{"hooks-config"}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if os.Getenv("UPDATE_GOLDEN") == "1" {
@@ -45,7 +45,7 @@ func TestHooksConfigExampleMatches(t *testing.T) {
 
 func TestHooksConfigFlags(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := runHooksConfig([]string{"--path", "/opt/pg/patchgate", "--stage", "createContainer", "--identity-from", "containerd", "--", "--policy", "/srv/p.yaml"}, &out, &errb)
+	code := dispatch(append([]string{"hooks-config"}, []string{"--path", "/opt/pg/patchgate", "--stage", "createContainer", "--identity-from", "containerd", "--", "--policy", "/srv/p.yaml"}...), &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -62,7 +62,7 @@ func TestHooksConfigFlags(t *testing.T) {
 		{"--identity-from", "podman"}, {"--", "--identity-from", "bogus"}} {
 		out.Reset()
 		errb.Reset()
-		if code := runHooksConfig(bad, &out, &errb); code != exitInvalid || out.Len() != 0 {
+		if code := dispatch(append([]string{"hooks-config"}, bad...), &out, &errb); code != exitInvalid || out.Len() != 0 {
 			t.Errorf("%v: exit %d, stdout %q", bad, code, out.String())
 		}
 	}
@@ -74,7 +74,7 @@ func TestHooksConfigFlags(t *testing.T) {
 func TestHooksConfigCRIODir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "crio-hooks.d")
 	var out, errb bytes.Buffer
-	if code := runHooksConfig([]string{"--identity-from", "crio", "--dir", dir}, &out, &errb); code != exitOK {
+	if code := dispatch(append([]string{"hooks-config"}, []string{"--identity-from", "crio", "--dir", dir}...), &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "patchgate.json"))
@@ -101,7 +101,7 @@ func TestHooksConfigCRIODir(t *testing.T) {
 	for _, bad := range []string{"/etc/containers/oci/hooks.d", "/usr/share/containers/oci/hooks.d", link, filepath.Join(parent, "hooks.d")} {
 		out.Reset()
 		errb.Reset()
-		code := runHooksConfig([]string{"--identity-from", "crio", "--dir", bad}, &out, &errb)
+		code := dispatch(append([]string{"hooks-config"}, []string{"--identity-from", "crio", "--dir", bad}...), &out, &errb)
 		if code != exitInvalid || !strings.Contains(errb.String(), "podman reads it too") || !strings.Contains(errb.String(), "hooks_dir") {
 			t.Errorf("%s: exit %d %q", bad, code, errb.String())
 		}
@@ -109,13 +109,13 @@ func TestHooksConfigCRIODir(t *testing.T) {
 	// Relative or unclean directories are refused for any mode; none may
 	// use podman's directory (that is where podman's hook belongs).
 	for _, bad := range []string{"rel/dir", "/a/../b"} {
-		if code := runHooksConfig([]string{"--dir", bad}, &out, &errb); code != exitInvalid {
+		if code := dispatch(append([]string{"hooks-config"}, []string{"--dir", bad}...), &out, &errb); code != exitInvalid {
 			t.Errorf("--dir %s accepted", bad)
 		}
 	}
 	podmanDir := filepath.Join(t.TempDir(), "hooks.d")
 	out.Reset()
-	if code := runHooksConfig([]string{"--dir", podmanDir}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "wrote ") {
+	if code := dispatch(append([]string{"hooks-config"}, []string{"--dir", podmanDir}...), &out, &errb); code != exitOK || !strings.Contains(out.String(), "wrote ") {
 		t.Fatalf("--dir for none: exit %d %q %q", code, out.String(), errb.String())
 	}
 }

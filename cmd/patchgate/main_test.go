@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestDispatchUnknownCommand(t *testing.T) {
@@ -17,16 +21,131 @@ func TestDispatchUnknownCommand(t *testing.T) {
 }
 
 func TestDispatchVersion(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := dispatch([]string{"version"}, &out, &errb); code != exitOK {
-		t.Fatalf("exit code = %d, stderr %q", code, errb.String())
-	}
-	if !strings.HasPrefix(out.String(), "patchgate ") {
-		t.Fatalf("stdout = %q", out.String())
-	}
-	for _, want := range []string{"\ncommit: ", "\ndate: ", "\ngo: go"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("stdout %q lacks %q", out.String(), want)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		if code := dispatch(args, &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit code = %d, stderr %q", args, code, errb.String())
+		}
+		if !strings.HasPrefix(out.String(), "patchgate ") {
+			t.Fatalf("%v: stdout = %q", args, out.String())
+		}
+		for _, want := range []string{"\ncommit: ", "\ndate: ", "\ngo: go"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%v: stdout %q lacks %q", args, out.String(), want)
+			}
 		}
 	}
 }
+
+// allCommands walks the command tree: every command's path below the root
+// (e.g. ["policy", "validate"]).
+func allCommands(t *testing.T) [][]string {
+	t.Helper()
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		for _, sub := range c.Commands() {
+			p := append(append([]string{}, path...), sub.Name())
+			paths = append(paths, p)
+			walk(sub, p)
+		}
+	}
+	walk(newRootCmd(io.Discard, io.Discard), nil)
+	if len(paths) < 10 {
+		t.Fatalf("only %d commands in the tree: %v", len(paths), paths)
+	}
+	return paths
+}
+
+// Help exits 0 on every command, however it is asked for, and prints to
+// stdout; the hook's help is help, not a refusal.
+func TestHelpExitsZeroEverywhere(t *testing.T) {
+	for _, path := range append(allCommands(t), nil) {
+		for _, form := range [][]string{
+			append(append([]string{}, path...), "--help"),
+			append(append([]string{}, path...), "-h"),
+			append([]string{"help"}, path...),
+		} {
+			var out, errb bytes.Buffer
+			code := dispatch(form, &out, &errb)
+			if code != exitOK {
+				t.Errorf("%v: exit %d, stderr %q", form, code, errb.String())
+			}
+			if out.Len() == 0 {
+				t.Errorf("%v: no help on stdout (stderr %q)", form, errb.String())
+			}
+			if strings.Contains(out.String()+errb.String(), "blocked the container") {
+				t.Errorf("%v: help says the container was blocked: %q", form, out.String()+errb.String())
+			}
+		}
+	}
+}
+
+// Unknown flags and arguments are exit 2 with a message naming the command
+// and the way to its help, on every command that parses its flags.
+func TestUnknownFlagExitsTwoEverywhere(t *testing.T) {
+	for _, path := range allCommands(t) {
+		if path[0] == "hook" || path[0] == "completion" && len(path) == 1 {
+			continue // the hook parses its own flags (hook package); completion groups shells
+		}
+		args := append(append([]string{}, path...), "--no-such-flag")
+		var out, errb bytes.Buffer
+		if code := dispatch(args, &out, &errb); code != exitInvalid {
+			t.Errorf("%v: exit %d, want %d", args, code, exitInvalid)
+		}
+		want := "patchgate " + strings.Join(path, " ") + ": unknown flag: --no-such-flag"
+		if !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), "--help' for usage") {
+			t.Errorf("%v: stderr %q, want %q and a pointer to --help", args, errb.String(), want)
+		}
+	}
+}
+
+// No command at all: the usage on stderr, exit 2. (A runtime-launched NRI
+// plugin gets no arguments too, but NRI_PLUGIN_SOCKET: TestNRILaunchedNoArgs.)
+func TestNoCommand(t *testing.T) {
+	t.Setenv("NRI_PLUGIN_SOCKET", "")
+	var out, errb bytes.Buffer
+	if code := dispatch(nil, &out, &errb); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	if out.Len() != 0 || !strings.Contains(errb.String(), "Available Commands:") {
+		t.Fatalf("stdout %q stderr %q", out.String(), errb.String())
+	}
+}
+
+// Flag help texts read well: pflag takes a `quoted` word of a usage string
+// as the value's name, so a backticked phrase garbles the help.
+func TestFlagUsageNotGarbled(t *testing.T) {
+	var check func(c *cobra.Command)
+	check = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflagFlag) {
+			name, usage := unquoteUsage(f)
+			if strings.ContainsAny(name, " `") || strings.Contains(usage, "`") {
+				t.Errorf("%s --%s: value name %q, usage %q", c.CommandPath(), f.Name, name, usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			check(sub)
+		}
+	}
+	check(newRootCmd(io.Discard, io.Discard))
+}
+
+// `patchgate hook` keeps refusing a container on flags it cannot parse;
+// only a lone help flag is help.
+func TestHookBadFlagStillBlocks(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := dispatch([]string{"hook", "--help", "--policy", "/x"}, &out, &errb)
+	if code == exitOK || !strings.Contains(errb.String(), "blocked the container") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	code = dispatch([]string{"hook", "--no-such-flag"}, &out, &errb)
+	if code == exitOK || !strings.Contains(errb.String(), "blocked the container") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+type pflagFlag = pflag.Flag
+
+func unquoteUsage(f *pflag.Flag) (string, string) { return pflag.UnquoteUsage(f) }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/patchgate/patchgate/audit"
@@ -28,11 +28,7 @@ import (
 )
 
 func init() {
-	register(command{
-		name:    "nri",
-		summary: "run as containerd's NRI plugin, with the node service in-process",
-		run:     runNRI,
-	})
+	register(newNRICmd)
 }
 
 // nriSettings are the node settings: from flags, or from the runtime's
@@ -170,13 +166,27 @@ func (s nriSettings) validate() error {
 	return errors.Join(errs...)
 }
 
-func runNRI(args []string, stdout, stderr io.Writer) int {
-	s := defaultNRISettings()
-	fs := flag.NewFlagSet("nri", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", api.DefaultSocketPath, "NRI socket of the container runtime")
-	name := fs.String("name", "patchgate", "plugin name (the default validator's required_plugins lists it)")
-	idx := fs.String("idx", "", "plugin index: two digits, the order among plugins (default 50; 99 on runtimes without the NRI validation event, containerd < 2.2, so that patchgate decides after the other plugins' adjustments)")
+// nriFlags are `patchgate nri`'s flags beyond the node settings.
+type nriFlags struct {
+	s                           nriSettings
+	socket, name, idx, logLevel string
+}
+
+func newNRICmd() *cobra.Command {
+	f := &nriFlags{s: defaultNRISettings()}
+	cmd := &cobra.Command{
+		Use:   "nri",
+		Short: "run as containerd's NRI plugin, with the node service in-process",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runNRI(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	}
+	fs := cmd.Flags()
+	s := &f.s
+	fs.StringVar(&f.socket, "socket", api.DefaultSocketPath, "NRI socket of the container runtime")
+	fs.StringVar(&f.name, "name", "patchgate", "plugin name (the default validator's required_plugins lists it)")
+	fs.StringVar(&f.idx, "idx", "", "plugin index: two digits, the order among plugins (default 50; 99 on runtimes without the NRI validation event, containerd < 2.2, so that patchgate decides after the other plugins' adjustments)")
 	fs.StringVar(&s.Policy, "policy", s.Policy, "policy file or directory (policy.yaml + policy.d/ + nodes/<node>.yaml)")
 	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
@@ -189,22 +199,20 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&s.decisionSocket, "decision-socket", s.decisionSocket, "decision socket the injected hook asks")
 	fs.StringVar(&s.auditSocket, "audit-socket", s.auditSocket, "audit socket for records from the injected hooks")
 	fs.StringVar(&s.auditLog, "audit-log", "", "audit log path (default: the policy's spec.audit.path)")
-	fs.StringVar(&s.statusFile, "status-file", s.statusFile, "status file read by `patchgate check`")
+	fs.StringVar(&s.statusFile, "status-file", s.statusFile, "status file read by patchgate check")
 	fs.StringVar(&s.stateFile, "state-file", s.stateFile, "kernel state file kept fresh for hooks")
 	fs.DurationVar(&s.kernelInterval, "kernel-interval", s.kernelInterval, "how often the kernel state is read")
 	fs.DurationVar(&s.pollInterval, "poll-interval", s.pollInterval, "how often the policy files are checked for changes")
-	logLevel := fs.String("log-level", "info", "operational log level")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate nri: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
+	fs.StringVar(&f.logLevel, "log-level", "info", "operational log level")
+	return cmd
+}
+
+func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
+	s := f.s
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	logger.SetFormatter(&logrus.JSONFormatter{})
-	lvl, err := logrus.ParseLevel(*logLevel)
+	lvl, err := logrus.ParseLevel(f.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 		return exitInvalid
@@ -221,13 +229,13 @@ func runNRI(args []string, stdout, stderr io.Writer) int {
 	n := &nodeRunner{log: logger}
 	defer n.close()
 	opts := []plugin.Option{
-		plugin.WithSocket(*socket),
+		plugin.WithSocket(f.socket),
 		plugin.WithLogger(logger),
 	}
-	if *idx != "" {
-		opts = append(opts, plugin.WithName(*name, *idx))
+	if f.idx != "" {
+		opts = append(opts, plugin.WithName(f.name, f.idx))
 	} else {
-		opts = append(opts, plugin.WithPluginName(*name))
+		opts = append(opts, plugin.WithPluginName(f.name))
 	}
 	var p *plugin.Plugin // the runtime-launched plugin's Configure sets its hook
 	launched := os.Getenv(api.PluginSocketEnvVar) != ""

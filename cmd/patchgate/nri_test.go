@@ -119,3 +119,17 @@ func TestHookPolicyIsTheCopy(t *testing.T) {
 		t.Errorf("hook args %v", args)
 	}
 }
+
+// containerd launches a pre-registered plugin with no arguments and its
+// connection in NRI_PLUGIN_SOCKET: that is `patchgate nri` (here it fails
+// on the connection it was handed, as nri, not with the usage).
+func TestNRILaunchedNoArgs(t *testing.T) {
+	t.Setenv("NRI_PLUGIN_SOCKET", "not-a-descriptor")
+	var out, errb strings.Builder
+	if code := dispatch(nil, &out, &errb); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(errb.String(), `patchgate nri: invalid socket in environment (NRI_PLUGIN_SOCKET="not-a-descriptor")`) {
+		t.Fatalf("stderr %q", errb.String())
+	}
+}

@@ -3,61 +3,72 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/patchgate/patchgate/policy"
 )
 
 func init() {
-	register(command{name: "policy", summary: "validate policy files, or show the effective policy", run: runPolicy})
+	register(newPolicyCmd)
 }
 
-func policyUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: patchgate policy validate [--node-name NAME] PATH...")
-	fmt.Fprintln(w, "       patchgate policy show [--policy PATH] [--node-name NAME] [-o yaml|json]")
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "validate policy files, or show the effective policy",
+		Args:  subcommandArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.ErrOrStderr())
+			if err := cmd.Help(); err != nil {
+				return err
+			}
+			return exitCode(exitInvalid)
+		},
+	}
+	cmd.AddCommand(newPolicyValidateCmd(), newPolicyShowCmd())
+	return cmd
 }
 
-func runPolicy(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		policyUsage(stderr)
-		return exitInvalid
+func newPolicyValidateCmd() *cobra.Command {
+	var nodeName string
+	cmd := &cobra.Command{
+		Use:   "validate PATH...",
+		Short: "check policy files or directories; every problem as file:line: message (exit 0 valid, 2 not)",
+		Args:  minArgs(1, "policy file or directory"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return codeErr(runPolicyValidate(args, nodeName, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	switch args[0] {
-	case "validate":
-		return runPolicyValidate(args[1:], stdout, stderr)
-	case "show":
-		return runPolicyShow(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		policyUsage(stderr)
-		return exitOK
+	cmd.Flags().StringVar(&nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	return cmd
+}
+
+func newPolicyShowCmd() *cobra.Command {
+	var path, nodeName, output string
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "print the effective policy (every drop-in and overlay merged, every default filled in)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runPolicyShow(path, nodeName, output, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	fmt.Fprintf(stderr, "patchgate policy: unknown subcommand %q\n", args[0])
-	policyUsage(stderr)
-	return exitInvalid
+	cmd.Flags().StringVar(&path, "policy", "", "policy file or directory; empty: the built-in default policy")
+	cmd.Flags().StringVar(&nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	addOutputFlagDefault(cmd, &output, outputYAML)
+	return cmd
 }
 
 // runPolicyValidate loads every path (file or directory) and lists every
 // problem as file:line: message. Exit 0 when all are valid, 2 otherwise.
-func runPolicyValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patchgate policy validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	nodeName := fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "patchgate policy validate: give at least one policy file or directory")
-		return exitInvalid
-	}
+func runPolicyValidate(paths []string, nodeName string, stdout, stderr io.Writer) int {
 	code := exitOK
-	for _, path := range fs.Args() {
-		p, err := policy.Load(path, *nodeName)
+	for _, path := range paths {
+		p, err := policy.Load(path, nodeName)
 		if err != nil {
 			code = exitInvalid
 			var ve *policy.ValidationError
@@ -77,30 +88,15 @@ func runPolicyValidate(args []string, stdout, stderr io.Writer) int {
 
 // runPolicyShow prints the effective merged policy with every default filled
 // in.
-func runPolicyShow(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patchgate policy show", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("policy", "", "policy file or directory; empty: the built-in default policy")
-	nodeName := fs.String("node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
-	output := fs.String("o", "yaml", "output format: yaml or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate policy show: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
-	p, err := loadPolicy(*path, *nodeName)
+func runPolicyShow(path, nodeName, output string, stdout, stderr io.Writer) int {
+	p, err := loadPolicy(path, nodeName)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate policy show: %v\n", err)
 		return exitInvalid
 	}
 	var out []byte
-	switch *output {
-	case "yaml":
+	switch output {
+	case outputYAML, outputText:
 		out, err = p.MarshalYAML()
 		if err == nil {
 			head := fmt.Sprintf("# effective policy %q, %s\n", p.Name(), p.Digest())
@@ -115,9 +111,6 @@ func runPolicyShow(args []string, stdout, stderr io.Writer) int {
 	case "json":
 		out, err = json.MarshalIndent(p, "", "  ")
 		out = append(out, '\n')
-	default:
-		fmt.Fprintf(stderr, "patchgate policy show: -o %q: want yaml or json\n", *output)
-		return exitInvalid
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate policy show: %v\n", err)

@@ -52,7 +52,7 @@ spec:
 	if !strings.Contains(out, good+": valid") {
 		t.Errorf("the valid file is not reported: %s", out)
 	}
-	if code, _, errs := runCmd(t, "policy", "validate"); code != exitInvalid || !strings.Contains(errs, "at least one") {
+	if code, _, errs := runCmd(t, "policy", "validate"); code != exitInvalid || !strings.Contains(errs, "give at least 1 policy file or directory") {
 		t.Errorf("no path: %d %s", code, errs)
 	}
 	if code, _, _ := runCmd(t, "policy", "frobnicate"); code != exitInvalid {
@@ -123,7 +123,7 @@ func TestEvalInvalidInput(t *testing.T) {
 		{[]string{"--spec", spec, "--sandbox-spec", notJSON}, "--sandbox-spec"},
 		{[]string{"--spec", spec, "--kernel-state", badState}, "observedAt is missing"},
 		{[]string{"--spec", spec, "--policy", insecure}, "insecure policy file"},
-		{[]string{"--spec", spec, "-o", "yaml"}, `-o "yaml"`},
+		{[]string{"--spec", spec, "-o", "xml"}, `-o "xml"`},
 		{[]string{"--spec", spec, "--now", "yesterday"}, "--now"},
 		{[]string{"--spec", spec, "--label", "novalue"}, "not key=value"},
 		{[]string{"--spec", spec, "extra"}, "unexpected argument"},
@@ -153,5 +153,23 @@ func TestEvalTextOutput(t *testing.T) {
 		"--kernel-state", filepath.Join(kernelFixtures, "patched.json"), "--now", "2026-11-27T13:00:00Z")
 	if code != exitDenied || !strings.Contains(out, "kernelStateUnknown: kernel live-patch state is 1h old") {
 		t.Errorf("stale: exit %d\n%s", code, out)
+	}
+}
+
+// Flags may follow the paths (as with kubectl): --node-name after the
+// directory selects the overlay, and is not taken as a second path.
+func TestPolicyValidateFlagsAfterArgs(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "policy-dir")
+	_, before, _ := runCmd(t, "policy", "validate", "--node-name", "gpu-worker-1", dir)
+	code, after, errs := runCmd(t, "policy", "validate", dir, "--node-name", "gpu-worker-1")
+	if code != exitOK || errs != "" || strings.Count(after, ": valid (policy ") != 1 {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, after, errs)
+	}
+	if after != before {
+		t.Fatalf("flag after the path read differently:\n%s\nvs flag first:\n%s", after, before)
+	}
+	_, other, _ := runCmd(t, "policy", "validate", dir, "--node-name", "other-node")
+	if other == after {
+		t.Fatalf("--node-name after the path was ignored: %s", other)
 	}
 }

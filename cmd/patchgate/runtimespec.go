@@ -2,47 +2,65 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/patchgate/patchgate/hook"
 )
 
 func init() {
-	register(command{
-		name:    "runtime-spec",
-		summary: "make containerd's base_runtime_spec: the node's `ctr oci spec` with patchgate's createRuntime hook",
-		run:     runRuntimeSpec,
-	})
+	register(newRuntimeSpecCmd)
 }
 
-// runRuntimeSpec reads containerd's default spec and writes the base runtime spec that runs
-// `patchgate hook` for every application container, also while `patchgate nri` is down.
-// Arguments after "--" are passed to `patchgate hook`.
-func runRuntimeSpec(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("runtime-spec", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ctr oci spec | patchgate runtime-spec [--path BIN] [--policy DIR] [--out FILE] [-- HOOK-FLAGS...]")
-		fmt.Fprintln(stderr, "  then, in containerd's config, next to runtime_type of the runc runtime:")
-		fmt.Fprintln(stderr, `    base_runtime_spec = "/etc/containerd/patchgate-base-spec.json"`)
-		fs.PrintDefaults()
+// runtimeSpecFlags are `patchgate runtime-spec`'s flags.
+type runtimeSpecFlags struct {
+	in, out, path, policyDir string
+	timeout                  int
+}
+
+func newRuntimeSpecCmd() *cobra.Command {
+	f := &runtimeSpecFlags{}
+	cmd := &cobra.Command{
+		Use:   "runtime-spec [flags] [-- HOOK-FLAGS...]",
+		Short: "make containerd's base_runtime_spec: the node's ctr oci spec with patchgate's createRuntime hook",
+		Long: `Read containerd's default spec and write the base runtime spec that runs
+patchgate hook for every application container, also while patchgate nri is
+down. Arguments after "--" are passed to patchgate hook.
+
+  ctr oci spec | patchgate runtime-spec --out /etc/containerd/patchgate-base-spec.json
+
+then, in containerd's config, next to runtime_type of the runc runtime:
+
+  base_runtime_spec = "/etc/containerd/patchgate-base-spec.json"`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			extra, err := argsAfterDash(cmd, args)
+			if err != nil {
+				return err
+			}
+			return codeErr(runRuntimeSpec(f, extra, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	in := fs.String("in", "-", "containerd's default spec (`ctr oci spec` on this node); - is stdin")
-	out := fs.String("out", "", "write the base spec here (atomically, mode 0644) instead of stdout")
-	path := fs.String("path", defaultHookPath, "absolute path of the patchgate binary; must equal `patchgate nri --hook-path`, so the plugin injects no second hook")
-	policyDir := fs.String("policy", "/etc/patchgate", "policy file or directory the hook decides with while the service is down")
-	timeout := fs.Int("timeout", 5, "OCI hook timeout in seconds (the runtime kills the hook after it)")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.in, "in", "-", "containerd's default spec (ctr oci spec on this node); - is stdin")
+	fs.StringVar(&f.out, "out", "", "write the base spec here (atomically, mode 0644) instead of stdout")
+	fs.StringVar(&f.path, "path", defaultHookPath, "absolute path of the patchgate binary; must equal patchgate nri --hook-path, so the plugin injects no second hook")
+	fs.StringVar(&f.policyDir, "policy", "/etc/patchgate", "policy file or directory the hook decides with while the service is down")
+	fs.IntVar(&f.timeout, "timeout", 5, "OCI hook timeout in seconds (the runtime kills the hook after it)")
+	return cmd
+}
+
+// runRuntimeSpec writes the base runtime spec; hookArgs are passed to
+// `patchgate hook`.
+func runRuntimeSpec(f *runtimeSpecFlags, hookArgs []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	in, out, path, policyDir, timeout := &f.in, &f.out, &f.path, &f.policyDir, &f.timeout
 	var data []byte
 	var err error
 	if *in == "-" {
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, hook.MaxSpecBytes+1))
+		data, err = io.ReadAll(io.LimitReader(stdin, hook.MaxSpecBytes+1))
 	} else {
 		data, err = os.ReadFile(*in)
 	}
@@ -52,7 +70,7 @@ func runRuntimeSpec(args []string, stdout, stderr io.Writer) int {
 	}
 	spec, notes, err := hook.BaseRuntimeSpec(data, hook.BaseSpecOptions{
 		Path:    *path,
-		Args:    append([]string{"--policy=" + *policyDir}, fs.Args()...),
+		Args:    append([]string{"--policy=" + *policyDir}, hookArgs...),
 		Timeout: *timeout,
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func TestRuntimeSpecExamplesMatch(t *testing.T) {
 				t.Fatalf("no ctr oci spec captured from containerd %s: %v", release, err)
 			}
 			var out, errb bytes.Buffer
-			if code := runRuntimeSpec([]string{"--in", in}, &out, &errb); code != exitOK {
+			if code := dispatch(append([]string{"runtime-spec"}, []string{"--in", in}...), &out, &errb); code != exitOK {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
 			if !strings.Contains(errb.String(), "removed process.rlimits") {
@@ -55,7 +55,7 @@ func TestRuntimeSpecFlags(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "base.json")
 	var stdout, stderr bytes.Buffer
-	code := runRuntimeSpec([]string{"--in", in, "--out", out, "--path", "/opt/pg/patchgate", "--policy", "/srv/policy", "--timeout", "7",
+	code := dispatch([]string{"runtime-spec", "--in", in, "--out", out, "--path", "/opt/pg/patchgate", "--policy", "/srv/policy", "--timeout", "7",
 		"--", "--socket=/run/pg/decision.sock"}, &stdout, &stderr)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -91,7 +91,7 @@ func TestRuntimeSpecFlags(t *testing.T) {
 	} {
 		stdout.Reset()
 		stderr.Reset()
-		if code := runRuntimeSpec(args, &stdout, &stderr); code != exitInvalid || stdout.Len() != 0 {
+		if code := dispatch(append([]string{"runtime-spec"}, args...), &stdout, &stderr); code != exitInvalid || stdout.Len() != 0 {
 			t.Errorf("%v: exit %d, stdout %q", args, code, stdout.String())
 		}
 	}

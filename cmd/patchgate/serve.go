@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os/signal"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/hook"
@@ -21,44 +21,51 @@ import (
 )
 
 func init() {
-	register(command{
-		name:    "serve",
-		summary: "run the node service (kernel monitor, policy watcher, decision and audit sockets, metrics)",
-		run:     runServe,
-	})
+	register(newServeCmd)
 }
 
-func runServe(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	policyPath := fs.String("policy", policy.DefaultDir, "policy file or directory")
-	nodeName := fs.String("node-name", hook.NodeName(), "node name for the nodes/<name>.yaml overlay")
-	socket := fs.String("socket", service.DefaultSocket, "decision socket for `patchgate hook`")
-	auditSocket := fs.String("audit-socket", audit.DefaultSocket, "audit socket for records from other processes")
-	auditLog := fs.String("audit-log", "", "audit log path (default: the policy's spec.audit.path)")
-	statusFile := fs.String("status-file", service.DefaultStatusFile, "status file read by `patchgate check`")
-	stateFile := fs.String("state-file", livepatch.DefaultStateFile, "kernel state file kept fresh for hooks")
-	hostRoot := fs.String("host-root", "/", "host root for /proc and /sys")
-	interval := fs.Duration("kernel-interval", time.Minute, "how often the kernel state is read")
-	poll := fs.Duration("poll-interval", 2*time.Second, "how often the policy files are checked for changes")
-	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics and the probes (/healthz, /readyz) on this loopback address (e.g. 127.0.0.1:9464)")
-	healthAddr := fs.String("health-addr", "", "also serve the liveness and readiness probes (/healthz, /readyz; no metrics) on this address")
-	logLevel := fs.String("log-level", "info", "operational log level")
-	if err := fs.Parse(args); err != nil {
-		return exitInvalid
+// serveFlags are `patchgate serve`'s flags.
+type serveFlags struct {
+	policyPath, nodeName, socket, auditSocket, auditLog, statusFile, stateFile, hostRoot, metricsAddr, healthAddr, logLevel string
+	interval, poll                                                                                                          time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the node service (kernel monitor, policy watcher, decision and audit sockets, metrics)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runServe(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "patchgate serve: unexpected argument %q\n", fs.Arg(0))
-		return exitInvalid
-	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory")
+	fs.StringVar(&f.nodeName, "node-name", hook.NodeName(), "node name for the nodes/<name>.yaml overlay")
+	fs.StringVar(&f.socket, "socket", service.DefaultSocket, "decision socket for the hooks (patchgate hook, patchgate-hook)")
+	fs.StringVar(&f.auditSocket, "audit-socket", audit.DefaultSocket, "audit socket for records from other processes")
+	fs.StringVar(&f.auditLog, "audit-log", "", "audit log path (default: the policy's spec.audit.path)")
+	fs.StringVar(&f.statusFile, "status-file", service.DefaultStatusFile, "status file read by patchgate check")
+	fs.StringVar(&f.stateFile, "state-file", livepatch.DefaultStateFile, "kernel state file kept fresh for hooks")
+	fs.StringVar(&f.hostRoot, "host-root", "/", "host root for /proc and /sys")
+	fs.DurationVar(&f.interval, "kernel-interval", time.Minute, "how often the kernel state is read")
+	fs.DurationVar(&f.poll, "poll-interval", 2*time.Second, "how often the policy files are checked for changes")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and the probes (/healthz, /readyz) on this loopback address (e.g. 127.0.0.1:9464)")
+	fs.StringVar(&f.healthAddr, "health-addr", "", "also serve the liveness and readiness probes (/healthz, /readyz; no metrics) on this address")
+	fs.StringVar(&f.logLevel, "log-level", "info", "operational log level")
+	return cmd
+}
+
+func runServe(f *serveFlags, stdout, stderr io.Writer) int {
 	// The service hands this path to hooks; make it absolute.
-	if abs, err := filepath.Abs(*policyPath); err == nil {
-		*policyPath = abs
+	if abs, err := filepath.Abs(f.policyPath); err == nil {
+		f.policyPath = abs
 	}
 	logger := logrus.New()
 	logger.SetOutput(stderr)
 	logger.SetFormatter(&logrus.JSONFormatter{})
-	lvl, err := logrus.ParseLevel(*logLevel)
+	lvl, err := logrus.ParseLevel(f.logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
@@ -70,44 +77,44 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 	// The policy is loaded once here for the kernel provider settings; the
 	// service loads (and watches) it itself.
-	pol, err := policy.Load(*policyPath, *nodeName)
+	pol, err := policy.Load(f.policyPath, f.nodeName)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
-	reader, err := livepatch.NewReader(livepatch.WithHostRoot(*hostRoot), livepatch.WithProvider(pol.Spec.Kernel.Provider),
+	reader, err := livepatch.NewReader(livepatch.WithHostRoot(f.hostRoot), livepatch.WithProvider(pol.Spec.Kernel.Provider),
 		livepatch.WithTools(pol.Spec.Kernel.Tools))
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
-	mon, err := livepatch.NewMonitor(reader, livepatch.WithStateFile(*stateFile), livepatch.WithInterval(*interval), livepatch.WithLogger(logger))
+	mon, err := livepatch.NewMonitor(reader, livepatch.WithStateFile(f.stateFile), livepatch.WithInterval(f.interval), livepatch.WithLogger(logger))
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
 	opts := []service.Option{
-		service.WithPolicy(*policyPath, *nodeName),
-		service.WithPollInterval(*poll),
-		service.WithSocket(*socket),
-		service.WithStatusFile(*statusFile),
+		service.WithPolicy(f.policyPath, f.nodeName),
+		service.WithPollInterval(f.poll),
+		service.WithSocket(f.socket),
+		service.WithStatusFile(f.statusFile),
 		service.WithKernelMonitor(mon),
 		service.WithLogger(logger),
-		service.WithMetrics(metrics.New(), *metricsAddr),
-		service.WithHealthAddr(*healthAddr),
+		service.WithMetrics(metrics.New(), f.metricsAddr),
+		service.WithHealthAddr(f.healthAddr),
 	}
-	if *auditLog != "" {
+	if f.auditLog != "" {
 		a := pol.Spec.Audit
 		opts = append(opts, service.WithAudit(audit.Config{
-			Path: *auditLog, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
+			Path: f.auditLog, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
 			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: logger,
-		}, *auditSocket))
-	} else if *auditSocket != audit.DefaultSocket {
+		}, f.auditSocket))
+	} else if f.auditSocket != audit.DefaultSocket {
 		a := pol.Spec.Audit
 		opts = append(opts, service.WithAudit(audit.Config{
 			Path: a.Path, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
 			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: logger,
-		}, *auditSocket))
+		}, f.auditSocket))
 	}
 	if pol.Spec.Remediation.Enabled {
 		rem, err := livepatch.NewRemediator(reader, mon,

@@ -1,40 +1,55 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/patchgate/patchgate/internal/policytest"
 )
 
 func init() {
-	register(command{name: "test", summary: "run policy tests (patchgate-test.yaml): expected decisions and rules per container and kernel state", run: runTest})
+	register(newTestCmd)
 }
 
-// runTest is `patchgate test [-o text|json] PATH...`; internal/policytest
-// does the work. Exit 0 all cases pass, 1 a case failed, 2 a test file or
-// an input it names is invalid.
-func runTest(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("patchgate test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	output := fs.String("o", "text", "output format: text or json")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: patchgate test [-o text|json] DIR|FILE...")
-		fmt.Fprintf(stderr, "runs every %s under each DIR (see docs/policy-testing.md)\n", policytest.FileName)
-		fs.PrintDefaults()
+func newTestCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "test DIR|FILE...",
+		Short: "run policy tests (patchgate-test.yaml): expected decisions and rules per container and kernel state",
+		Long: fmt.Sprintf(`Run every %s under each DIR (see docs/policy-testing.md) and print what
+differs. Exit 0 when all cases pass, 1 when a case failed, 2 when a test file or
+an input it names is invalid.`, policytest.FileName),
+		Args: minArgs(1, "directory or test file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return codeErr(runTest(args, output, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// runTest is `patchgate test [-o text|json|yaml] PATH...`; internal/policytest
+// does the work (text or JSON; YAML is its JSON converted).
+func runTest(paths []string, output string, stdout, stderr io.Writer) int {
+	if output != outputYAML {
+		return policytest.Main(context.Background(), paths, output, stdout, stderr)
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "patchgate test: give a directory or test file")
-		return exitInvalid
+	var js bytes.Buffer
+	code := policytest.Main(context.Background(), paths, outputJSON, &js, stderr)
+	if js.Len() == 0 {
+		return code
 	}
-	return policytest.Main(context.Background(), fs.Args(), *output, stdout, stderr)
+	y, err := yaml.JSONToYAML(js.Bytes())
+	if err != nil {
+		return fail(stderr, "patchgate test: %v\n", err)
+	}
+	if _, err := stdout.Write(y); err != nil {
+		return fail(stderr, "patchgate test: %v\n", err)
+	}
+	return code
 }
