@@ -24,7 +24,24 @@ var ErrAmbiguousKey = errors.New("ambiguous JSON key")
 // than the one that runs. The error names the key's path
 // (`linux.devices[2].path`). Syntax errors are reported too; values are
 // not decoded.
+//
+// It scans the document once by hand (a config.json is read for every
+// container start); on any syntax error it hands over to the token-based
+// check, whose messages are encoding/json's own. FuzzCheckStrictJSON holds
+// the two equal.
 func CheckStrictJSON(data []byte) error {
+	sc := strictScanner{data: data}
+	err := sc.document()
+	if err == errStrictSyntax {
+		return checkStrictJSONTokens(data)
+	}
+	return err
+}
+
+// checkStrictJSONTokens is CheckStrictJSON with encoding/json's tokenizer:
+// the reference the hand scanner is fuzzed against, and the source of its
+// syntax error messages.
+func checkStrictJSONTokens(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers stay text: no float parsing
 	var st strictStack
@@ -49,11 +66,7 @@ func CheckStrictJSON(data []byte) error {
 				return fmt.Errorf("%w: object key is not a string", ErrInvalidSpec)
 			}
 			if prev, dup := top.add(key); dup {
-				what := "twice"
-				if prev != key {
-					what = fmt.Sprintf("also as %s (keys differing only in case)", strconv.Quote(prev))
-				}
-				return fmt.Errorf("%w: %s appears %s; refusing a spec that runtimes may read differently", ErrAmbiguousKey, st.path(key), what)
+				return ambiguousKey(&st, key, prev)
 			}
 			top.key = key
 			top.wantKey = false
@@ -81,6 +94,16 @@ func CheckStrictJSON(data []byte) error {
 			return nil
 		}
 	}
+}
+
+// ambiguousKey is the error for key, which collides with prev in the
+// innermost object of st.
+func ambiguousKey(st *strictStack, key, prev string) error {
+	what := "twice"
+	if prev != key {
+		what = fmt.Sprintf("also as %s (keys differing only in case)", strconv.Quote(prev))
+	}
+	return fmt.Errorf("%w: %s appears %s; refusing a spec that runtimes may read differently", ErrAmbiguousKey, st.path(key), what)
 }
 
 // strictFrame is one open object or array.

@@ -207,3 +207,78 @@ func FuzzParseSpecStrict(f *testing.F) {
 		}
 	})
 }
+
+// strictCorpus is the documents the hand scanner and the token-based check
+// are compared on, before fuzzing adds more: the cases above, recorded
+// specs, and the corners of encoding/json's unquoting.
+func strictCorpus(tb testing.TB) [][]byte {
+	docs := []string{
+		`{"process":{},"process":{}}`, `{"process":{},"Process":{}}`,
+		`{"process":{},"proc\u0065ss":{}}`, `{"linux":{"seccomp":{}, "ſeccomp":null}}`,
+		"{\"linux\":{\"maskedPaths\":[],\"mas\u212aedPaths\":null}}",
+		`[{"a":1},{"b":{"c":1,"c":2}}]`, "{\"x\\ny\":1,\"x\\nY\":2}",
+		`{}`, `[]`, `"s"`, `1`, ``, ` `, `{"a":`, `{"a" 1}`, `{1:2}`, `[1,]`, `{"a":1,}`,
+		`{"a":1} trailing`, `{"a":1}{"a":1}`, `nul`, `-`, `-0.5e+7`, `01`, `1.`, `1e`, `[1.5E-3]`,
+		// Lone and paired surrogates: both lone ones are U+FFFD, one key.
+		`{"\ud800":1,"\udc00":2}`, `{"\ud83d\ude00":1,"\ud83d\ude01":2}`, `{"\ud83d\u0041":1,"\ufffdA":2}`,
+		// Invalid UTF-8 is U+FFFD too.
+		"{\"\xff\":1,\"\xfe\":2}", "{\"a\xff\":1,\"a\\ufffd\":2}",
+		`{"a\/b":1,"a/b":2}`, `{"\b\f\n\r\t\"\\":1}`, `{"\x":1}`, `{"\u12":1}`, `{"\u12G4":1}`,
+		"{\"a\x01\":1}", "[\"a\x1f\"]", `{"a":"\u00e9","b":[true,false,null]}`,
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+	}
+	var out [][]byte
+	for _, d := range docs {
+		out = append(out, []byte(d))
+	}
+	files, _ := filepath.Glob("testdata/specs/*/*.json")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+// sameStrictVerdict fails unless the hand scanner and the token-based check
+// agree on data: both pass, or both refuse with the same message.
+func sameStrictVerdict(t testing.TB, data []byte) {
+	fast, slow := CheckStrictJSON(data), checkStrictJSONTokens(data)
+	if (fast == nil) != (slow == nil) || fast != nil && (fast.Error() != slow.Error() || errors.Is(fast, ErrAmbiguousKey) != errors.Is(slow, ErrAmbiguousKey)) {
+		t.Fatalf("%q: hand scanner %v, token-based %v", data, fast, slow)
+	}
+}
+
+func TestCheckStrictJSONScannerAgrees(t *testing.T) {
+	corpus := strictCorpus(t)
+	if len(corpus) < 60 {
+		t.Fatalf("corpus of %d documents: the recorded specs are missing", len(corpus))
+	}
+	for _, d := range corpus {
+		sameStrictVerdict(t, d)
+	}
+}
+
+func FuzzCheckStrictJSON(f *testing.F) {
+	for _, d := range strictCorpus(f) {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sameStrictVerdict(t, data)
+	})
+}
+
+// The hand scanner against the token-based check it replaced, in one run.
+func BenchmarkCheckStrictJSONTokens(b *testing.B) {
+	data := largestSpec(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := checkStrictJSONTokens(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
