@@ -73,7 +73,7 @@ func newCheckCmd() *cobra.Command {
 	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 	addOutputFlag(cmd, &f.output)
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only a one-line summary (for Node Problem Detector)")
-	fs.BoolVar(&f.apply, "apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), wait for it, and report before and after")
+	fs.BoolVar(&f.apply, "apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), show its progress and output on stderr, wait for it, and report before and after; SIGINT/SIGTERM leave a provider's update running or stop the site's command, exit 130/143 (docs/operations.md)")
 	fs.StringVar(&f.nfdFeatures, "nfd-features", "", "also write a Node Feature Discovery feature file (patchgate.livepatch.compliant, patchgate.livepatch.effective-version)")
 	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
 	fs.DurationVar(&f.toolTimeout, "tool-timeout", 30*time.Second, "timeout of each provider tool run")
