@@ -43,8 +43,10 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
+# -timeout 30m: go test's default of 10m per package was too short for
+# test/release (a cold two-architecture release and its SBOM) on a loaded machine.
 unit:
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # Real live patches on a real kernel in a throwaway qemu guest (scripts/vmtest.sh).
 vmtest: deps

@@ -54,9 +54,11 @@ func TestSocketRemediationWaitBoundedByClientBudget(t *testing.T) {
 		t.Fatalf("test policy not loaded: %+v", e.svc.Policy().Spec.Remediation)
 	}
 
-	// Shorter than decision.DefaultTimeout, so the test also fails if the
-	// client does not send its budget and the service assumes the default.
-	const clientTimeout = 600 * time.Millisecond
+	// Far longer than decision.DefaultTimeout, so that the wait handed to
+	// the remediator shows whether the client sent its budget (below), and
+	// so that the quarter of the budget the service keeps for answering is
+	// 2s: with 0.6s (its 0.15s) the answer came late on a starved machine.
+	const clientTimeout = 8 * time.Second
 	c := &decision.Client{Socket: e.socket, Timeout: clientTimeout}
 	id := audit.NewUUID()
 	sent := time.Now()
@@ -74,6 +76,9 @@ func TestSocketRemediationWaitBoundedByClientBudget(t *testing.T) {
 	}
 	// The structural guarantee: the wait handed to the remediator and its
 	// ctx deadline both lie within the budget the client sent.
+	if rem.wait <= decision.DefaultTimeout {
+		t.Errorf("remediation wait %v: the service assumed the default budget %v, not the client's %v", rem.wait, decision.DefaultTimeout, clientTimeout)
+	}
 	if rem.wait >= clientTimeout {
 		t.Errorf("remediation wait %v, want less than the client's budget %v", rem.wait, clientTimeout)
 	}
