@@ -92,14 +92,90 @@ func Evaluate(p *Policy, w *Workload, k *KernelState, now time.Time) Decision {
 			applied(bit)
 			continue
 		}
-		d.Violations = append(d.Violations, Violation{Rule: r.id, Action: action, Reason: r.reason, Detail: detail})
+		v := Violation{Rule: r.id, Action: action, Reason: r.reason, Detail: detail}
+		if normal := c.actions[i].normal; behind && stricter(action, normal) {
+			v.NormalAction = normal
+		}
+		d.Violations = append(d.Violations, v)
 	}
+	markImplied(c, w, d.Violations)
 
 	slices.SortFunc(d.Violations, func(a, b Violation) int { return cmp.Compare(a.Rule, b.Rule) })
 	slices.Sort(d.Deferred)
 	slices.Sort(d.Exemptions)
 	d.Verdict = verdictOf(d.Violations)
 	return d
+}
+
+// actionRank orders actions from the mildest: off, audit, warn, enforce.
+func actionRank(a Action) int {
+	switch a {
+	case ActionAudit:
+		return 1
+	case ActionWarn:
+		return 2
+	case ActionEnforce:
+		return 3
+	}
+	return 0
+}
+
+// stricter reports whether action a weighs more than b.
+func stricter(a, b Action) bool { return actionRank(a) > actionRank(b) }
+
+// impliedByPrivileged are the rules a privileged container fails because it
+// is privileged: the runtimes give it every capability (capabilities), every
+// host device and an allow-all device cgroup (hostDevices), no masked or
+// read-only paths (procMount), no seccomp filter and no AppArmor profile
+// (containerd's CRI and podman skip both for privileged), and Kubernetes
+// refuses allowPrivilegeEscalation=false with privileged
+// (privilegeEscalation). hostPathMounts is judged apart (markImplied).
+var impliedByPrivileged = []string{RuleCapabilities, RuleHostDevices, RuleProcMount, RuleSeccomp, RuleAppArmor, RulePrivilegeEscalation}
+
+// markImplied sets ImpliedBy on the violations that the privileged
+// violation implies. hostPathMounts is implied only when the writable sysfs
+// and cgroup mounts a privileged container gets are all it objects to: the
+// rule is judged again without them, so a hostPath volume next to
+// privileged still shows. Only a privileged container pays for this.
+func markImplied(c *compiled, w *Workload, vs []Violation) {
+	priv := false
+	for i := range vs {
+		if vs[i].Rule == RulePrivileged {
+			priv = true
+		}
+	}
+	if !priv {
+		return
+	}
+	for i := range vs {
+		v := &vs[i]
+		switch {
+		case slices.Contains(impliedByPrivileged, v.Rule):
+			v.ImpliedBy = RulePrivileged
+		case v.Rule == RuleHostPathMounts:
+			rest := *w
+			rest.Mounts = slices.DeleteFunc(slices.Clone(w.Mounts), privilegedMount)
+			if _, bad := checkHostPathMounts(c, &rest); !bad {
+				v.ImpliedBy = RulePrivileged
+			}
+		}
+	}
+}
+
+// privilegedMount reports whether m is one of the writable kernel
+// filesystems a privileged container gets: sysfs at /sys, cgroup at
+// /sys/fs/cgroup.
+func privilegedMount(m Mount) bool {
+	if isBind(&m) || mountReadOnly(&m) {
+		return false
+	}
+	switch cleanPath(m.Destination) {
+	case "/sys":
+		return m.Type == "sysfs"
+	case "/sys/fs/cgroup":
+		return m.Type == "cgroup" || m.Type == "cgroup2"
+	}
+	return false
 }
 
 func verdictOf(vs []Violation) Verdict {

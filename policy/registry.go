@@ -39,6 +39,11 @@ type containerRule struct {
 	// unseen: a violation it proves is reported, and the rule is deferred
 	// only when deferred is true (what is unknown matters to it).
 	partial func(c *compiled, w *Workload) (detail string, violated, deferred bool)
+	// fix says what to change where the container came from, in that
+	// tool's words (a pod's securityContext field, a podman flag); ""
+	// when there is nothing to add to the OCI field the detail names.
+	// Explain appends it to the detail; it never affects the decision.
+	fix func(w *Workload, v *Violation, o origin) string
 }
 
 // kernelRule judges the host kernel's state. check is pure; state is never nil
@@ -49,6 +54,8 @@ type kernelRule struct {
 	// part is the KernelState.Unknown part the rule reads.
 	part  string
 	check func(k *KernelSpec, s *KernelState) (detail string, violated bool)
+	// remedy says what makes the kernel pass again, for Explain.
+	remedy string
 }
 
 // containerRules is the registry of container rules. Its order is the bit
@@ -141,6 +148,9 @@ func ValidateRegistry() error {
 		if r.check == nil {
 			errs = append(errs, fmt.Sprintf("rule %q: no check", r.id))
 		}
+		if r.fix == nil {
+			errs = append(errs, fmt.Sprintf("rule %q: no fix for messages", r.id))
+		}
 		if i < len(specs) && rulesSpecKey(i) != r.id {
 			errs = append(errs, fmt.Sprintf("rule %q is configured under rules.%s", r.id, rulesSpecKey(i)))
 		}
@@ -149,6 +159,9 @@ func ValidateRegistry() error {
 		check(r.id, r.reason)
 		if r.check == nil {
 			errs = append(errs, fmt.Sprintf("rule %q: no check", r.id))
+		}
+		if r.remedy == "" {
+			errs = append(errs, fmt.Sprintf("rule %q: no remedy for messages", r.id))
 		}
 		switch r.part {
 		case "patches", "cves", "version", "updates":

@@ -53,6 +53,7 @@ var apparmorRule = containerRule{
 	reason: "apparmor unconfined",
 	needs:  FieldAppArmor,
 	check:  checkAppArmor,
+	fix:    fixAppArmor,
 }
 
 // appArmorUnconfined reports whether profile, a non-empty
@@ -101,4 +102,11 @@ func checkAppArmor(c *compiled, w *Workload) (string, bool) {
 		return fmt.Sprintf("%s must not run AppArmor unconfined (process.apparmorProfile=%q is loaded in %s mode)", subject(w), w.AppArmorProfile, mode), true
 	}
 	return "", false
+}
+
+// fixAppArmor: Pod Security's wording for the AppArmor profile; a Localhost
+// profile must be loaded on the node in enforce mode.
+func fixAppArmor(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, `must set securityContext.appArmorProfile.type to "RuntimeDefault" (or "Localhost" with a profile loaded in enforce mode), not "Unconfined"`,
+		"run without --security-opt apparmor=unconfined, with the default profile or one loaded in enforce mode")
 }

@@ -26,6 +26,7 @@ var capabilitiesRule = containerRule{
 	reason: "non-default capabilities",
 	needs:  FieldCapabilities,
 	check:  checkCapabilities,
+	fix:    fixCapabilities,
 }
 
 // capName strips the CAP_ prefix that OCI uses.
@@ -89,4 +90,12 @@ func checkCapabilities(c *compiled, w *Workload) (string, bool) {
 	bad = slices.Compact(bad)
 	return fmt.Sprintf("%s must not include %s in process.capabilities (%s)",
 		subject(w), quoteList(bad), strings.Join(where, ", ")), true
+}
+
+// fixCapabilities: a pod gets capabilities beyond the runtime's default set
+// only from securityContext.capabilities.add (Pod Security baseline: "must
+// not include ... in securityContext.capabilities.add", names without CAP_).
+func fixCapabilities(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "must not add them in securityContext.capabilities.add (names without CAP_)",
+		"run without --cap-add for them")
 }

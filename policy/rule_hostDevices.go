@@ -41,6 +41,7 @@ var hostDevicesRule = containerRule{
 	reason: "host devices",
 	needs:  FieldDevices,
 	check:  checkHostDevices,
+	fix:    fixHostDevices,
 }
 
 // maxListed caps the items listed in one part of the detail: a privileged
@@ -180,4 +181,13 @@ func cgroupRuleString(r *DeviceRule) string {
 		return fmt.Sprint(v)
 	}
 	return fmt.Sprintf("%s %s:%s %s", r.Type, n(r.Major), n(r.Minor), r.Access)
+}
+
+// fixHostDevices: a pod's devices come from a device plugin
+// (resources.limits), a DRA claim (resources.claims) or a CDI device; a
+// privileged pod's from privileged (folded into that rule). podman: --device
+// and --device-cgroup-rule.
+func fixHostDevices(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "the devices come from a device plugin (resources.limits) or a DRA claim (resources.claims): request none that the policy does not allow (rules.hostDevices.allowed)",
+		"run without --device or --device-cgroup-rule for them")
 }

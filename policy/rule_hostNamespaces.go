@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,7 @@ var hostNamespacesRule = containerRule{
 	needs:   FieldHostNamespaces,
 	check:   checkHostNamespaces,
 	partial: partialHostNamespaces,
+	fix:     fixHostNamespaces,
 }
 
 // partialHostNamespaces judges the known namespaces when some are unknown.
@@ -70,4 +72,43 @@ func checkHostNamespaces(c *compiled, w *Workload) (string, bool) {
 		parts = append(parts, fmt.Sprintf("join the mount namespace %q", w.MountNamespacePath))
 	}
 	return fmt.Sprintf("%s must not %s (linux.namespaces)", subject(w), strings.Join(parts, " or ")), true
+}
+
+// fixHostNamespaces names the pod field or podman flag of each host
+// namespace: hostPID, hostIPC and hostNetwork (which also shares the
+// host's uts namespace); --pid, --ipc, --network, --uts, --cgroupns and
+// --userns=host, for the namespaces the detail names (the policy may allow
+// others). A mount namespace joined by path has neither.
+func fixHostNamespaces(w *Workload, v *Violation, o origin) string {
+	var kube, pm []string
+	for _, ns := range w.HostNamespaces {
+		if !strings.Contains(v.Detail, strconv.Quote(ns)) {
+			continue // shared with the host, and allowed
+		}
+		switch ns {
+		case "pid":
+			kube, pm = append(kube, "spec.hostPID=true"), append(pm, "--pid=host")
+		case "ipc":
+			kube, pm = append(kube, "spec.hostIPC=true"), append(pm, "--ipc=host")
+		case "network":
+			kube, pm = append(kube, "spec.hostNetwork=true"), append(pm, "--network=host")
+		case "uts":
+			kube, pm = append(kube, "spec.hostNetwork=true"), append(pm, "--uts=host")
+		case "cgroup":
+			pm = append(pm, "--cgroupns=host")
+		case "user":
+			kube, pm = append(kube, "spec.hostUsers=true"), append(pm, "--userns=host")
+		}
+	}
+	slices.Sort(kube)
+	kube = slices.Compact(kube)
+	slices.Sort(pm)
+	var k, p string
+	if len(kube) > 0 {
+		k = "must not set " + strings.Join(kube, ", ")
+	}
+	if len(pm) > 0 {
+		p = "run without " + strings.Join(pm, ", ")
+	}
+	return fixFor(o, k, p)
 }

@@ -96,6 +96,7 @@ var hostPathMountsRule = containerRule{
 	reason: "host path mounts",
 	needs:  FieldMounts,
 	check:  checkHostPathMounts,
+	fix:    fixHostPathMounts,
 }
 
 // protectedHostPaths can never be mounted, whatever rules.hostPathMounts
@@ -744,4 +745,13 @@ func (c *compiled) judgeOverlay(m *Mount) string {
 		return ""
 	}
 	return "overlay " + strings.Join(bad, "; ")
+}
+
+// fixHostPathMounts: a pod's host paths come from hostPath volumes
+// (volumes[].hostPath, Pod Security "hostPath volumes"), mounted through
+// volumeMounts[] (readOnly where the policy allows a path read-only only;
+// recursiveReadOnly: Enabled for an rbind); podman's from -v and --mount.
+func fixHostPathMounts(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "remove the volumes[].hostPath volume or, where the policy allows the path read-only, set volumeMounts[].readOnly=true (recursiveReadOnly: Enabled for submounts)",
+		"remove the -v/--volume or --mount of the host path, or add ro where the policy allows it read-only")
 }

@@ -29,6 +29,9 @@ import (
 
 const kernelStateUnknownReason = "kernel state unknown"
 
+// kernelStateUnknownRemedy is what makes kernelStateUnknown pass, for Explain.
+const kernelStateUnknownRemedy = "patchgate reading the kernel's live-patch state again (patchgate check on the node says what it cannot read)"
+
 // unknownParts says which kernel state parts cannot be judged.
 type unknownParts struct {
 	all   bool

@@ -19,6 +19,7 @@ var privilegeEscalationRule = containerRule{
 	reason: "privilege escalation",
 	needs:  FieldNoNewPrivileges,
 	check:  checkPrivilegeEscalation,
+	fix:    fixPrivilegeEscalation,
 }
 
 func checkPrivilegeEscalation(_ *compiled, w *Workload) (string, bool) {
@@ -26,4 +27,10 @@ func checkPrivilegeEscalation(_ *compiled, w *Workload) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("%s must set process.noNewPrivileges=true (allowPrivilegeEscalation=false)", subject(w)), true
+}
+
+// fixPrivilegeEscalation: Pod Security's wording (allowPrivilegeEscalation
+// != false); podman's no-new-privileges.
+func fixPrivilegeEscalation(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "must set securityContext.allowPrivilegeEscalation=false", "run with --security-opt no-new-privileges")
 }

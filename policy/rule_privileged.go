@@ -29,6 +29,7 @@ var privilegedRule = containerRule{
 	reason: "privileged",
 	needs:  FieldPrivileged | FieldCapabilities,
 	check:  checkPrivileged,
+	fix:    fixPrivileged,
 }
 
 func checkPrivileged(_ *compiled, w *Workload) (string, bool) {
@@ -82,4 +83,9 @@ func hasOption(opts []string, o string) bool {
 		}
 	}
 	return false
+}
+
+// fixPrivileged: Pod Security's wording for the same control.
+func fixPrivileged(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "must not set securityContext.privileged=true", "run without --privileged")
 }

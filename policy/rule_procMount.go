@@ -34,6 +34,7 @@ var procMountRule = containerRule{
 	reason: "unmasked proc",
 	needs:  FieldProcMount,
 	check:  checkProcMount,
+	fix:    fixProcMount,
 }
 
 // coveredBy reports whether p is one of list or lies under one, each entry
@@ -93,4 +94,10 @@ func checkProcMount(c *compiled, w *Workload) (string, bool) {
 		parts = append(parts, "unmasked proc "+plural(len(extra), "mount", "mounts")+" at "+strings.Join(extra, ", ")+" (mounts)")
 	}
 	return fmt.Sprintf("%s must not unmask /proc: %s", subject(w), strings.Join(parts, "; ")), true
+}
+
+// fixProcMount: Pod Security's wording for procMount; podman unmasks with
+// --security-opt unmask=... (and --privileged, folded into that rule).
+func fixProcMount(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, `must not set securityContext.procMount to "Unmasked"`, "run without --security-opt unmask")
 }

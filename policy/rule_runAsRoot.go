@@ -40,6 +40,7 @@ var runAsRootRule = containerRule{
 	reason: "run as root",
 	needs:  FieldUser,
 	check:  checkRunAsRoot,
+	fix:    fixRunAsRoot,
 }
 
 // hostID maps a container id to the host through a user namespace's
@@ -107,4 +108,17 @@ func checkRunAsRoot(_ *compiled, w *Workload) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("%s must not map %s", subject(w), strings.Join(bad, " or ")), true
+}
+
+// fixRunAsRoot: a pod sets a non-root user (Pod Security: runAsNonRoot !=
+// true, runAsUser=0); in a user namespace the mappings come from
+// spec.hostUsers=false, which never maps to host root. podman: --user, and
+// --userns/--uidmap for the mappings.
+func fixRunAsRoot(w *Workload, _ *Violation, o origin) string {
+	if w.User.UserNamespace {
+		return fixFor(o, "set spec.hostUsers=false (the kubelet maps the pod to unprivileged host ids) or a non-zero securityContext.runAsUser",
+			"use --userns or --uidmap that map no id to host root, or --user with a non-zero uid")
+	}
+	return fixFor(o, "must set securityContext.runAsNonRoot=true and securityContext.runAsUser to a non-zero uid",
+		"run with --user set to a non-zero uid")
 }

@@ -49,6 +49,7 @@ var seccompRule = containerRule{
 	reason: "seccomp unconfined",
 	needs:  FieldSeccomp,
 	check:  checkSeccomp,
+	fix:    fixSeccomp,
 }
 
 // defaultSeccompMustBlock is the default of rules.seccomp.mustBlock: system
@@ -311,4 +312,12 @@ func orNone(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return s
+}
+
+// fixSeccomp: Pod Security's wording for seccompProfile; a Localhost
+// profile must block what rules.seccomp.mustBlock lists. podman:
+// --security-opt seccomp=unconfined or a profile that lets them through.
+func fixSeccomp(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, `must set securityContext.seccompProfile.type to "RuntimeDefault" (or "Localhost" with a profile that blocks them)`,
+		"run without --security-opt seccomp=unconfined, with the default profile or one that blocks them")
 }

@@ -26,6 +26,7 @@ var sysctlsRule = containerRule{
 	reason: "unsafe sysctls",
 	needs:  FieldSysctls,
 	check:  checkSysctls,
+	fix:    fixSysctls,
 }
 
 // kubernetesSafeSysctls is the default of rules.sysctls.allowed: the sysctls
@@ -83,4 +84,10 @@ func checkSysctls(c *compiled, w *Workload) (string, bool) {
 	slices.Sort(bad)
 	return fmt.Sprintf("%s must not set %s %s (linux.sysctl)",
 		subject(w), plural(len(bad), "sysctl", "sysctls"), quoteList(bad)), true
+}
+
+// fixSysctls: a pod's sysctls are spec.securityContext.sysctls (Pod
+// Security "forbidden sysctls"); podman's --sysctl.
+func fixSysctls(_ *Workload, _ *Violation, o origin) string {
+	return fixFor(o, "must not set them in spec.securityContext.sysctls", "run without --sysctl for them")
 }

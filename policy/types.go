@@ -312,6 +312,17 @@ type Violation struct {
 	Reason string `json:"reason"`
 	// Detail names the container and the OCI field.
 	Detail string `json:"detail"`
+	// NormalAction is the rule's action while the kernel is not behind
+	// (spec.rules.<rule>.action). It is set only when the rule's
+	// whenKernelBehind made Action stricter: the kernel is the reason for
+	// this violation's weight, and messages say so (Explain).
+	NormalAction Action `json:"normalAction,omitempty"`
+	// ImpliedBy names the rule whose violation implies this one: a
+	// privileged container has every capability, every host device and no
+	// masked paths, so those rules fail with it. Messages for people
+	// collapse such a violation into the implying one; its Detail keeps
+	// the full finding for the audit record.
+	ImpliedBy string `json:"impliedBy,omitempty"`
 }
 
 // PolicyRef identifies the policy a decision was made under.
