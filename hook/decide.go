@@ -358,39 +358,35 @@ func outcome(by string, d *policy.Decision, w *policy.Workload, policyName strin
 	case policy.Warn:
 		o.Exit = ExitAdmit
 		o.Message = oneLine(fmt.Sprintf("patchgate: warning: %s admitted with warnings by policy %q: %s",
-			who(w), policyName, violations(d, policy.ActionWarn)))
+			who(w), policyName, violations(d, w, policy.ActionWarn)))
 	default:
 		o.Exit = ExitBlock
 		o.Message = oneLine(fmt.Sprintf("patchgate: blocked %s by policy %q: %s",
-			who(w), policyName, violations(d, policy.ActionEnforce)))
+			who(w), policyName, violations(d, w, policy.ActionEnforce)))
 	}
 	return o
 }
 
-// Bounds on the stderr line: runtimes put it into one error string.
-const (
-	maxDetail  = 1000
-	maxMessage = 4000
-)
+// maxMessage bounds the stderr line: runtimes put it into one error
+// string. policy.Explain bounds each detail.
+const maxMessage = 4000
 
 // violations lists the violations with the given action as
-// "rules a, b: [a] detail; [b] detail", each detail cut at maxDetail.
-func violations(d *policy.Decision, action policy.Action) string {
-	var ids, parts []string
+// "rules a, b: " and policy.Explain's line: each finding with its OCI
+// field and what to change where the container came from (pod, podman),
+// what privileged implies folded into it, and the kernel's part when
+// whenKernelBehind made a rule stricter.
+func violations(d *policy.Decision, w *policy.Workload, action policy.Action) string {
+	var ids []string
 	for _, v := range d.Violations {
 		if v.Action == action {
 			ids = append(ids, v.Rule)
-			detail := v.Detail
-			if len(detail) > maxDetail {
-				detail = detail[:maxDetail] + "…"
-			}
-			parts = append(parts, fmt.Sprintf("[%s] %s", v.Rule, detail))
 		}
 	}
-	if len(parts) == 0 {
+	if len(ids) == 0 {
 		return "no violation listed"
 	}
-	return "rules " + strings.Join(ids, ", ") + ": " + strings.Join(parts, "; ")
+	return "rules " + strings.Join(ids, ", ") + ": " + policy.Explain(d, w, action)
 }
 
 func who(w *policy.Workload) string {

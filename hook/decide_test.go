@@ -96,10 +96,14 @@ func TestRunLocalDecisions(t *testing.T) {
 		// Recorded in a sandbox without CAP_SYS_RESOURCE: podman's
 		// --privileged misses that one capability, which the privileged
 		// rule tolerates.
-		{"privileged-pod", ExitBlock, []string{"[privileged]", "[capabilities]", "[procMount]", "[hostDevices]", "CAP_SYS_ADMIN"}},
-		{"cap-sys-admin", ExitBlock, []string{"[capabilities]", "CAP_SYS_ADMIN"}},
-		{"pid-host", ExitBlock, []string{"[hostNamespaces]", "pid"}},
-		{"default", ExitBlock, []string{"[runAsRoot]"}},
+		// The message says privileged and the podman flag, and folds
+		// the capabilities, devices and masked paths it implies (the
+		// rule IDs stay in the list).
+		{"privileged-pod", ExitBlock, []string{"rules capabilities, hostDevices, hostPathMounts, privileged, procMount, runAsRoot:",
+			"[privileged]", "podman: run without --privileged", "privileged also fails rules capabilities, hostDevices, hostPathMounts, procMount"}},
+		{"cap-sys-admin", ExitBlock, []string{"[capabilities]", "CAP_SYS_ADMIN", "podman: run without --cap-add"}},
+		{"pid-host", ExitBlock, []string{"[hostNamespaces]", "pid", "podman: run without --pid=host"}},
+		{"default", ExitBlock, []string{"[runAsRoot]", "podman: run with --user set to a non-zero uid"}},
 		{"user1000-capdrop", ExitAdmit, nil},
 	} {
 		t.Run(tc.fixture, func(t *testing.T) {
@@ -119,6 +123,9 @@ func TestRunLocalDecisions(t *testing.T) {
 					if !strings.Contains(out.Message, want) {
 						t.Errorf("message %q lacks %q", out.Message, want)
 					}
+				}
+				if tc.fixture == "privileged-pod" && (strings.Contains(out.Message, "CAP_") || strings.Contains(out.Message, "[capabilities]")) {
+					t.Errorf("privileged container's message lists capabilities: %q", out.Message)
 				}
 			} else if out.Message != "" && !strings.HasPrefix(out.Message, "patchgate: warning:") {
 				t.Errorf("admitted with message %q", out.Message)

@@ -397,7 +397,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	}
 	if d.Verdict == policy.Deny {
 		log.WithField("rules", ruleIDs(d.Violations, policy.ActionEnforce)).Warn("pod refused")
-		return errors.New(DenyMessage(&d, false))
+		return errors.New(DenyMessage(&d, w, false))
 	}
 	return nil
 }
@@ -608,7 +608,7 @@ func (p *Plugin) concluded(w *policy.Workload, res service.Result, hooked bool, 
 			// Refused only because nobody judged them: say how to fix it.
 			return nil, errors.New(UnjudgedMessage(unjudged, hookPath == "", d.Policy.Name))
 		}
-		return nil, errors.New(DenyMessage(d, inProgress))
+		return nil, errors.New(DenyMessage(d, w, inProgress))
 	}
 	if len(unjudged) > 0 {
 		log().WithField("unchecked", unjudged).Warn("container admitted with rules unchecked: no OCI hook judges them (policy hook.onError: allow)")
@@ -758,16 +758,13 @@ func (p *Plugin) markReported(id string) bool {
 }
 
 // DenyMessage is the one-line error the runtime shows after its own prefix
-// ("failed to get NRI adjustment for container: ..."): it starts with
-// "patchgate:", names the rule IDs and says what to change.
-func DenyMessage(d *policy.Decision, remediationRunning bool) string {
+// ("failed to get NRI adjustment for container: ..."), which kubectl
+// describe pod shows: it starts with "patchgate:", names the rule IDs and,
+// through policy.Explain, each finding with its OCI field, what to change
+// in the pod spec, and the kernel's part when whenKernelBehind made a rule
+// stricter. w is the judged workload (nil: no pod fields are named).
+func DenyMessage(d *policy.Decision, w *policy.Workload, remediationRunning bool) string {
 	rules := ruleIDs(d.Violations, policy.ActionEnforce)
-	var details []string
-	for _, v := range d.Violations {
-		if v.Action == policy.ActionEnforce {
-			details = append(details, v.Detail)
-		}
-	}
 	var b strings.Builder
 	if remediationRunning && d.KernelBehind {
 		b.WriteString("patchgate: kernel live patch in progress, retry")
@@ -775,9 +772,9 @@ func DenyMessage(d *policy.Decision, remediationRunning bool) string {
 		b.WriteString("patchgate: denied")
 	}
 	fmt.Fprintf(&b, " [%s]", strings.Join(rules, ","))
-	if len(details) > 0 {
+	if len(rules) > 0 {
 		b.WriteString(": ")
-		b.WriteString(strings.Join(details, "; "))
+		b.WriteString(policy.Explain(d, w, policy.ActionEnforce))
 	}
 	fmt.Fprintf(&b, " (policy %q)", d.Policy.Name)
 	return oneLine(b.String())

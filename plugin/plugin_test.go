@@ -46,9 +46,14 @@ func TestRefusedWithReason(t *testing.T) {
 		capture string
 		rule    string
 		detail  string
+		// fix is what the message says to change in the pod.
+		fix string
 	}{
-		{"privileged", "hostDevices", "a device cgroup that allows every device"},
-		{"device-fuse", "hostDevices", `"/dev/fuse"`},
+		// NRI does not show privileged, but a privileged container's
+		// devices and sysfs do: the message says privileged, not 102
+		// devices; the audit record keeps the finding.
+		{"privileged", "hostDevices", `container "privileged" has what privileged gives`, "Kubernetes: must not set securityContext.privileged=true"},
+		{"device-fuse", "hostDevices", `"/dev/fuse"`, "Kubernetes: the devices come from a device plugin"},
 	} {
 		t.Run(tc.capture, func(t *testing.T) {
 			h := newHarness(t, harnessOpts{})
@@ -64,6 +69,12 @@ func TestRefusedWithReason(t *testing.T) {
 			if strings.ContainsAny(msg, "\n\r") {
 				t.Errorf("error is not one line: %q", msg)
 			}
+			if !strings.Contains(msg, tc.fix) {
+				t.Errorf("error %q does not say what to change (%s)", msg, tc.fix)
+			}
+			if tc.capture == "privileged" && strings.Contains(msg, "/dev/") {
+				t.Errorf("privileged container's error lists devices: %q", msg)
+			}
 			if !strings.Contains(msg, `(policy "plugin-test")`) {
 				t.Errorf("error does not name the policy: %q", msg)
 			}
@@ -76,6 +87,13 @@ func TestRefusedWithReason(t *testing.T) {
 			for _, r := range []string{"capabilities", "privileged"} {
 				if !slices.Contains(recs[0].Deferred, r) {
 					t.Errorf("record does not list %s as deferred: %v", r, recs[0].Deferred)
+				}
+			}
+			// The record keeps the whole finding the message folds.
+			for _, v := range recs[0].Violations {
+				if v.Rule == "hostDevices" && tc.capture == "privileged" &&
+					(v.ImpliedBy != "privileged" || !strings.Contains(v.Detail, "a device cgroup that allows every device")) {
+					t.Errorf("record's hostDevices violation: %+v", v)
 				}
 			}
 		})
@@ -369,10 +387,10 @@ func TestDenyMessage(t *testing.T) {
 			{Rule: "runAsRoot", Action: policy.ActionEnforce, Detail: "container \"a\" must not run as uid 0\n(process.user.uid)"},
 			{Rule: "kernelPatches", Action: policy.ActionWarn, Detail: "patch missing"},
 		}}
-	if got, want := DenyMessage(d, false), `patchgate: denied [runAsRoot]: container "a" must not run as uid 0 (process.user.uid) (policy "p")`; got != want {
+	if got, want := DenyMessage(d, nil, false), `patchgate: denied [runAsRoot]: [runAsRoot] container "a" must not run as uid 0 (process.user.uid) (policy "p")`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got := DenyMessage(d, true); !strings.HasPrefix(got, "patchgate: kernel live patch in progress, retry [runAsRoot]") {
+	if got := DenyMessage(d, nil, true); !strings.HasPrefix(got, "patchgate: kernel live patch in progress, retry [runAsRoot]") {
 		t.Errorf("remediation message: %s", got)
 	}
 }

@@ -98,7 +98,7 @@ func Evaluate(p *Policy, w *Workload, k *KernelState, now time.Time) Decision {
 		}
 		d.Violations = append(d.Violations, v)
 	}
-	markImplied(c, w, d.Violations)
+	markImplied(c, w, d.Violations, slices.Contains(d.Deferred, RulePrivileged))
 
 	slices.SortFunc(d.Violations, func(a, b Violation) int { return cmp.Compare(a.Rule, b.Rule) })
 	slices.Sort(d.Deferred)
@@ -137,19 +137,30 @@ var impliedByPrivileged = []string{RuleCapabilities, RuleHostDevices, RuleProcMo
 // and cgroup mounts a privileged container gets are all it objects to: the
 // rule is judged again without them, so a hostPath volume next to
 // privileged still shows. Only a privileged container pays for this.
-func markImplied(c *compiled, w *Workload, vs []Violation) {
-	priv := false
+//
+// Where privileged could not be judged (privDeferred: the NRI plugin sees
+// no capabilities), a container that shows what privileged gives, a device
+// cgroup that allows every device and writable sysfs at /sys, has its
+// hostDevices and hostPathMounts findings marked too: the message then says
+// privileged rather than listing a hundred devices. It is wording only; the
+// violations and their actions stay.
+func markImplied(c *compiled, w *Workload, vs []Violation, privDeferred bool) {
+	priv, looks := false, false
 	for i := range vs {
 		if vs[i].Rule == RulePrivileged {
 			priv = true
 		}
 	}
 	if !priv {
-		return
+		if !privDeferred || !w.DevicesAllowAll || !writableSysfs(w.Mounts) {
+			return
+		}
+		looks = true
 	}
 	for i := range vs {
 		v := &vs[i]
 		switch {
+		case looks && v.Rule != RuleHostDevices && v.Rule != RuleHostPathMounts:
 		case slices.Contains(impliedByPrivileged, v.Rule):
 			v.ImpliedBy = RulePrivileged
 		case v.Rule == RuleHostPathMounts:

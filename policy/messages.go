@@ -112,14 +112,27 @@ func Explain(d *Decision, w *Workload, action Action) string {
 	if w != nil {
 		o = originOf(w)
 	}
-	var parts, folded, strict []string
+	var parts, folded, looks, strict []string
 	kernelListed := false
+	looksAt := -1
 	for _, v := range d.Violations {
 		if v.Action != action {
 			continue
 		}
-		if v.ImpliedBy != "" && hasRule(d.Violations, v.ImpliedBy, action) {
-			folded = append(folded, v.Rule)
+		if v.ImpliedBy == RulePrivileged {
+			if hasRule(d.Violations, RulePrivileged, action) {
+				folded = append(folded, v.Rule)
+			} else {
+				// Privileged not judged here (NRI): one item for all.
+				if looksAt < 0 {
+					looksAt = len(parts)
+					parts = append(parts, "")
+				}
+				looks = append(looks, v.Rule)
+			}
+			if v.NormalAction != "" {
+				strict = append(strict, v.Rule+" is "+string(v.NormalAction))
+			}
 			continue
 		}
 		if v.NormalAction != "" {
@@ -138,6 +151,19 @@ func Explain(d *Decision, w *Workload, action Action) string {
 		i := slices.IndexFunc(parts, func(s string) bool { return strings.HasPrefix(s, "["+RulePrivileged+"]") })
 		parts[i] += "; privileged also fails " + plural(len(folded), "rule ", "rules ") + strings.Join(folded, ", ") +
 			" (details in the audit record)"
+	}
+	if looksAt >= 0 {
+		who := "the container"
+		if w != nil {
+			who = subject(w)
+		}
+		s := "[" + strings.Join(looks, ",") + "] " + who + " has what privileged gives: a device cgroup that allows every host device and writable sysfs at /sys (linux.resources.devices, mounts; details in the audit record)"
+		if w != nil {
+			if fix := fixPrivileged(w, nil, o); fix != "" {
+				s += "; " + fix
+			}
+		}
+		parts[looksAt] = s
 	}
 	line := strings.Join(parts, "; ")
 	if k := explainKernel(d, action, strict, kernelListed); k != "" {

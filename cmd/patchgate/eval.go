@@ -183,7 +183,7 @@ func runEval(f *evalFlags, stdout, stderr io.Writer) int {
 		}
 	} else {
 		writeInput(stdout, ctr, podIn, w)
-		writeDecision(stdout, &d, ks != nil)
+		writeDecision(stdout, &d, w, ks != nil)
 	}
 	if d.Verdict == policy.Deny {
 		return exitDenied
@@ -263,8 +263,9 @@ func writeInput(w io.Writer, ctr, pod *specinput.Input, wl *policy.Workload) {
 	}
 }
 
-// writeDecision prints a decision for people.
-func writeDecision(w io.Writer, d *policy.Decision, haveState bool) {
+// writeDecision prints a decision for people, ending with the one line a
+// refused or flagged container's runtime would show (policy.Explain).
+func writeDecision(w io.Writer, d *policy.Decision, wl *policy.Workload, haveState bool) {
 	fmt.Fprintf(w, "decision: %s\n", d.Verdict)
 	fmt.Fprintf(w, "policy: %s %s\n", d.Policy.Name, d.Policy.Digest)
 	switch {
@@ -288,5 +289,11 @@ func writeDecision(w io.Writer, d *policy.Decision, haveState bool) {
 	}
 	if len(d.Exemptions) > 0 {
 		fmt.Fprintf(w, "exemptions applied: %s\n", strings.Join(d.Exemptions, ", "))
+	}
+	switch d.Verdict {
+	case policy.Deny:
+		fmt.Fprintf(w, "message: %s\n", policy.Explain(d, wl, policy.ActionEnforce))
+	case policy.Warn:
+		fmt.Fprintf(w, "message: %s\n", policy.Explain(d, wl, policy.ActionWarn))
 	}
 }

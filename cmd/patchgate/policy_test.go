@@ -148,6 +148,22 @@ func TestEvalTextOutput(t *testing.T) {
 	if code != exitDenied || !strings.Contains(out, "decision: deny") || !strings.Contains(out, "enforce  runAsRoot:") {
 		t.Errorf("behind: exit %d\n%s", code, out)
 	}
+	// The line the runtime would show names the kernel's cause and what
+	// would admit the container; without --pod it is no pod: OCI words.
+	for _, s := range []string{
+		"\nmessage: [runAsRoot] container \"app\" must not run as uid 0 (process.user.uid); the node's kernel is behind ([kernelPatches] required live patch is not in force: \"livepatch_sample\" (in transition) (spec.kernel.requiredPatches); [kernelVersion] kernel release \"6.1.0-17-amd64\" is older than spec.kernel.minimumVersion \"6.1.0-18-amd64\"), so whenKernelBehind applies: on a patched kernel runAsRoot is warn",
+		"what would admit it: the required live patch in force (patchgate check --apply on the node",
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("behind: output lacks %q:\n%s", s, out)
+		}
+	}
+	// With the pod's identity, the pod's field.
+	_, out, _ = runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
+		"--namespace", "default", "--pod", "web", "--container", "app", "--kernel-state", filepath.Join(kernelFixtures, "behind.json"), "--now", fixtureNow)
+	if !strings.Contains(out, "(process.user.uid); Kubernetes: must set securityContext.runAsNonRoot=true") {
+		t.Errorf("behind, pod: output lacks the pod's field:\n%s", out)
+	}
 	// Stale state: the same file judged an hour later is unknown.
 	code, out, _ = runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
 		"--kernel-state", filepath.Join(kernelFixtures, "patched.json"), "--now", "2026-11-27T13:00:00Z")
