@@ -130,7 +130,9 @@ func Explain(d *Decision, w *Workload, action Action) string {
 				}
 				looks = append(looks, v.Rule)
 			}
-			if v.NormalAction != "" {
+			if v.NormalAction != "" && !hasRule(d.Violations, RulePrivileged, action) {
+				// Folded into privileged, whose own weight is what
+				// decides; where privileged is not judged, these are.
 				strict = append(strict, v.Rule+" is "+string(v.NormalAction))
 			}
 			continue
@@ -217,9 +219,6 @@ func isKernelRule(id string) bool {
 
 // remedyOf is what makes kernel rule id pass again.
 func remedyOf(id string) string {
-	if id == RuleKernelStateUnknown {
-		return kernelStateUnknownRemedy
-	}
 	for i := range kernelRules {
 		if kernelRules[i].id == id {
 			return kernelRules[i].remedy
@@ -227,6 +226,9 @@ func remedyOf(id string) string {
 	}
 	return ""
 }
+
+// liveUpdateHow is how a node gets a live patch.
+const liveUpdateHow = "patchgate check --apply on the node, or the live-patch provider's own update"
 
 // explainKernel is the kernel's part of a message: why the kernel is behind
 // (each kernel rule's finding, unless the message lists it already), which
@@ -237,7 +239,8 @@ func explainKernel(d *Decision, action Action, strict []string, kernelListed boo
 	if len(strict) == 0 && !kernelListed {
 		return ""
 	}
-	var causes, remedies []string
+	var causes, needs []string
+	unknown, version := false, false
 	for _, v := range d.Violations {
 		if !isKernelRule(v.Rule) {
 			continue
@@ -249,9 +252,29 @@ func explainKernel(d *Decision, action Action, strict []string, kernelListed boo
 			}
 			causes = append(causes, "["+v.Rule+"] "+detail)
 		}
-		if r := remedyOf(v.Rule); r != "" && !slices.Contains(remedies, r) {
-			remedies = append(remedies, r)
+		switch v.Rule {
+		case RuleKernelStateUnknown:
+			unknown = true
+			continue
+		case RuleKernelVersion:
+			version = true
 		}
+		if r := remedyOf(v.Rule); r != "" && !slices.Contains(needs, r) {
+			needs = append(needs, r)
+		}
+	}
+	// Every failing kernel rule must pass: their needs go together, and
+	// one live-patch update brings them.
+	var remedies []string
+	if len(needs) > 0 {
+		r := strings.Join(needs, " and ") + " (" + liveUpdateHow + ")"
+		if version && len(needs) == 1 {
+			r += ", or a reboot into a newer kernel"
+		}
+		remedies = append(remedies, r)
+	}
+	if unknown {
+		remedies = append(remedies, kernelStateUnknownRemedy)
 	}
 	var b strings.Builder
 	if len(strict) > 0 {
@@ -278,7 +301,7 @@ func explainKernel(d *Decision, action Action, strict []string, kernelListed boo
 			lift = "what would clear the warning: "
 		}
 	}
-	b.WriteString(lift + strings.Join(remedies, ", or "))
+	b.WriteString(lift + strings.Join(remedies, "; and "))
 	return b.String()
 }
 

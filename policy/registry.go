@@ -54,7 +54,8 @@ type kernelRule struct {
 	// part is the KernelState.Unknown part the rule reads.
 	part  string
 	check func(k *KernelSpec, s *KernelState) (detail string, violated bool)
-	// remedy says what makes the kernel pass again, for Explain.
+	// remedy says what makes the rule pass again, for Explain, which adds
+	// how to get there (a live-patch update).
 	remedy string
 }
 

@@ -24,7 +24,7 @@ var kernelCVEsRule = kernelRule{
 	reason: "kernel CVE not fixed",
 	part:   "cves",
 	check:  checkKernelCVEs,
-	remedy: "a live patch that fixes the CVE (patchgate check --apply on the node, or the live-patch provider's own update)",
+	remedy: "a live patch that fixes the CVE",
 }
 
 func checkKernelCVEs(k *KernelSpec, s *KernelState) (string, bool) {

@@ -24,7 +24,7 @@ var kernelPatchesRule = kernelRule{
 	reason: "live patch missing",
 	part:   "patches",
 	check:  checkKernelPatches,
-	remedy: "the required live patch in force (patchgate check --apply on the node, or the live-patch provider's own update)",
+	remedy: "the required live patch in force",
 }
 
 func checkKernelPatches(k *KernelSpec, s *KernelState) (string, bool) {

@@ -17,7 +17,7 @@ var kernelUpdatesPendingRule = kernelRule{
 	reason: "kernel updates pending",
 	part:   "updates",
 	check:  checkKernelUpdatesPending,
-	remedy: "the pending updates applied (patchgate check --apply on the node, or the live-patch provider's own update)",
+	remedy: "the pending updates applied",
 }
 
 func checkKernelUpdatesPending(k *KernelSpec, s *KernelState) (string, bool) {

@@ -27,7 +27,7 @@ var kernelVersionRule = kernelRule{
 	reason: "kernel version too old",
 	part:   "version",
 	check:  checkKernelVersion,
-	remedy: "a live patch that brings the effective version to spec.kernel.minimumVersion (patchgate check --apply on the node, or the live-patch provider's own update), or a reboot into a newer kernel",
+	remedy: "an effective kernel version of at least spec.kernel.minimumVersion",
 }
 
 func checkKernelVersion(k *KernelSpec, s *KernelState) (string, bool) {

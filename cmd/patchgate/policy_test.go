@@ -152,7 +152,7 @@ func TestEvalTextOutput(t *testing.T) {
 	// would admit the container; without --pod it is no pod: OCI words.
 	for _, s := range []string{
 		"\nmessage: [runAsRoot] container \"app\" must not run as uid 0 (process.user.uid); the node's kernel is behind ([kernelPatches] required live patch is not in force: \"livepatch_sample\" (in transition) (spec.kernel.requiredPatches); [kernelVersion] kernel release \"6.1.0-17-amd64\" is older than spec.kernel.minimumVersion \"6.1.0-18-amd64\"), so whenKernelBehind applies: on a patched kernel runAsRoot is warn",
-		"what would admit it: the required live patch in force (patchgate check --apply on the node",
+		"what would admit it: the required live patch in force and an effective kernel version of at least spec.kernel.minimumVersion (patchgate check --apply on the node",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("behind: output lacks %q:\n%s", s, out)
