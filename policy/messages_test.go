@@ -343,3 +343,71 @@ func TestOriginOf(t *testing.T) {
 		}
 	}
 }
+
+// TestMessagesInDocs: the example messages in docs/policy.md ("Messages")
+// are what Explain says for these fixtures, under the shipped policies.
+func TestMessagesInDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(name string) *Policy {
+		data, err := os.ReadFile(filepath.Join("..", "examples", "policies", name+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := LoadBytes(name+".yaml", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	podmanPIDHost := func() *Workload {
+		data, err := os.ReadFile(filepath.Join("..", "hook", "testdata", "podman", "pid-host", "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ParseSpec(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := FromSpec(s, nil, FromSpecOptions{Source: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The recording ran podman with private roots; on a node they
+		// are podman's defaults, which the shipped policies know.
+		for i := range w.Mounts {
+			m := &w.Mounts[i]
+			m.Source = strings.Replace(m.Source, "/tmp/f-podman/runroot", "/run/containers/storage", 1)
+			m.Source = strings.Replace(m.Source, "/tmp/f-podman/root", "/var/lib/containers/storage", 1)
+		}
+		return w
+	}
+	for _, tc := range []struct {
+		policy string
+		w      *Workload
+		kernel string
+		hook   bool // the hook's prefix, else the NRI plugin's
+	}{
+		{"kernel-aware", fixtureWorkload(t, "runAsRoot-fail"), "behind", false},
+		{"kernel-aware", fixtureWorkload(t, "privileged-fail"), "behind", false},
+		{"baseline", podmanPIDHost(), "patched", true},
+	} {
+		d := Evaluate(load(tc.policy), tc.w, kernelFixture(t, tc.kernel), testNow)
+		var ids []string
+		for _, v := range d.Violations {
+			if v.Action == ActionEnforce {
+				ids = append(ids, v.Rule)
+			}
+		}
+		// The prefixes of plugin.DenyMessage and the hook's outcome.
+		msg := "patchgate: denied [" + strings.Join(ids, ",") + "]: " + Explain(&d, tc.w, ActionEnforce) + ` (policy "` + tc.policy + `")`
+		if tc.hook {
+			msg = `by policy "` + tc.policy + `": rules ` + strings.Join(ids, ", ") + ": " + Explain(&d, tc.w, ActionEnforce)
+		}
+		if !strings.Contains(string(doc), msg) {
+			t.Errorf("docs/policy.md lacks the message for %s under %s (rules %s):\n%s", tc.w.Container.Name, tc.policy, strings.Join(ids, ","), msg)
+		}
+	}
+}
