@@ -243,3 +243,43 @@ func BenchmarkThinRun(b *testing.B) {
 		}
 	}
 }
+
+// Arguments `patchgate hook` refuses (it then blocks every container: a
+// hook that cannot parse its own flags cannot decide) are never judged by
+// the service instead: the thin hook hands them, unchanged, to the full
+// decision, which refuses them as it always has. Otherwise a hooks.d file
+// the full hook fails closed on would admit containers while the service
+// is up, and change its decisions when the service goes down.
+func TestThinHookRefusesWhatHookRefuses(t *testing.T) {
+	pol := writePolicy(t, "deny", "enforce")
+	sock, _ := startBundleService(t, pol, true)
+	base := []string{"--socket", sock, "--policy", pol, "--timeout=2m", "--service-timeout=1m"}
+	for _, bad := range [][]string{
+		{"--policy", "relative/policy"},
+		{"--audit-socket", "relative.sock"},
+		{"--state-file", ""},
+		{"--state-file", "state.json"},
+		{"--audit-spool", "spool"},
+		{"--audit-id", "../../not-a-uuid"},
+		{"--nri-judged", "nosuchfield"},
+		{"--identity-from", "podman"},
+		{"--host-root", "host"},
+		{"--host-root", ""},
+		{"--socket", "relative.sock"},
+	} {
+		args := append(append([]string(nil), base...), bad...)
+		t.Run(strings.Join(bad, "="), func(t *testing.T) {
+			if CheckArgs(args) == nil {
+				t.Fatalf("patchgate hook accepts %q: the case tests nothing", args)
+			}
+			var c fullCall
+			var stderr bytes.Buffer
+			if exit := thin.Main(args, strings.NewReader(stateFor(t, "default")), &stderr, c.full(7)); exit != 7 || !c.called {
+				t.Fatalf("exit %d %q: the thin hook decided on arguments the full hook refuses", exit, stderr.String())
+			}
+			if !slices.Equal(c.args, args) {
+				t.Fatalf("full decision got %q, want the arguments unchanged %q", c.args, args)
+			}
+		})
+	}
+}

@@ -71,7 +71,57 @@ func parseFlags(args []string) (*flags, error) {
 	if f.timeout <= 0 || f.serviceTimeout <= 0 {
 		return nil, errors.New("--timeout and --service-timeout must be positive")
 	}
+	// Whatever `patchgate hook` refuses (and then blocks the container
+	// for) is refused here too, and handed to it unchanged: the service
+	// must never judge a container under arguments the full decision fails
+	// closed on (TestThinHookRefusesWhatHookRefuses).
+	var bad error
+	fs.Visit(func(fl *flag.Flag) {
+		v := fl.Value.String()
+		switch fl.Name {
+		case "policy", "audit-socket", "state-file", "host-root":
+			if !filepath.IsAbs(v) {
+				bad = fmt.Errorf("--%s %q must be an absolute path", fl.Name, v)
+			}
+		case "socket", "audit-spool":
+			if v != "" && !filepath.IsAbs(v) {
+				bad = fmt.Errorf("--%s %q must be an absolute path", fl.Name, v)
+			}
+		case "audit-id":
+			if v != "" && !validUUID(v) {
+				bad = fmt.Errorf("--audit-id %q is not a UUID", v)
+			}
+		case "identity-from":
+			if v != "none" && v != "containerd" && v != "crio" {
+				bad = fmt.Errorf("--identity-from %q: want none, containerd or crio", v)
+			}
+		case "nri-judged":
+			// Only the policy engine can check its field names; hooks
+			// with it predate the thin hook.
+			if v != "" {
+				bad = errors.New("--nri-judged is checked by the full decision")
+			}
+		}
+	})
+	if bad != nil {
+		return nil, bad
+	}
 	return f, nil
+}
+
+// validUUID is audit.ValidUUID (1-64 characters of [0-9a-zA-Z-]), which
+// `patchgate hook --audit-id` requires.
+func validUUID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func defineFlags(fs *flag.FlagSet, f *flags) {
