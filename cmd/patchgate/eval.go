@@ -46,13 +46,15 @@ type evalFlags struct {
 	namespace, pod, podUID, container, image                                      string
 	toolsChroot                                                                   bool
 	labels, podAnn                                                                mapFlag
+	// run: --running and its flags (evalrunning.go).
+	run runningFlags
 }
 
 func newEvalCmd() *cobra.Command {
 	f := &evalFlags{labels: mapFlag{}, podAnn: mapFlag{}}
 	cmd := &cobra.Command{
-		Use:   "eval --spec config.json",
-		Short: "evaluate an OCI spec against a policy offline",
+		Use:   "eval --spec config.json | eval --running",
+		Short: "evaluate an OCI spec, or every container running on this node (--running), against a policy",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return codeErr(runEval(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
@@ -75,10 +77,14 @@ func newEvalCmd() *cobra.Command {
 	fs.StringVar(&f.image, "image", "", "image reference, when the spec has no CRI annotations")
 	fs.Var(f.labels, "label", "pod label key=value (repeatable)")
 	fs.Var(f.podAnn, "pod-annotation", "pod annotation key=value (repeatable)")
+	addRunningFlags(fs, &f.run)
 	return cmd
 }
 
 func runEval(f *evalFlags, stdout, stderr io.Writer) int {
+	if f.run.running {
+		return runEvalRunning(f, stdout, stderr)
+	}
 	if f.specPath == "" {
 		fmt.Fprintln(stderr, "patchgate eval: --spec is required")
 		return exitInvalid
