@@ -40,6 +40,12 @@ func TestPolicyCopyFollowsThePolicyInForce(t *testing.T) {
 		if !bytes.Equal(a, b) {
 			t.Errorf("the copy is not the policy in force:\n%s\nvs\n%s", a, b)
 		}
+		// The status names the copy and the path (patchgate check reads
+		// the node's policy from there).
+		st := e.svc.Status().Policy
+		if st.Copy != copyDir || st.Path != e.policyDir {
+			t.Errorf("status policy copy %q path %q, want %q and %q", st.Copy, st.Path, copyDir, e.policyDir)
+		}
 	}
 	check("first")
 	writeFile(t, filepath.Join(e.policyDir, "policy.yaml"), policyNamed("second"), 0o644)

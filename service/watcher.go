@@ -18,9 +18,16 @@ import (
 
 // PolicyStatus is the policy watcher's state, for the status file.
 type PolicyStatus struct {
-	Name     string    `json:"name"`
-	Digest   string    `json:"digest"`
-	Sources  []string  `json:"sources,omitempty"`
+	Name    string   `json:"name"`
+	Digest  string   `json:"digest"`
+	Sources []string `json:"sources,omitempty"`
+	// Path and NodeName are what the service loads (--policy,
+	// --node-name); Copy is where it writes the policy in force
+	// (--policy-copy: the directory, holding policy.yaml), when it does. `patchgate check`
+	// and `eval` read the node's policy from here.
+	Path     string    `json:"path,omitempty"`
+	NodeName string    `json:"nodeName,omitempty"`
+	Copy     string    `json:"copy,omitempty"`
 	LoadedAt time.Time `json:"loadedAt"`
 	// Error is the last reload's error (file:line); the policy above stays
 	// in force while it is set.
@@ -52,6 +59,7 @@ func (s *Service) setPolicy(pol *policy.Policy, fp string) {
 	now := s.now()
 	s.polStatus.Store(&PolicyStatus{
 		Name: pol.Name(), Digest: pol.Digest(), Sources: pol.Sources, LoadedAt: now, LastCheck: now,
+		Path: s.policyPath, NodeName: s.nodeName, Copy: s.policyCopy,
 	})
 }
 

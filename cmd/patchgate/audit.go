@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,6 +36,8 @@ type auditProblem struct {
 }
 
 type auditOutput struct {
+	// Log is the log read, and why that one.
+	Log      auditLogSource `json:"log"`
 	Records  []audit.Record `json:"records"`
 	Summary  auditSummary   `json:"summary"`
 	Problems []auditProblem `json:"problems"`
@@ -58,8 +61,9 @@ func parseSince(s string) (time.Duration, error) {
 
 // auditFlags are `patchgate audit`'s flags.
 type auditFlags struct {
-	path, policyPath, nodeName, since, action, rule, namespace, output string
-	spool                                                              bool
+	log                                    auditLogFlags
+	since, action, rule, namespace, output string
+	spool                                  bool
 }
 
 func newAuditCmd() *cobra.Command {
@@ -73,9 +77,13 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.path, "path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the policy's spec.audit.path, else "+audit.DefaultPath)
-	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
-	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	fs.StringVar(&f.log.path, "path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the log the node service writes, else the node policy's spec.audit.path, else "+audit.DefaultPath)
+	fs.StringVar(&f.log.policyPath, "policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
+	fs.StringVar(&f.log.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	fs.StringVar(&f.log.statusFile, "status-file", defaultStatusFile, "node service status file, which names the audit log the service writes; \"\" to skip")
+	cmd.MarkFlagsMutuallyExclusive("path", "policy")
+	_ = cmd.RegisterFlagCompletionFunc("rule", cobra.FixedCompletions(auditRuleIDs(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("action", cobra.FixedCompletions([]string{audit.ActionBlocked, audit.ActionFlagged, audit.ActionAllowed}, cobra.ShellCompDirectiveNoFileComp))
 	fs.BoolVar(&f.spool, "spool", true, "also show records still waiting in the spool")
 	fs.StringVar(&f.since, "since", "", "only records newer than this `duration` (e.g. 90m, 24h, 7d)")
 	fs.StringVar(&f.action, "action", "", "only records with this action: blocked, flagged or allowed")
@@ -92,18 +100,26 @@ func runAudit(f *auditFlags, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "patchgate audit: --action %q: want blocked, flagged or allowed\n", f.action)
 		return exitInvalid
 	}
-	if f.path == "" {
-		f.path = audit.DefaultPath
-		if f.policyPath != "" {
-			pol, err := policy.Load(f.policyPath, f.nodeName)
-			if err != nil {
-				fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
-				return exitInvalid
-			}
-			if pol.Spec.Audit.Path != "" {
-				f.path = pol.Spec.Audit.Path
-			}
-		}
+	if f.rule != "" && !slices.Contains(auditRuleIDs(), f.rule) {
+		fmt.Fprintf(stderr, "patchgate audit: --rule %q is not a rule; want one of %s\n", f.rule, strings.Join(auditRuleIDs(), ", "))
+		return exitInvalid
+	}
+	src, err := f.log.resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
+		return exitInvalid
+	}
+	// A log that is not there is an error, not an empty log: a mistyped
+	// --path, or a node whose service never wrote one, must not read as
+	// "no containers refused".
+	files, err := audit.LogFiles(src.Path)
+	if err != nil {
+		fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
+		return exitInvalid
+	}
+	if len(files) == 0 {
+		fmt.Fprintf(stderr, "patchgate audit: no audit log at %s (nor rotated backups of it)\n", src)
+		return exitInvalid
 	}
 	var cutoff time.Time
 	if f.since != "" {
@@ -116,14 +132,14 @@ func runAudit(f *auditFlags, stdout, stderr io.Writer) int {
 	}
 	opts := audit.ReadOptions{}
 	if f.spool {
-		opts.SpoolPath = audit.SpoolPathFor(f.path)
+		opts.SpoolPath = audit.SpoolPathFor(src.Path)
 	}
-	recs, problems, err := audit.ReadAll(context.Background(), f.path, opts)
+	recs, problems, err := audit.ReadAll(context.Background(), src.Path, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate audit: %v\n", err)
 		return exitInvalid
 	}
-	res := auditOutput{Records: []audit.Record{}, Problems: []auditProblem{}}
+	res := auditOutput{Log: src, Records: []audit.Record{}, Problems: []auditProblem{}}
 	for _, p := range problems {
 		fmt.Fprintf(stderr, "patchgate audit: %s:%d: corrupt line skipped: %s\n", safe(p.File), p.Line, safe(p.Err.Error()))
 		res.Problems = append(res.Problems, auditProblem{File: p.File, Line: p.Line, Error: p.Err.Error()})
@@ -139,6 +155,12 @@ func runAudit(f *auditFlags, stdout, stderr io.Writer) int {
 	}
 	printAuditTable(stdout, res)
 	return exitOK
+}
+
+// auditRuleIDs are the rule IDs a record's violation can name: every
+// policy rule, and the audit log's own fail-closed refusal.
+func auditRuleIDs() []string {
+	return append(policy.RuleIDs(), audit.FailClosedRule)
 }
 
 func keepRecord(r audit.Record, cutoff time.Time, action, rule, namespace string) bool {
@@ -222,6 +244,7 @@ func printAuditTable(w io.Writer, res auditOutput) {
 	fmt.Fprintln(w)
 	printCounts(w, "BY RULE", s.ByRule)
 	printCounts(w, "BY NAMESPACE", s.ByNamespace)
+	fmt.Fprintf(w, "\naudit log: %s\n", safe(res.Log.String()))
 }
 
 func shortID(id string) string {

@@ -143,13 +143,82 @@ func TestAuditCommandBadFlags(t *testing.T) {
 	}
 }
 
+// A log that is not there is an error (exit 2), not "0 records": a typo
+// in --path must not read as a node where nothing was refused.
 func TestAuditCommandMissingLog(t *testing.T) {
+	for _, path := range []string{filepath.Join(t.TempDir(), "none.log"), "/nonexistent/audit.log"} {
+		var out, errb bytes.Buffer
+		if code := dispatch([]string{"audit", "--path", path}, &out, &errb); code != exitInvalid {
+			t.Fatalf("%s: exit %d: %s", path, code, errb.String())
+		}
+		if out.Len() != 0 || !strings.Contains(errb.String(), "no audit log at "+path) {
+			t.Fatalf("%s: stdout %q stderr %q", path, out.String(), errb.String())
+		}
+	}
+	// Rotated backups alone are a log.
+	dir := t.TempDir()
+	src := writeAuditFixture(t)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(path+"."+time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Format(audit.BackupLayout), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb bytes.Buffer
-	if code := dispatch([]string{"audit", "--path", filepath.Join(t.TempDir(), "none.log")}, &out, &errb); code != exitOK {
+	if code := dispatch([]string{"audit", "--path", path}, &out, &errb); code != exitOK {
+		t.Fatalf("backups only: exit %d: %s", code, errb.String())
+	}
+}
+
+// --rule takes a rule ID; a typo is an error that lists the valid ones.
+func TestAuditCommandUnknownRule(t *testing.T) {
+	path := writeAuditFixture(t)
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"audit", "--path", path, "--rule", "runasroot"}, &out, &errb); code != exitInvalid {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "0 records") {
-		t.Fatalf("output %q", out.String())
+	for _, want := range []string{`--rule "runasroot" is not a rule`, "runAsRoot", "privileged", "kernelPatches", "auditUnavailable"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr %q lacks %q", errb.String(), want)
+		}
+	}
+	for _, id := range policy.RuleIDs() {
+		out.Reset()
+		errb.Reset()
+		if code := dispatch([]string{"audit", "--path", path, "--rule", id}, &out, &errb); code != exitOK {
+			t.Errorf("--rule %s: exit %d: %s", id, code, errb.String())
+		}
+	}
+}
+
+// Without --path or --policy, audit reads the log the node service writes
+// (its status file), and says so.
+func TestAuditCommandLogFromService(t *testing.T) {
+	logPath := writeAuditFixture(t)
+	status := filepath.Join(t.TempDir(), "status.json")
+	doc := `{"pid": 1, "policy": {"name": "p", "digest": "sha256:x"}, "audit": {"ok": true, "path": "` + logPath + `"}, "kernel": {}}`
+	if err := os.WriteFile(status, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := dispatch([]string{"audit", "--status-file", status, "-o", "json"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res auditOutput
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Log.Path != logPath || res.Log.From != fromService || len(res.Records) == 0 {
+		t.Fatalf("log %+v, %d records", res.Log, len(res.Records))
+	}
+	out.Reset()
+	if code := dispatch([]string{"audit", "--status-file", status}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "audit log: "+logPath+" (the log the node service writes)") {
+		t.Fatalf("text output does not say which log:\n%s", out.String())
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/patchgate/patchgate/internal/containerdconf"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/policy"
-	"github.com/patchgate/patchgate/service"
 )
 
 func init() {
@@ -32,6 +31,8 @@ type checkReport struct {
 	Compliant  bool                `json:"compliant"`
 	Violations []policy.Violation  `json:"violations"`
 	Policy     policy.PolicyRef    `json:"policy"`
+	// PolicySource is where the policy was read, and why that one.
+	PolicySource policySource `json:"policySource"`
 	// Before and Remediation are set with --apply when an update ran.
 	Before      *checkVerdict      `json:"before,omitempty"`
 	Remediation *livepatch.Outcome `json:"remediation,omitempty"`
@@ -51,10 +52,11 @@ type checkVerdict struct {
 
 // checkFlags are `patchgate check`'s flags.
 type checkFlags struct {
-	policyPath, hostRoot, nodeName, output, nfdFeatures, now, statusFile string
-	ctrdConfig, nriName                                                  string
-	quiet, apply, toolsChroot                                            bool
-	toolTimeout                                                          time.Duration
+	pol                                nodePolicyFlags
+	hostRoot, output, nfdFeatures, now string
+	ctrdConfig, nriName                string
+	quiet, apply, toolsChroot          bool
+	toolTimeout                        time.Duration
 }
 
 func newCheckCmd() *cobra.Command {
@@ -64,13 +66,12 @@ func newCheckCmd() *cobra.Command {
 		Short: "read the host kernel's live-patch state and judge it (exit 0 compliant, 1 behind, 2 unreadable)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return codeErr(runCheck(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return codeErr(runCheck(f, cmd.Flags().Changed("node-name"), cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory; empty: the built-in default policy (no kernel requirements)")
+	f.pol.add(cmd, false)
 	fs.StringVar(&f.hostRoot, "host-root", "/", "the host's root directory (a DaemonSet mounts the node's / somewhere else)")
-	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 	addOutputFlag(cmd, &f.output)
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "print only a one-line summary (for Node Problem Detector)")
 	fs.BoolVar(&f.apply, "apply", false, "when the kernel is behind, run the live-patch update (spec.remediation.command or the provider's), show its progress and output on stderr, wait for it, and report before and after; SIGINT/SIGTERM leave a provider's update running or stop the site's command, exit 130/143 (docs/operations.md)")
@@ -78,13 +79,13 @@ func newCheckCmd() *cobra.Command {
 	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "run provider tools inside chroot(--host-root) (DaemonSet; see livepatch/exec.go)")
 	fs.DurationVar(&f.toolTimeout, "tool-timeout", 30*time.Second, "timeout of each provider tool run")
 	fs.StringVar(&f.now, "now", "", "judge the state as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (tests)")
-	fs.StringVar(&f.statusFile, "status-file", service.DefaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection); \"\" to skip")
+	fs.StringVar(&f.pol.statusFile, "status-file", defaultStatusFile, "node service status file to report (policy reloads, audit log, OCI hook injection), and which names the policy it enforces; \"\" to skip")
 	fs.StringVar(&f.ctrdConfig, "containerd-config", containerdconf.DefaultPath, "containerd's config on the node (under --host-root; its imports are followed): warn when its NRI default validator does not require patchgate; \"\" to skip")
 	fs.StringVar(&f.nriName, "nri-name", "patchgate", "patchgate's NRI plugin name for the required_plugins check (the running service's name when its status file has one)")
 	return cmd
 }
 
-func runCheck(f *checkFlags, stdout, stderr io.Writer) int {
+func runCheck(f *checkFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	if f.quiet && f.output != outputText {
 		return fail(stderr, "patchgate check: -q prints a one-line summary; it cannot be combined with -o %s\n", f.output)
 	}
@@ -96,7 +97,7 @@ func runCheck(f *checkFlags, stdout, stderr io.Writer) int {
 		}
 		now = func() time.Time { return t }
 	}
-	p, err := loadPolicy(f.policyPath, f.nodeName)
+	p, src, err := f.pol.load(nodeNameSet)
 	if err != nil {
 		return fail(stderr, "patchgate check: %v\n", err)
 	}
@@ -110,7 +111,7 @@ func runCheck(f *checkFlags, stdout, stderr io.Writer) int {
 	}
 	ctx := context.Background()
 	k := mon.Refresh(ctx)
-	rep := checkReport{Policy: policy.PolicyRef{Name: p.Name(), Digest: p.Digest()}}
+	rep := checkReport{Policy: policy.PolicyRef{Name: p.Name(), Digest: p.Digest()}, PolicySource: src}
 	rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
 	rep.Compliant = len(rep.Violations) == 0
 
@@ -154,8 +155,8 @@ func runCheck(f *checkFlags, stdout, stderr io.Writer) int {
 		}
 	}
 
-	if f.statusFile != "" {
-		st := readServiceStatus(f.statusFile)
+	if f.pol.statusFile != "" {
+		st := readServiceStatus(f.pol.statusFile)
 		rep.Service = &st
 	}
 	if f.ctrdConfig != "" {
@@ -345,6 +346,7 @@ func writeCheckText(w *bytes.Buffer, rep *checkReport, code int) {
 	}
 	writeKernelTable(w, rep.Kernel)
 	writeVerdict(w, rep.Policy, rep.Violations, code)
+	fmt.Fprintf(w, "policy read from %s\n", rep.PolicySource)
 	if rep.Service != nil || rep.Containerd != nil {
 		fmt.Fprintln(w)
 	}

@@ -41,8 +41,23 @@ func writePolicy(t *testing.T, body string) string {
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := dispatch(args, &out, &errb)
+	code := dispatch(builtinUnlessPolicy(args), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// builtinUnlessPolicy adds --default-policy to a check, eval or policy show
+// that names no policy: these tests judge by the built-in default policy
+// (TestNodePolicy* test the node's).
+func builtinUnlessPolicy(args []string) []string {
+	if len(args) == 0 || !(args[0] == "check" || args[0] == "eval" || len(args) > 1 && args[0] == "policy" && args[1] == "show") {
+		return args
+	}
+	for _, a := range args {
+		if a == "--policy" || strings.HasPrefix(a, "--policy=") || a == "--default-policy" || a == "--help" {
+			return args
+		}
+	}
+	return append(append([]string{}, args...), "--default-policy")
 }
 
 func checkJSON(t *testing.T, args ...string) (int, checkReport) {

@@ -42,10 +42,11 @@ func (m mapFlag) Set(s string) error {
 
 // evalFlags are `patchgate eval`'s flags.
 type evalFlags struct {
-	policyPath, specPath, sandboxPath, statePath, hostRoot, nodeName, output, now string
-	namespace, pod, podUID, container, image                                      string
-	toolsChroot                                                                   bool
-	labels, podAnn                                                                mapFlag
+	pol                                                     nodePolicyFlags
+	specPath, sandboxPath, statePath, hostRoot, output, now string
+	namespace, pod, podUID, container, image                string
+	toolsChroot                                             bool
+	labels, podAnn                                          mapFlag
 	// run: --running and its flags (evalrunning.go).
 	run runningFlags
 }
@@ -57,17 +58,16 @@ func newEvalCmd() *cobra.Command {
 		Short: "evaluate an OCI spec, or every container running on this node (--running), against a policy",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return codeErr(runEval(f, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return codeErr(runEval(f, cmd.Flags().Changed("node-name"), cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&f.policyPath, "policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); empty: the built-in default policy")
+	f.pol.add(cmd, true)
 	fs.StringVar(&f.specPath, "spec", "", "the container: its OCI runtime spec (config.json) or crictl inspect output (containerd), - for stdin; required")
 	fs.StringVar(&f.sandboxPath, "sandbox-spec", "", "its pod: the sandbox's OCI runtime spec or crictl inspectp output (pod labels and annotations, sysctls, host namespaces), - for stdin")
 	fs.StringVar(&f.statePath, "kernel-state", "", "kernel state JSON (patchgate check -o json); without it the kernel state is unknown")
 	fs.StringVar(&f.hostRoot, "host-root", "", "read the kernel state from this host root instead of --kernel-state (as patchgate check does), and resolve bind-mount sources' symlinks under it")
 	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
-	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
 	addOutputFlag(cmd, &f.output)
 	fs.StringVar(&f.now, "now", "", "judge the kernel state's age as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (default: now)")
 	fs.StringVar(&f.namespace, "namespace", "", "pod namespace, when the spec has no CRI annotations")
@@ -81,7 +81,14 @@ func newEvalCmd() *cobra.Command {
 	return cmd
 }
 
-func runEval(f *evalFlags, stdout, stderr io.Writer) int {
+// evalReport is `patchgate eval -o json|yaml`: the decision, and where its
+// policy was read.
+type evalReport struct {
+	policy.Decision
+	PolicySource policySource `json:"policySource"`
+}
+
+func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	if f.run.running {
 		return runEvalRunning(f, stdout, stderr)
 	}
@@ -99,7 +106,7 @@ func runEval(f *evalFlags, stdout, stderr io.Writer) int {
 		now = t
 	}
 
-	p, err := loadPolicy(f.policyPath, f.nodeName)
+	p, src, err := f.pol.load(nodeNameSet)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: %v\n", err)
 		return exitInvalid
@@ -184,12 +191,13 @@ func runEval(f *evalFlags, stdout, stderr io.Writer) int {
 	}
 	d := policy.Evaluate(p, w, ks, now)
 	if f.output != outputText {
-		if c := writeStructured(stdout, stderr, "patchgate eval", f.output, d); c != exitOK {
+		if c := writeStructured(stdout, stderr, "patchgate eval", f.output, evalReport{d, src}); c != exitOK {
 			return c
 		}
 	} else {
 		writeInput(stdout, ctr, podIn, w)
 		writeDecision(stdout, &d, w, ks != nil)
+		fmt.Fprintf(stdout, "policy read from %s\n", src)
 	}
 	if d.Verdict == policy.Deny {
 		return exitDenied

@@ -15,7 +15,7 @@ func evalStdin(t *testing.T, in []byte, args ...string) (int, string, string) {
 	stdin = bytes.NewReader(in)
 	defer func() { stdin = old }()
 	var out, errOut bytes.Buffer
-	code := dispatch(append([]string{"eval"}, args...), &out, &errOut)
+	code := dispatch(builtinUnlessPolicy(append([]string{"eval"}, args...)), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -32,7 +32,7 @@ func TestEvalSpecFromStdin(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	var out, errOut2 bytes.Buffer
-	if c := dispatch(append([]string{"eval", "--spec", spec}, args...), &out, &errOut2); c != exitDenied || out.String() != fromStdin {
+	if c := dispatch(builtinUnlessPolicy(append([]string{"eval", "--spec", spec}, args...)), &out, &errOut2); c != exitDenied || out.String() != fromStdin {
 		t.Fatalf("file: exit %d\n%s\nstdin:\n%s", c, out.String(), fromStdin)
 	}
 }
@@ -62,7 +62,7 @@ func TestEvalMalformedInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			var o, e bytes.Buffer
-			if c := dispatch([]string{"eval", "--spec", good, "--sandbox-spec", p}, &o, &e); c != exitInvalid || o.Len() != 0 || !strings.Contains(e.String(), "--sandbox-spec: "+p) {
+			if c := dispatch(builtinUnlessPolicy([]string{"eval", "--spec", good, "--sandbox-spec", p}), &o, &e); c != exitInvalid || o.Len() != 0 || !strings.Contains(e.String(), "--sandbox-spec: "+p) {
 				t.Errorf("sandbox: exit %d out %q err %q", c, o.String(), e.String())
 			}
 		})

@@ -147,7 +147,7 @@ func TestEvalHostRootResolvesNamespaces(t *testing.T) {
 	}
 	spec := filepath.Join(specFixtures, "hostNamespaces-deferred-cri", "config.json")
 	var out, errb bytes.Buffer
-	code := dispatch([]string{"eval", "--spec", spec, "--host-root", root, "-o", "json", "--node-name", "n"}, &out, &errb)
+	code := dispatch(builtinUnlessPolicy([]string{"eval", "--spec", spec, "--host-root", root, "-o", "json", "--node-name", "n"}), &out, &errb)
 	var d policy.Decision
 	if err := json.Unmarshal(out.Bytes(), &d); err != nil {
 		t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())

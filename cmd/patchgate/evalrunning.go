@@ -9,20 +9,18 @@ import (
 
 	"github.com/patchgate/patchgate/internal/running"
 	"github.com/patchgate/patchgate/policy"
-	"github.com/patchgate/patchgate/service"
 )
 
 // runningFlags are `patchgate eval --running`'s own flags.
 type runningFlags struct {
-	running                                     bool
-	inForce, statusFile, auditLog, ctrdRuncRoot string
-	ctrdStates, runcRoots, storageRoots         []string
+	running                             bool
+	inForce, auditLog, ctrdRuncRoot     string
+	ctrdStates, runcRoots, storageRoots []string
 }
 
 func addRunningFlags(fs *pflag.FlagSet, f *runningFlags) {
 	fs.BoolVar(&f.running, "running", false, "judge every container running on this node (containerd, podman, CRI-O, runc) by --policy next to the policy in force; exit 1 if any would be refused")
 	fs.StringVar(&f.inForce, "policy-in-force", policy.DefaultDir, "with --running: the node's policy, which the node service enforces")
-	fs.StringVar(&f.statusFile, "status-file", service.DefaultStatusFile, "with --running: the node service's status file (which policy it enforces); \"\" to skip")
 	fs.StringVar(&f.auditLog, "audit-log", "", "with --running: the audit log with each container's record (default: the in-force policy's spec.audit.path)")
 	fs.StringVar(&f.ctrdRuncRoot, "containerd-runc-root", running.DefaultContainerdRuncRoot, "with --running: runc root of containerd's shim when a bundle's options.json names none")
 	fs.StringArrayVar(&f.ctrdStates, "containerd-state", []string{running.DefaultContainerdState}, "with --running: containerd state directory (repeatable; \"\" for none)")
@@ -58,7 +56,7 @@ func runEvalRunning(f *evalFlags, stdout, stderr io.Writer) int {
 			HostRoot: hostRoot, ContainerdStates: r.ctrdStates, ContainerdRuncRoot: r.ctrdRuncRoot,
 			RuncRoots: r.runcRoots, StorageRoots: r.storageRoots,
 		},
-		InForcePath: r.inForce, StatusFile: r.statusFile, AuditLog: r.auditLog, Now: now,
+		InForcePath: r.inForce, StatusFile: f.pol.statusFile, AuditLog: r.auditLog, Now: now,
 		Kernel: func(ctx context.Context, p *policy.Policy) *policy.KernelState {
 			kr, err := newKernelReader(p, hostRoot, f.toolsChroot, 30*time.Second, func() time.Time { return now })
 			if err != nil {
@@ -68,18 +66,18 @@ func runEvalRunning(f *evalFlags, stdout, stderr io.Writer) int {
 			return &k
 		},
 	}
-	cfg.InForce, cfg.InForceErr = policy.Load(r.inForce, f.nodeName)
-	if f.policyPath == "" {
+	cfg.InForce, cfg.InForceErr = policy.Load(r.inForce, f.pol.nodeName)
+	if f.pol.path == "" {
 		if cfg.InForceErr != nil {
 			return fail(stderr, "%s: no --policy, and the policy in force: %v\n", who, cfg.InForceErr)
 		}
 		cfg.Candidate, cfg.CandidatePath = cfg.InForce, r.inForce
 	} else {
-		p, err := policy.Load(f.policyPath, f.nodeName)
+		p, err := policy.Load(f.pol.path, f.pol.nodeName)
 		if err != nil {
 			return fail(stderr, "%s: --policy: %v\n", who, err)
 		}
-		cfg.Candidate, cfg.CandidatePath = p, f.policyPath
+		cfg.Candidate, cfg.CandidatePath = p, f.pol.path
 	}
 	rep, err := running.Run(context.Background(), cfg)
 	if err != nil {

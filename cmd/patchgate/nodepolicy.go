@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
+)
+
+// Where a command on a node looks for the policy and the service's status
+// (variables: tests point them into temporary directories).
+var (
+	nodePolicyDir     = policy.DefaultDir
+	defaultStatusFile = service.DefaultStatusFile
+)
+
+// Where the policy a command judged by came from (policySource.From).
+const (
+	fromFlag    = "flag"     // --policy
+	fromService = "service"  // what the node service reports it enforces (its status file)
+	fromNode    = "node"     // the node's policy directory, /etc/patchgate
+	fromBuiltin = "built-in" // --default-policy
+)
+
+// policySource is which policy a command judged by, and why that one; every
+// command that reads the node's policy prints it (text and JSON).
+type policySource struct {
+	// Path is the file or directory read; empty for the built-in default.
+	Path string `json:"path,omitempty"`
+	// From is flag, service, node or built-in.
+	From string `json:"from"`
+	// Note says why a nearer source was passed over (e.g. the service's
+	// root-only copy could not be read).
+	Note string `json:"note,omitempty"`
+}
+
+func (s policySource) String() string {
+	var d string
+	switch s.From {
+	case fromFlag:
+		d = s.Path + " (--policy)"
+	case fromService:
+		d = s.Path + " (what the node service enforces)"
+	case fromNode:
+		d = s.Path + " (the node's policy)"
+	default:
+		d = "the built-in default policy (--default-policy)"
+	}
+	if s.Note != "" {
+		d += "; " + s.Note
+	}
+	return d
+}
+
+// errNoNodePolicy: the command was to judge by the node's policy and the
+// node has none (exit 2).
+var errNoNodePolicy = errors.New("no policy on this node")
+
+// nodePolicyFlags choose the policy of check, eval and policy show:
+//
+//  1. --policy PATH: that file or directory;
+//  2. --default-policy: the built-in default policy, said so in the output;
+//  3. what the node service enforces, as its status file reports it: the
+//     copy of the policy in force it writes (nri --policy-copy) when this
+//     user can read it, else the path it loads with its node name;
+//  4. the node's policy directory, /etc/patchgate;
+//  5. none: an error (exit 2), never a silent built-in default.
+type nodePolicyFlags struct {
+	path       string
+	builtin    bool
+	nodeName   string
+	statusFile string
+}
+
+// add registers --policy, --default-policy and --node-name; --status-file
+// too unless the command has its own (check).
+func (f *nodePolicyFlags) add(cmd *cobra.Command, withStatusFile bool) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.path, "policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); default: what the node service enforces, else "+policy.DefaultDir)
+	fs.BoolVar(&f.builtin, "default-policy", false, "judge by the built-in default policy instead of the node's")
+	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	if withStatusFile {
+		fs.StringVar(&f.statusFile, "status-file", defaultStatusFile, "node service status file, which names the policy the service enforces; \"\" to skip")
+	}
+	cmd.MarkFlagsMutuallyExclusive("policy", "default-policy")
+}
+
+// load returns the policy the flags choose and where it came from.
+func (f *nodePolicyFlags) load(nodeNameSet bool) (*policy.Policy, policySource, error) {
+	switch {
+	case f.path != "":
+		p, err := policy.Load(f.path, f.nodeName)
+		return p, policySource{Path: f.path, From: fromFlag}, err
+	case f.builtin:
+		return policy.Default(), policySource{From: fromBuiltin}, nil
+	}
+	if f.statusFile != "" {
+		st, err := service.ReadStatusFile(f.statusFile)
+		switch {
+		case errors.Is(err, service.ErrNoStatus):
+		case err != nil:
+			return nil, policySource{}, fmt.Errorf("cannot tell which policy the node service enforces: %w (give --policy)", err)
+		case st.Policy.Copy != "" || st.Policy.Path != "":
+			return loadServicePolicy(st.Policy, f.nodeName, nodeNameSet)
+		}
+	}
+	if _, err := os.Stat(nodePolicyDir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, policySource{}, fmt.Errorf("%w: no node service reports one and %s does not exist; give --policy PATH, or --default-policy to judge by the built-in default policy", errNoNodePolicy, nodePolicyDir)
+		}
+		return nil, policySource{}, err
+	}
+	p, err := policy.Load(nodePolicyDir, f.nodeName)
+	return p, policySource{Path: nodePolicyDir, From: fromNode}, err
+}
+
+// loadServicePolicy reads the policy a running service reports: its copy of
+// the policy in force when readable (root-only), else the path it loads,
+// with the service's node name unless --node-name was given.
+func loadServicePolicy(st service.PolicyStatus, nodeName string, nodeNameSet bool) (*policy.Policy, policySource, error) {
+	note := ""
+	if st.Copy != "" {
+		p, err := policy.Load(st.Copy, nodeName)
+		if err == nil {
+			return p, policySource{Path: st.Copy, From: fromService}, nil
+		}
+		if st.Path == "" || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) {
+			return nil, policySource{}, fmt.Errorf("the node service's copy of its policy: %w", err)
+		}
+		note = "its copy " + st.Copy + " is not readable here"
+	}
+	if !nodeNameSet && st.NodeName != "" {
+		nodeName = st.NodeName
+	}
+	p, err := policy.Load(st.Path, nodeName)
+	return p, policySource{Path: st.Path, From: fromService, Note: note}, err
+}
+
+// auditLogFlags choose the log `patchgate audit` reads: --path; else the
+// spec.audit.path of --policy; else the log the node service writes (its
+// status file); else the node's policy's spec.audit.path; else
+// audit.DefaultPath.
+type auditLogFlags struct {
+	path, policyPath, nodeName, statusFile string
+}
+
+// auditLogSource is which log was read and why that one.
+type auditLogSource struct {
+	Path string `json:"path"`
+	// From is flag (--path), policy (--policy's spec.audit.path), service
+	// (the log the node service writes), node (/etc/patchgate's
+	// spec.audit.path) or default (audit.DefaultPath).
+	From string `json:"from"`
+}
+
+func (s auditLogSource) String() string {
+	why := map[string]string{
+		fromFlag:    "--path",
+		"policy":    "the --policy's spec.audit.path",
+		fromService: "the log the node service writes",
+		fromNode:    "the node policy's spec.audit.path",
+		"default":   "the default path",
+	}[s.From]
+	return s.Path + " (" + why + ")"
+}
+
+func (f *auditLogFlags) resolve() (auditLogSource, error) {
+	if f.path != "" {
+		return auditLogSource{Path: f.path, From: fromFlag}, nil
+	}
+	if f.policyPath != "" {
+		pol, err := policy.Load(f.policyPath, f.nodeName)
+		if err != nil {
+			return auditLogSource{}, err
+		}
+		return auditLogSource{Path: auditPathOf(pol), From: "policy"}, nil
+	}
+	if f.statusFile != "" {
+		st, err := service.ReadStatusFile(f.statusFile)
+		switch {
+		case errors.Is(err, service.ErrNoStatus):
+		case err != nil:
+			return auditLogSource{}, fmt.Errorf("cannot tell which audit log the node service writes: %w (give --path)", err)
+		case st.Audit != nil && st.Audit.Path != "":
+			return auditLogSource{Path: st.Audit.Path, From: fromService}, nil
+		}
+	}
+	if _, err := os.Stat(nodePolicyDir); err == nil {
+		pol, err := policy.Load(nodePolicyDir, f.nodeName)
+		if err != nil {
+			return auditLogSource{}, err
+		}
+		return auditLogSource{Path: auditPathOf(pol), From: fromNode}, nil
+	}
+	return auditLogSource{Path: audit.DefaultPath, From: "default"}, nil
+}
+
+func auditPathOf(pol *policy.Policy) string {
+	if pol.Spec.Audit.Path != "" {
+		return pol.Spec.Audit.Path
+	}
+	return audit.DefaultPath
+}
