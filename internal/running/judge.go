@@ -35,14 +35,16 @@ type Judged struct {
 	Decision *policy.Decision `json:"decision,omitempty"`
 }
 
-// Record is the audit record the policy in force wrote for the container
-// (the latest one).
+// Record is what the audit log holds of the container: its latest
+// record from each front end (the NRI plugin and the hook each write one
+// for what they judged), merged: the most severe action, every rule, the
+// sources, and the latest time.
 type Record struct {
-	Time   time.Time `json:"time"`
-	Source string    `json:"source"`
-	Action string    `json:"action"`
-	Rules  []string  `json:"rules,omitempty"`
-	Policy string    `json:"policy"`
+	Time    time.Time `json:"time"`
+	Sources []string  `json:"sources"`
+	Action  string    `json:"action"`
+	Rules   []string  `json:"rules,omitempty"`
+	Policy  string    `json:"policy"`
 }
 
 // Result is one container's line.
@@ -75,8 +77,8 @@ type Judge struct {
 	InForce       *policy.Policy
 	InForceKernel *policy.KernelState
 	Now           time.Time
-	// Audit is the latest audit record per container id.
-	Audit map[string]*audit.Record
+	// Audit is the latest audit record of each source per container id.
+	Audit map[string][]*audit.Record
 }
 
 // Judge decides every found container under both policies.
@@ -90,8 +92,8 @@ func (j *Judge) Judge(found []Found) []Result {
 
 func (j *Judge) one(f Found) Result {
 	r := Result{Runtime: f.Runtime, Namespace: f.Namespace, ID: f.ID, Name: f.Name, Status: f.Status, Pid: f.Pid, Bundle: f.Bundle}
-	if rec := j.Audit[f.ID]; rec != nil && f.ID != "" {
-		r.Audit = summarizeRecord(rec)
+	if recs := j.Audit[f.ID]; len(recs) > 0 && f.ID != "" {
+		r.Audit = summarizeRecord(recs)
 	}
 	in, err := j.input(&r, f)
 	if err == nil {
@@ -231,27 +233,57 @@ func judged(d *policy.Decision) Judged {
 	return out
 }
 
-func summarizeRecord(rec *audit.Record) *Record {
-	r := &Record{Time: rec.Time.Time, Source: rec.Source, Action: rec.Action, Policy: rec.Policy.Name}
-	for _, v := range rec.Violations {
-		if !slices.Contains(r.Rules, v.Rule) {
-			r.Rules = append(r.Rules, v.Rule)
+// summarizeRecord merges a container's latest record of each source.
+func summarizeRecord(recs []*audit.Record) *Record {
+	r := &Record{}
+	for _, rec := range recs {
+		if rec.Time.Time.After(r.Time) {
+			r.Time, r.Policy = rec.Time.Time, rec.Policy.Name
+		}
+		r.Sources = append(r.Sources, rec.Source)
+		if severity(rec.Action) > severity(r.Action) {
+			r.Action = rec.Action
+		}
+		for _, v := range rec.Violations {
+			if !slices.Contains(r.Rules, v.Rule) {
+				r.Rules = append(r.Rules, v.Rule)
+			}
 		}
 	}
+	slices.Sort(r.Sources)
+	slices.Sort(r.Rules)
 	return r
 }
 
-// LatestRecords indexes records by container id, the latest of each.
-func LatestRecords(recs []audit.Record) map[string]*audit.Record {
-	m := map[string]*audit.Record{}
+func severity(action string) int {
+	switch action {
+	case audit.ActionBlocked:
+		return 3
+	case audit.ActionFlagged:
+		return 2
+	case audit.ActionAllowed:
+		return 1
+	}
+	return 0
+}
+
+// LatestRecords indexes records by container id: the latest record of
+// each source (nri, hook, ...) for each container.
+func LatestRecords(recs []audit.Record) map[string][]*audit.Record {
+	latest := map[[2]string]*audit.Record{}
 	for i := range recs {
 		r := &recs[i]
 		if r.Container.ID == "" {
 			continue
 		}
-		if old := m[r.Container.ID]; old == nil || !r.Time.Time.Before(old.Time.Time) {
-			m[r.Container.ID] = r
+		k := [2]string{r.Container.ID, r.Source}
+		if old := latest[k]; old == nil || !r.Time.Time.Before(old.Time.Time) {
+			latest[k] = r
 		}
+	}
+	m := map[string][]*audit.Record{}
+	for k, r := range latest {
+		m[k[0]] = append(m[k[0]], r)
 	}
 	return m
 }

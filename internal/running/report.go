@@ -79,7 +79,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if len(c.Audit.Rules) > 0 {
 				rec += " " + strings.Join(c.Audit.Rules, ",")
 			}
-			rec += fmt.Sprintf(" (%s %s)", c.Audit.Source, c.Audit.Time.UTC().Format(time.RFC3339))
+			rec += fmt.Sprintf(" (%s %s)", strings.Join(c.Audit.Sources, "+"), c.Audit.Time.UTC().Format(time.RFC3339))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(rt), shortID(c.ID), dash(safe(name)), c.Status, judgedText(c.Candidate), inForce, safe(rec))
 	}
