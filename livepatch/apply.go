@@ -253,7 +253,9 @@ func (r *Remediator) runOne(ctx context.Context, run *remediationRun, argv []str
 			logPath, stopWith := run.logPath, run.stopWith
 			if stopWith != 0 {
 				// Stopped while it was starting.
-				_ = syscall.Kill(-pid, stopWith)
+				if err := syscall.Kill(-pid, stopWith); err != nil && !errors.Is(err, syscall.ESRCH) {
+					log.WithError(err).Warn("signalling a stopped command's process group")
+				}
 			}
 			run.mu.Unlock()
 			log.WithField("pid", pid).Info("running " + argvString(argv))
@@ -394,13 +396,18 @@ func signalName(sig os.Signal) string {
 // --apply writes them to stderr, so that stdout keeps only the report.
 func ProgressPrinter(w io.Writer) func(Event) {
 	var mu sync.Mutex
+	broken := false
 	return func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		if line := progressLine(e); line != "" {
-			// Progress is best effort: a closed stderr must not stop an
-			// update.
-			_, _ = io.WriteString(w, line+"\n")
+		line := progressLine(e)
+		if line == "" || broken {
+			return
+		}
+		// Progress is best effort: a closed stderr must not stop an
+		// update, and is not written to again.
+		if _, err := io.WriteString(w, line+"\n"); err != nil {
+			broken = true
 		}
 	}
 }

@@ -60,6 +60,13 @@ func waitGone(t *testing.T, pid int) {
 	}
 }
 
+// killGroup kills what is left of process group pgid after a failed test.
+func killGroup(t *testing.T, pgid int) {
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Error(err)
+	}
+}
+
 // events collects a run's progress; on, when set, is called with each.
 type events struct {
 	mu  sync.Mutex
@@ -240,7 +247,7 @@ func TestApplyInterruptLeavesKpatchRunning(t *testing.T) {
 	}
 	o := rem.Apply(sigs)
 	pid := readPID(t, root, "fixture-kpatch.pid")
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	t.Cleanup(func() { killGroup(t, pid) })
 	if o.Status != StatusRunning || o.Interrupted != "SIGINT" || o.PID != pid || !proctest.Alive(pid) || o.Log == "" {
 		t.Fatalf("outcome %+v (kpatch pid %d alive %v)", o, pid, proctest.Alive(pid))
 	}
@@ -305,7 +312,7 @@ func TestApplyInterruptStopsTheSiteCommand(t *testing.T) {
 		proctest.WaitGone(time.Minute, func() bool { return len(proctest.GroupMembers(pid)) > 0 })
 		if proctest.Alive(pid) || proctest.Alive(helper) || len(proctest.GroupMembers(pid)) != 0 {
 			t.Errorf("trap %v: left behind: command %v helper %v group %v", trap, proctest.Alive(pid), proctest.Alive(helper), proctest.GroupMembers(pid))
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(t, pid)
 		}
 		got := strings.Join(ev.lines(), "\n")
 		if !strings.Contains(got, "patchgate: SIGINT: stopping "+strings.Join(argv, " ")+" (pid "+strconv.Itoa(pid)+"): spec.remediation.command is the site's own command") {

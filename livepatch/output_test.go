@@ -90,7 +90,11 @@ func BenchmarkToolRun(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { _ = f.Close() })
+			b.Cleanup(func() {
+				if err := f.Close(); err != nil {
+					b.Error(err)
+				}
+			})
 			return &runHooks{line: func(string, string) {}, started: func(int) {}, exited: func(int) {}, log: f}
 		}},
 	} {

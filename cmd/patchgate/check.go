@@ -117,9 +117,10 @@ func runCheck(f *checkFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 
 	interrupted := 0
 	if f.apply && !rep.Compliant {
-		progress := livepatch.ProgressPrinter(stderr)
+		printer := livepatch.ProgressPrinter(stderr)
+		progress := printer
 		if f.quiet {
-			progress = quietProgress(progress)
+			progress = quietProgress(printer)
 		}
 		rem, err := livepatch.NewRemediator(reader, mon,
 			livepatch.WithCommand(p.Spec.Remediation.Command),
@@ -136,7 +137,7 @@ func runCheck(f *checkFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 		}
 		rep.Before = &checkVerdict{Kernel: rep.Kernel, Compliant: rep.Compliant, Violations: rep.Violations}
 		if !f.quiet {
-			fmt.Fprintf(stderr, "patchgate: before: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
+			printer(livepatch.Event{Kind: livepatch.EventNote, Message: "before: " + checkSummary(&rep, checkExitCode(rep.Violations))})
 		}
 		var o livepatch.Outcome
 		o, interrupted = applyUntilSignal(rem)
@@ -151,7 +152,7 @@ func runCheck(f *checkFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 		rep.Kernel, rep.Violations = k, kernelViolations(p, k, now())
 		rep.Compliant = len(rep.Violations) == 0
 		if !f.quiet {
-			fmt.Fprintf(stderr, "patchgate: after: %s\n", checkSummary(&rep, checkExitCode(rep.Violations)))
+			printer(livepatch.Event{Kind: livepatch.EventNote, Message: "after: " + checkSummary(&rep, checkExitCode(rep.Violations))})
 		}
 	}
 

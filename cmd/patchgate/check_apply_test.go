@@ -182,6 +182,13 @@ func runSignalled(t *testing.T, on func(line string, p *os.Process), args ...str
 	return cmd.ProcessState.ExitCode(), out.String(), errs.String()
 }
 
+// killGroup kills what is left of process group pgid after a failed test.
+func killGroup(t *testing.T, pgid int) {
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Error(err)
+	}
+}
+
 func sendSignal(t *testing.T, p *os.Process, sig syscall.Signal) {
 	if err := p.Signal(sig); err != nil {
 		t.Error(err)
@@ -201,7 +208,7 @@ func TestCheckApplySIGINTLeavesKpatchRunning(t *testing.T) {
 		}
 	}, "check", "--apply", "-o", "json", "--now", checkNow, "--status-file", "", "--policy", pol, "--host-root", root)
 	pid := fixturePID(t, root, "fixture-kpatch.pid")
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	t.Cleanup(func() { killGroup(t, pid) })
 	var rep checkReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitSIGINT || rep.Remediation == nil {
 		t.Fatalf("exit %d, report %v:\n%s\nstderr:\n%s", code, err, out, errs)
@@ -268,7 +275,7 @@ func TestCheckApplySignalStopsSiteCommand(t *testing.T) {
 		proctest.WaitGone(time.Minute, func() bool { return len(proctest.GroupMembers(pid)) > 0 })
 		if proctest.Alive(pid) || proctest.Alive(helper) || len(proctest.GroupMembers(pid)) > 0 {
 			t.Errorf("%s: left running: command %v helper %v group %v", c.name, proctest.Alive(pid), proctest.Alive(helper), proctest.GroupMembers(pid))
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killGroup(t, pid)
 		}
 		if !strings.Contains(errs, "patchgate: "+c.name+": stopping /usr/local/sbin/site-update") ||
 			strings.Contains(errs, c.name+" again: killing") != c.killed {
