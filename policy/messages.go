@@ -159,7 +159,7 @@ func Explain(d *Decision, w *Workload, action Action) string {
 		if w != nil {
 			who = subject(w)
 		}
-		s := "[" + strings.Join(looks, ",") + "] " + who + " has what privileged gives: a device cgroup that allows every host device and writable sysfs at /sys (linux.resources.devices, mounts; details in the audit record)"
+		s := "[" + strings.Join(looks, ",") + "] " + who + " has what privileged gives: a device cgroup that allows every device and writable sysfs at /sys (linux.resources.devices, mounts; details in the audit record)"
 		if w != nil {
 			if fix := fixPrivileged(w, nil, o); fix != "" {
 				s += "; " + fix
