@@ -71,3 +71,33 @@ func TestEvalMalformedInput(t *testing.T) {
 		t.Errorf("both stdin: exit %d %s", code, errOut)
 	}
 }
+
+// crictl inspect output on stdin with the pod's crictl inspectp: the pod's
+// annotation exempts the hostPID exporter from hostNamespaces under
+// baseline, as the NRI plugin would decide; the container's output alone
+// says what it lacks. (The recording containerd's private root makes its
+// /etc/hosts mounts host paths here: examples/tests/crictl adds the
+// runtimeDirs drop-in that admits them.)
+func TestEvalCrictlInspect(t *testing.T) {
+	specs := "../../examples/tests/specs"
+	data, err := os.ReadFile(filepath.Join(specs, "exporter.inspect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := []string{"--policy", filepath.Join(examplePolicy, "baseline.yaml"), "--kernel-state", filepath.Join(kernelFixtures, "patched.json"), "--now", fixtureNow}
+	code, out, errOut := evalStdin(t, data, append([]string{"--spec", "-", "--sandbox-spec", filepath.Join(specs, "exporter.inspectp.json")}, pol...)...)
+	if code != exitDenied || !strings.Contains(out, `"exporter" in pod monitoring/exporter (crictl inspect)`) || !strings.Contains(out, "exemptions applied: annotated-monitoring") ||
+		strings.Contains(out, "hostNamespaces") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = evalStdin(t, data, append([]string{"--spec", "-"}, pol...)...)
+	if code != exitDenied || !strings.Contains(out, "pod: labels and annotations not given") || !strings.Contains(out, "deferred (input not seen): hostNamespaces") ||
+		strings.Contains(out, "annotated-monitoring") {
+		t.Fatalf("without the pod: exit %d\n%s", code, out)
+	}
+	// Another pod's inspectp is refused.
+	code, _, errOut = evalStdin(t, data, append([]string{"--spec", "-", "--sandbox-spec", filepath.Join(specs, "root.inspectp.json")}, pol...)...)
+	if code != exitInvalid || !strings.Contains(errOut, "is not container \"exporter\"'s") {
+		t.Fatalf("another pod: exit %d %s", code, errOut)
+	}
+}
