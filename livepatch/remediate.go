@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/patchgate/patchgate/internal/logfields"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -451,7 +452,7 @@ func (r *Remediator) execute(run *remediationRun, cmds [][]string) {
 	default:
 		o.Status = StatusPatched
 	}
-	log.WithFields(logrus.Fields{"status": o.Status, "reason": o.Reason, "duration": o.FinishedAt.Sub(o.StartedAt).String()}).Info("live-patch remediation finished")
+	log.WithFields(logrus.Fields{"status": o.Status, "reason": o.Reason, "duration_ms": logfields.Ms(o.FinishedAt.Sub(o.StartedAt))}).Info("live-patch remediation finished")
 	r.emit(Event{Kind: EventDone, Outcome: &o, Duration: time.Since(began)})
 
 	r.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/logfields"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
@@ -305,7 +306,7 @@ func (p *Plugin) Configure(ctx context.Context, config, runtime, version string)
 	p.identityFrom.Store(ptr(identitySource(runtime)))
 	c := &conn{runtime: runtime, version: version, nriVersion: p.runtimeNRIVersion()}
 	p.seccompVisible.Store(sendsSeccomp(runtime, version))
-	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "nri_version": c.nriVersion, "request_timeout": p.maxWait() * 2}).
+	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version, "nri_version": c.nriVersion, "request_timeout_ms": logfields.Ms(p.maxWait() * 2)}).
 		Info("configuring with the container runtime (registered only once it synchronizes)")
 	if p.node.Load() == nil {
 		n, err := p.configure(ctx, config)

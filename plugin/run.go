@@ -9,6 +9,8 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
+
+	"github.com/patchgate/patchgate/internal/logfields"
 )
 
 // Run connects to the runtime and serves it until ctx ends. When the
@@ -42,7 +44,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 		if time.Since(connected) > 10*time.Second {
 			backoff, attempt = 100*time.Millisecond, 1
 		}
-		log := p.log.WithFields(logrus.Fields{"socket": p.socket, "attempt": attempt, "retry_in": backoff.String()})
+		log := p.log.WithFields(logrus.Fields{"socket": p.socket, "attempt": attempt, "retry_in_ms": logfields.Ms(backoff)})
 		if err != nil {
 			log = log.WithError(err)
 		}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+
+	"github.com/patchgate/patchgate/internal/logfields"
 )
 
 // A clean stop, as far as the NRI protocol allows one.
@@ -206,13 +208,13 @@ func (p *Plugin) serve(ctx context.Context, s stub.Stub, f *inflight) error {
 	if wait <= 0 {
 		wait = stub.DefaultRequestTimeout
 	}
-	p.log.WithField("wait_at_most", wait.String()).Info("stopping: finishing the requests in flight, then closing the connection to the container runtime")
+	p.log.WithField("wait_at_most_ms", logfields.Ms(wait)).Info("stopping: finishing the requests in flight, then closing the connection to the container runtime")
 	began := time.Now()
 	dctx, cancel := context.WithTimeout(context.Background(), wait)
 	err := f.wait(dctx)
 	cancel()
 	if err != nil {
-		p.log.WithField("waited", time.Since(began).Round(time.Millisecond).String()).Warn("stopping: a request is still in flight; closing the connection anyway (the runtime fails that request)")
+		p.log.WithField("waited_ms", logfields.Ms(time.Since(began))).Warn("stopping: a request is still in flight; closing the connection anyway (the runtime fails that request)")
 	}
 	s.Stop()
 	p.sweep(s.RegistrationTimeout())
@@ -347,7 +349,7 @@ func (p *Plugin) sweep(timeout time.Duration) {
 		mu.Unlock()
 	}
 	if errors.Is(err, errSweepHeld) {
-		log.WithField("waited", sweepSyncWait.String()).Info("stopping: the container runtime is holding plugin registration (containerd does while it serves a CRI request, such as stopping this container); that request makes it drop the closed connection")
+		log.WithField("waited_ms", logfields.Ms(sweepSyncWait)).Info("stopping: the container runtime is holding plugin registration (containerd does while it serves a CRI request, such as stopping this container); that request makes it drop the closed connection")
 		return
 	}
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/logfields"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service/decision"
@@ -411,12 +412,12 @@ func (s *Service) startupKernelRead(ctx context.Context) {
 	took := time.Since(begin).Round(time.Millisecond)
 	switch {
 	case rctx.Err() != nil || k == nil:
-		s.logger.WithFields(logrus.Fields{"timeout": s.startupRead, "took": took}).
+		s.logger.WithFields(logrus.Fields{"timeout_ms": logfields.Ms(s.startupRead), "took_ms": logfields.Ms(took)}).
 			Error("the first kernel read did not finish within the start-up timeout: decisions see the parts it could not read as unknown until the next read")
 	case len(k.Unknown) > 0:
-		s.logger.WithFields(logrus.Fields{"took": took, "unknown": len(k.Unknown)}).Warn("first kernel read done, with unknown parts")
+		s.logger.WithFields(logrus.Fields{"took_ms": logfields.Ms(took), "unknown": len(k.Unknown)}).Warn("first kernel read done, with unknown parts")
 	default:
-		s.logger.WithField("took", took).Info("first kernel read done")
+		s.logger.WithField("took_ms", logfields.Ms(took)).Info("first kernel read done")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/internal/logfields"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service/decision"
 	"github.com/patchgate/patchgate/service/decision/wire"
@@ -143,7 +144,7 @@ func (s *Service) logSpan(kind, id string, start time.Time) {
 		return
 	}
 	s.logger.WithFields(logrus.Fields{
-		"kind": kind, "container_id": id, "took_us": time.Since(start).Microseconds(),
+		"kind": kind, "container_id": id, "took_ms": logfields.Ms(time.Since(start)),
 	}).Debug("decision socket: answered")
 }
 

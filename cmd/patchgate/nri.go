@@ -168,8 +168,9 @@ func (s nriSettings) validate() error {
 
 // nriFlags are `patchgate nri`'s flags beyond the node settings.
 type nriFlags struct {
-	s                           nriSettings
-	socket, name, idx, logLevel string
+	s                 nriSettings
+	socket, name, idx string
+	log               logFlags
 }
 
 func newNRICmd() *cobra.Command {
@@ -203,21 +204,17 @@ func newNRICmd() *cobra.Command {
 	fs.StringVar(&s.stateFile, "state-file", s.stateFile, "kernel state file kept fresh for hooks")
 	fs.DurationVar(&s.kernelInterval, "kernel-interval", s.kernelInterval, "how often the kernel state is read")
 	fs.DurationVar(&s.pollInterval, "poll-interval", s.pollInterval, "how often the policy files are checked for changes")
-	fs.StringVar(&f.logLevel, "log-level", "info", "operational log level")
+	f.log.add(cmd)
 	return cmd
 }
 
 func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 	s := f.s
-	logger := logrus.New()
-	logger.SetOutput(stderr)
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	lvl, err := logrus.ParseLevel(f.logLevel)
+	logger, err := f.log.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 		return exitInvalid
 	}
-	logger.SetLevel(lvl)
 	if err := s.validate(); err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 		return exitInvalid

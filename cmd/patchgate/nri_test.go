@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,5 +132,40 @@ func TestNRILaunchedNoArgs(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), `patchgate nri: invalid socket in environment (NRI_PLUGIN_SOCKET="not-a-descriptor")`) {
 		t.Fatalf("stderr %q", errb.String())
+	}
+}
+
+// Every line the daemon writes on stderr has one format: the NRI stub's
+// lines go through patchgate's logger (component=nri), as JSON or text.
+func TestNRILogFormat(t *testing.T) {
+	t.Setenv("NRI_PLUGIN_SOCKET", "not-a-descriptor")
+	var out, errb strings.Builder
+	if code := dispatch([]string{"nri", "--log-format", "json"}, &out, &errb); code != exitInvalid {
+		t.Fatalf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	nri := 0
+	for _, l := range lines[:len(lines)-1] { // the last is the exit message
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("not a JSON log line: %q\n%s", l, errb.String())
+		}
+		if e["component"] == "nri" {
+			nri++
+		}
+	}
+	if nri == 0 || !strings.Contains(errb.String(), "Created plugin") {
+		t.Fatalf("no NRI stub line through patchgate's logger:\n%s", errb.String())
+	}
+	errb.Reset()
+	dispatch([]string{"nri", "--log-format", "text", "--log-level", "debug"}, &out, &errb)
+	if !strings.Contains(errb.String(), `level=info msg="Created plugin`) || !strings.Contains(errb.String(), "component=nri") || strings.Contains(errb.String(), `{"`) {
+		t.Fatalf("text format:\n%s", errb.String())
+	}
+	for _, bad := range [][]string{{"nri", "--log-format", "xml"}, {"serve", "--log-level", "loud"}} {
+		errb.Reset()
+		if code := dispatch(bad, &out, &errb); code != exitInvalid || !strings.Contains(errb.String(), "want ") {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, errb.String())
+		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/patchgate/patchgate/audit"
@@ -26,8 +25,9 @@ func init() {
 
 // serveFlags are `patchgate serve`'s flags.
 type serveFlags struct {
-	policyPath, nodeName, socket, auditSocket, auditLog, statusFile, stateFile, hostRoot, metricsAddr, healthAddr, logLevel string
-	interval, poll                                                                                                          time.Duration
+	policyPath, nodeName, socket, auditSocket, auditLog, statusFile, stateFile, hostRoot, metricsAddr, healthAddr string
+	log                                                                                                           logFlags
+	interval, poll                                                                                                time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -53,7 +53,7 @@ func newServeCmd() *cobra.Command {
 	fs.DurationVar(&f.poll, "poll-interval", 2*time.Second, "how often the policy files are checked for changes")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and the probes (/healthz, /readyz) on this loopback address (e.g. 127.0.0.1:9464)")
 	fs.StringVar(&f.healthAddr, "health-addr", "", "also serve the liveness and readiness probes (/healthz, /readyz; no metrics) on this address")
-	fs.StringVar(&f.logLevel, "log-level", "info", "operational log level")
+	f.log.add(cmd)
 	return cmd
 }
 
@@ -62,15 +62,11 @@ func runServe(f *serveFlags, stdout, stderr io.Writer) int {
 	if abs, err := filepath.Abs(f.policyPath); err == nil {
 		f.policyPath = abs
 	}
-	logger := logrus.New()
-	logger.SetOutput(stderr)
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	lvl, err := logrus.ParseLevel(f.logLevel)
+	logger, err := f.log.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
-	logger.SetLevel(lvl)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

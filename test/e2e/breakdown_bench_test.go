@@ -31,7 +31,7 @@ import (
 // ends the spec generation, CreateContainer out, StartContainer in,
 // "creating task", "connecting to shim", StartContainer out), next to the
 // crictl calls' wall time and the service's spans ("decision socket:
-// answered", took_us). It reports the median of each phase per variant and
+// answered", took_ms). It reports the median of each phase per variant and
 // the paired differences (median over the turns of one variant minus the
 // other). $PATCHGATE_BENCH_LOG_DIR keeps the logs.
 //
@@ -240,7 +240,7 @@ func readCRITimes(log string) (map[string]*criTimes, error) {
 	return out, sc.Err()
 }
 
-// readSpans reads the service's spans (took_us of "decision socket:
+// readSpans reads the service's spans (took_ms of "decision socket:
 // answered", debug level) per container from patchgate's JSON log.
 func readSpans(log string) (map[string]time.Duration, error) {
 	out := map[string]time.Duration{}
@@ -249,13 +249,13 @@ func readSpans(log string) (map[string]time.Duration, error) {
 			continue
 		}
 		var e struct {
-			ID   string `json:"container_id"`
-			Took int64  `json:"took_us"`
+			ID   string  `json:"container_id"`
+			Took float64 `json:"took_ms"`
 		}
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			return nil, fmt.Errorf("patchgate log: %v", err)
 		}
-		out[e.ID] += time.Duration(e.Took) * time.Microsecond
+		out[e.ID] += time.Duration(e.Took * float64(time.Millisecond))
 	}
 	return out, nil
 }
