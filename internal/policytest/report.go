@@ -100,12 +100,12 @@ const (
 // invalid, else ExitFail when any case failed, else ExitPass.
 func Main(ctx context.Context, paths []string, format string, stdout, stderr io.Writer) int {
 	if format != "text" && format != "json" {
-		fmt.Fprintf(stderr, "patchgate test: -o %q: want text or json\n", format)
+		say(stderr, "patchgate test: -o %q: want text or json\n", format)
 		return ExitInvalid
 	}
 	files, err := Find(paths)
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate test: %v\n", err)
+		say(stderr, "patchgate test: %v\n", err)
 		return ExitInvalid
 	}
 	code := ExitPass
@@ -122,7 +122,7 @@ func Main(ctx context.Context, paths []string, format string, stdout, stderr io.
 				continue
 			}
 		}
-		fmt.Fprintf(stderr, "patchgate test: %v\n", err)
+		say(stderr, "patchgate test: %v\n", err)
 		code = ExitInvalid
 	}
 	rep := NewReport(results)
@@ -132,8 +132,16 @@ func Main(ctx context.Context, paths []string, format string, stdout, stderr io.
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "patchgate test: writing the report: %v\n", err)
+		say(stderr, "patchgate test: writing the report: %v\n", err)
 		return ExitInvalid
 	}
 	return code
+}
+
+// say writes a message for the user; a failed write to stderr leaves
+// nothing else to tell it with.
+func say(w io.Writer, format string, args ...any) {
+	if _, err := fmt.Fprintf(w, format, args...); err != nil {
+		return
+	}
 }

@@ -196,8 +196,10 @@ func readLimited(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, specinput.MaxSize+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -235,8 +237,10 @@ func loadInput(path string) (*specinput.Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	in, err := specinput.Load(f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

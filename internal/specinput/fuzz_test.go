@@ -71,6 +71,8 @@ func FuzzParse(f *testing.F) {
 		if w.Seen == 0 {
 			t.Fatal("a workload of which nothing was seen")
 		}
-		_, _ = Workload(in, in, policy.FromSpecOptions{Source: "fuzz"})
+		if _, err := Workload(in, in, policy.FromSpecOptions{Source: "fuzz"}); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Workload with itself as the pod: %v", err)
+		}
 	})
 }
