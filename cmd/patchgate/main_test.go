@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -149,3 +150,26 @@ func TestHookBadFlagStillBlocks(t *testing.T) {
 type pflagFlag = pflag.Flag
 
 func unquoteUsage(f *pflag.Flag) (string, string) { return pflag.UnquoteUsage(f) }
+
+// docs/cli.md lists every command and every flag.
+func TestCLIDocListsEveryFlag(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check func(c *cobra.Command)
+	check = func(c *cobra.Command) {
+		if !strings.Contains(string(doc), "### "+c.CommandPath()) && c.HasParent() && c.Parent().HasParent() == false && c.Name() != "help" {
+			t.Errorf("docs/cli.md has no section for %s", c.CommandPath())
+		}
+		c.LocalFlags().VisitAll(func(f *pflagFlag) {
+			if !strings.Contains(string(doc), "--"+f.Name) {
+				t.Errorf("docs/cli.md does not mention %s --%s", c.CommandPath(), f.Name)
+			}
+		})
+		for _, sub := range c.Commands() {
+			check(sub)
+		}
+	}
+	check(newRootCmd(io.Discard, io.Discard))
+}
