@@ -205,15 +205,6 @@ func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// loadPolicy loads the policy at path, or the built-in default when path is
-// empty.
-func loadPolicy(path, nodeName string) (*policy.Policy, error) {
-	if path == "" {
-		return policy.Default(), nil
-	}
-	return policy.Load(path, nodeName)
-}
-
 func hostname() string {
 	h, err := os.Hostname()
 	if err != nil {
