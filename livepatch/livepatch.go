@@ -33,7 +33,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/patchgate/patchgate/livepatch/kver"
+	"github.com/patchgate/patchgate/internal/kver"
 	"github.com/patchgate/patchgate/policy"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/patchgate/patchgate/livepatch/kver"
+	"github.com/patchgate/patchgate/internal/kver"
 	"github.com/patchgate/patchgate/policy"
 )
 

@@ -3,7 +3,7 @@ package policy
 import (
 	"fmt"
 
-	"github.com/patchgate/patchgate/livepatch/kver"
+	"github.com/patchgate/patchgate/internal/kver"
 )
 
 // Rule kernelVersion
@@ -11,7 +11,7 @@ import (
 // Why: some fixes cannot be live-patched; the node must then run at least a
 // given kernel. KernelCare and Ksplice report the version the running kernel
 // is effectively patched up to, which is what counts. Versions are compared
-// the distro's way (dpkg or rpm ordering, package livepatch/kver), never as
+// the distro's way (dpkg or rpm ordering, package internal/kver), never as
 // semver: "5.15.0-91-generic" and "4.18.0-513.9.1.el8_9.x86_64" are not semver.
 //
 // Reads: KernelState.effectiveVersion (else release), KernelState.distro (else

@@ -11,7 +11,7 @@ pkgs=(
   busybox-static  # one-file rootfs for test images and the VM initramfs
   qemu-system-x86 # real-kernel live patching in a VM (make vmtest)
   libseccomp-dev pkg-config # runc v1.3.5 (built for user-namespace pods) links libseccomp through cgo
-  rpm             # oracle for livepatch/kver rpm ordering tests (rpm.vercmp)
+  rpm             # oracle for internal/kver rpm ordering tests (rpm.vercmp)
   containernetworking-plugins # CNI bridge + host-local for e2e pods without host network
   xz-utils        # make vmtest unpacks the Debian kernel packages (data.tar.xz)
   iproute2        # e2e cleanup deletes the harness's CNI bridge with `ip link delete`
