@@ -71,7 +71,9 @@ spec:
 		}
 		expectRefused(t, r, "failed to get NRI adjustment for container:",
 			`validator "50-patchgate" rejected container adjustment, reason: patchgate: denied [hostDevices,hostPathMounts]`,
-			`container "priv"`, "a device cgroup that allows every device", `(policy "baseline")`)
+			`container "priv"`, "a device cgroup that allows every device", `(policy "baseline")`,
+			// NRI does not see privileged; the message says it, not the devices.
+			"has what privileged gives", "Kubernetes: must not set securityContext.privileged=true")
 	})
 
 	t.Run("2-cap-sys-admin-refused-by-the-hook", func(t *testing.T) {
@@ -226,7 +228,12 @@ func TestNRIKernelAware(t *testing.T) {
 	}
 	p.waitKernel(false)
 	_, r = p.h.CreateContainer(ctx, podID, pod, worker("root-behind", nil, false))
-	expectRefused(t, r, "patchgate: denied [runAsRoot]", `container "root-behind" must not run as uid 0`, `policy "kernel-aware"`)
+	expectRefused(t, r, "patchgate: denied [runAsRoot]", `container "root-behind" must not run as uid 0`, `policy "kernel-aware"`,
+		// What to change in the pod, and that the kernel made it a refusal.
+		"Kubernetes: must set securityContext.runAsNonRoot=true",
+		`the node's kernel is behind ([kernelPatches] required live patch is not in force: "livepatch_sample" (not loaded)`,
+		"on a patched kernel runAsRoot is warn",
+		"what would admit it: the required live patch in force (patchgate check --apply on the node")
 	// A non-root container is still admitted (flagged for the kernel).
 	if _, r := p.h.RunContainer(ctx, podID, pod, worker("user-behind", int64p(1000), false)); r.Err() != nil {
 		t.Errorf("non-root refused while behind: %v", r.Err())

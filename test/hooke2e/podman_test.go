@@ -79,9 +79,10 @@ func TestPodman(t *testing.T) {
 				// This sandbox lacks CAP_SYS_RESOURCE, so --privileged gets
 				// every capability but that one; the privileged rule
 				// tolerates that (policy 515e720).
-				{"privileged", []string{"--user", "1000", "--privileged"}, []string{"[privileged]", "[capabilities]", "CAP_SYS_ADMIN", "[procMount]", "[hostDevices]"}},
+				{"privileged", []string{"--user", "1000", "--privileged"}, []string{"[privileged]", "podman: run without --privileged",
+					"privileged also fails rules ", "capabilities", "procMount", "hostDevices"}},
 				{"cap-sys-admin", []string{"--user", "1000", "--cap-add", "SYS_ADMIN"}, []string{"[capabilities]", "CAP_SYS_ADMIN"}},
-				{"pid-host", []string{"--user", "1000", "--cap-drop", "ALL", "--pid", "host"}, []string{"[hostNamespaces]", "pid"}},
+				{"pid-host", []string{"--user", "1000", "--cap-drop", "ALL", "--pid", "host"}, []string{"[hostNamespaces]", "pid", "podman: run without --pid=host"}},
 				{"root", []string{"--cap-drop", "ALL"}, []string{"[runAsRoot]"}},
 			} {
 				name := fmt.Sprintf("pg-%s-%d", tc.name, time.Now().UnixNano())
