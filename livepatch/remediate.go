@@ -303,6 +303,13 @@ func patchInForce(k *policy.KernelState, name string) bool {
 	return false
 }
 
+// Running reports whether a run is in flight.
+func (r *Remediator) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight != nil
+}
+
 // Last returns the outcome of the last finished run, if any.
 func (r *Remediator) Last() (Outcome, bool) {
 	r.mu.Lock()

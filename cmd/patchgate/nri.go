@@ -9,17 +9,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	"github.com/patchgate/patchgate/audit"
-	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -31,42 +28,8 @@ func init() {
 	register(newNRICmd)
 }
 
-// nriSettings are the node settings: from flags, or from the runtime's
-// drop-in configuration (nri.conf) when the runtime launched patchgate.
-type nriSettings struct {
-	Policy      string `json:"policy,omitempty"`
-	NodeName    string `json:"nodeName,omitempty"`
-	HostRoot    string `json:"hostRoot,omitempty"`
-	MetricsAddr string `json:"metricsAddr,omitempty"`
-	HookPath    string `json:"hookPath,omitempty"`
-	// ToolsChroot runs provider tools inside chroot(HostRoot) (DaemonSet:
-	// the node's root at /host; livepatch/exec.go).
-	ToolsChroot bool `json:"toolsChroot,omitempty"`
-
-	// metricsRemote allows a MetricsAddr that is not loopback (flag only:
-	// a DaemonSet serves Prometheus on the pod IP).
-	metricsRemote bool
-	// healthAddr serves the probes (/healthz, /readyz) alone on an address
-	// of their own (flag only; they are on the metrics listener too).
-	healthAddr string
-	// policyCopy is where the service writes the policy in force for the
-	// injected hook (flag only: a DaemonSet's policy is a ConfigMap inside
-	// its pod, which a hook on the host cannot read).
-	policyCopy string
-
-	// Where the node service keeps its sockets and files (flags, or the
-	// optional nri.conf keys below; the defaults are under /run/patchgate).
-	decisionSocket string
-	auditSocket    string
-	auditLog       string
-	statusFile     string
-	stateFile      string
-	kernelInterval time.Duration
-	pollInterval   time.Duration
-}
-
-func defaultNRISettings() nriSettings {
-	return nriSettings{
+func defaultNRISettings() nodeSettings {
+	return nodeSettings{
 		Policy:         policy.DefaultDir,
 		NodeName:       nriNodeName(),
 		HostRoot:       "/",
@@ -81,12 +44,12 @@ func defaultNRISettings() nriSettings {
 
 // parseNRIConf reads nri.conf strictly over the defaults: an unknown key or a
 // wrong type is an error.
-func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
+func parseNRIConf(data string, s nodeSettings) (nodeSettings, error) {
 	if strings.TrimSpace(data) == "" {
 		return s, nil
 	}
 	var c struct {
-		nriSettings
+		nodeSettings
 		DecisionSocket string `json:"decisionSocket,omitempty"`
 		AuditSocket    string `json:"auditSocket,omitempty"`
 		AuditLog       string `json:"auditLog,omitempty"`
@@ -127,7 +90,7 @@ func parseNRIConf(data string, s nriSettings) (nriSettings, error) {
 // decision socket, sends audit records to the audit socket (spool next to
 // the log otherwise) and, when the service is unreachable, decides with the
 // same policy and kernel state file.
-func (s nriSettings) hookArgs() []string {
+func (s nodeSettings) hookArgs() []string {
 	args := []string{
 		"--socket=" + s.decisionSocket,
 		"--audit-socket=" + s.auditSocket,
@@ -143,14 +106,14 @@ func (s nriSettings) hookArgs() []string {
 
 // hookPolicy is the policy path the injected hook decides with when the
 // service cannot answer: the service's root-only copy where there is one.
-func (s nriSettings) hookPolicy() string {
+func (s nodeSettings) hookPolicy() string {
 	if s.policyCopy != "" {
 		return s.policyCopy
 	}
 	return s.Policy
 }
 
-func (s nriSettings) validate() error {
+func (s nodeSettings) validate() error {
 	var errs []error
 	if !filepath.IsAbs(s.HostRoot) {
 		errs = append(errs, fmt.Errorf("host root %q must be absolute", s.HostRoot))
@@ -168,7 +131,7 @@ func (s nriSettings) validate() error {
 
 // nriFlags are `patchgate nri`'s flags beyond the node settings.
 type nriFlags struct {
-	s                 nriSettings
+	s                 nodeSettings
 	socket, name, idx string
 	log               logFlags
 }
@@ -210,6 +173,8 @@ func newNRICmd() *cobra.Command {
 
 func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 	s := f.s
+	// The NRI plugin's connection to the runtime is part of readiness.
+	s.runtimeConnection = true
 	logger, err := f.log.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
@@ -278,151 +243,6 @@ func runPlugin(ctx context.Context, p *plugin.Plugin, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
-}
-
-// nodeRunner starts the node service (kernel monitor, policy watcher,
-// decision and audit sockets, metrics) in this process and stops it.
-type nodeRunner struct {
-	log *logrus.Logger
-	// startupRead bounds the service's first kernel read (0: the default).
-	startupRead time.Duration
-
-	mu      sync.Mutex
-	m       *metrics.Metrics
-	svc     *service.Service
-	stopMon context.CancelFunc
-	monDone chan struct{}
-}
-
-func (n *nodeRunner) metrics() *metrics.Metrics {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.m == nil {
-		n.m = metrics.New()
-	}
-	return n.m
-}
-
-func (n *nodeRunner) start(ctx context.Context, s nriSettings) (*service.Service, error) {
-	// The policy is read once here for the kernel provider and remediation
-	// settings; the service loads and watches it itself.
-	pol, err := policy.Load(s.Policy, s.NodeName)
-	if err != nil {
-		return nil, err
-	}
-	reader, err := livepatch.NewReader(livepatch.WithHostRoot(s.HostRoot),
-		livepatch.WithProvider(pol.Spec.Kernel.Provider), livepatch.WithTools(pol.Spec.Kernel.Tools),
-		livepatch.WithChroot(s.ToolsChroot))
-	if err != nil {
-		return nil, err
-	}
-	mon, err := livepatch.NewMonitor(reader, livepatch.WithStateFile(s.stateFile),
-		livepatch.WithInterval(s.kernelInterval), livepatch.WithLogger(n.log))
-	if err != nil {
-		return nil, err
-	}
-	opts := []service.Option{
-		service.WithPolicy(s.Policy, s.NodeName),
-		service.WithPollInterval(s.pollInterval),
-		service.WithSocket(s.decisionSocket),
-		service.WithStatusFile(s.statusFile),
-		service.WithKernelMonitor(mon),
-		service.WithLogger(n.log),
-		// The NRI plugin reports its connection: not ready until connected.
-		service.WithRuntimeConnection(),
-		service.WithHealthAddr(s.healthAddr),
-	}
-	if s.policyCopy != "" {
-		opts = append(opts, service.WithPolicyCopy(s.policyCopy))
-	}
-	if s.metricsRemote {
-		// The service accepts only loopback; a remote address (checked
-		// by nothing but the operator's --metrics-remote) is served here.
-		opts = append(opts, service.WithMetrics(n.metrics(), ""))
-	} else {
-		opts = append(opts, service.WithMetrics(n.metrics(), s.MetricsAddr))
-	}
-	if n.startupRead > 0 {
-		opts = append(opts, service.WithStartupRead(n.startupRead))
-	}
-	var svc *service.Service
-	if s.auditLog != "" || s.auditSocket != audit.DefaultSocket {
-		a := pol.Spec.Audit
-		path := a.Path
-		if s.auditLog != "" {
-			path = s.auditLog
-		}
-		opts = append(opts, service.WithAudit(audit.Config{
-			Path: path, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
-			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: n.log,
-		}, s.auditSocket))
-	}
-	if pol.Spec.Remediation.Enabled {
-		rem, err := livepatch.NewRemediator(reader, mon,
-			// Behind means what the policy in force says, also after a reload.
-			livepatch.WithBehind(func(k *policy.KernelState) bool {
-				cur := pol
-				if svc != nil {
-					cur = svc.Policy()
-				}
-				_, behind := policy.EvaluateKernel(cur, k, time.Now())
-				return behind
-			}),
-			livepatch.WithOnOutcome(func(o livepatch.Outcome) { n.metrics().ObserveRemediation(o.Status) }),
-			livepatch.WithCommand(pol.Spec.Remediation.Command),
-			livepatch.WithModules(pol.Spec.Kernel.RequiredPatches),
-			livepatch.WithRemediationTimeout(pol.Spec.Remediation.Timeout.D()),
-			livepatch.WithRemediationLogger(n.log))
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
-	}
-	// The thin hook (patchgate-hook) hands over the container; the
-	// service reads its bundle with the hook's own code.
-	opts = append(opts, service.WithBundleJudge(hook.BundleJudge{}))
-	svc, err = service.New(opts...)
-	if err != nil {
-		return nil, err
-	}
-	mctx, cancel := context.WithCancel(context.Background())
-	// Start reads the kernel once before it serves (REVIEW BFG1); the
-	// monitor's background reads begin after it, so that first read does
-	// not queue behind one of them.
-	if err := svc.Start(mctx); err != nil {
-		cancel()
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = mon.Run(mctx)
-	}()
-	if s.metricsRemote && s.MetricsAddr != "" {
-		go func() {
-			if err := metrics.Serve(mctx, s.MetricsAddr, n.metrics(), svc.HealthHandler()); err != nil {
-				n.log.WithError(err).Error("metrics not served")
-			}
-		}()
-	}
-	n.mu.Lock()
-	n.svc, n.stopMon, n.monDone = svc, cancel, done
-	n.mu.Unlock()
-	return svc, nil
-}
-
-func (n *nodeRunner) close() {
-	n.mu.Lock()
-	svc, cancel, done := n.svc, n.stopMon, n.monDone
-	n.mu.Unlock()
-	if svc == nil {
-		return
-	}
-	if err := svc.Close(); err != nil {
-		n.log.WithError(err).Error("node service stopped with an error")
-	}
-	cancel()
-	<-done
 }
 
 // nriNodeName is $NODE_NAME (the DaemonSet sets it from the downward API), else

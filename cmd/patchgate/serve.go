@@ -14,7 +14,6 @@ import (
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/livepatch"
-	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
@@ -57,6 +56,17 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
+// nodeSettings are the node service's settings from serve's flags.
+func (f *serveFlags) nodeSettings() nodeSettings {
+	return nodeSettings{
+		Policy: f.policyPath, NodeName: f.nodeName, HostRoot: f.hostRoot,
+		MetricsAddr: f.metricsAddr, healthAddr: f.healthAddr,
+		decisionSocket: f.socket, auditSocket: f.auditSocket, auditLog: f.auditLog,
+		statusFile: f.statusFile, stateFile: f.stateFile,
+		kernelInterval: f.interval, pollInterval: f.poll,
+	}
+}
+
 func runServe(f *serveFlags, stdout, stderr io.Writer) int {
 	// The service hands this path to hooks; make it absolute.
 	if abs, err := filepath.Abs(f.policyPath); err == nil {
@@ -71,92 +81,21 @@ func runServe(f *serveFlags, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	// The policy is loaded once here for the kernel provider settings; the
-	// service loads (and watches) it itself.
-	pol, err := policy.Load(f.policyPath, f.nodeName)
+	n := &nodeRunner{log: logger}
+	svc, err := n.start(ctx, f.nodeSettings())
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
-	reader, err := livepatch.NewReader(livepatch.WithHostRoot(f.hostRoot), livepatch.WithProvider(pol.Spec.Kernel.Provider),
-		livepatch.WithTools(pol.Spec.Kernel.Tools))
-	if err != nil {
-		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-		return exitInvalid
+	// Until a signal, or until the service stops by itself (an error).
+	select {
+	case <-ctx.Done():
+	case <-svc.Done():
 	}
-	mon, err := livepatch.NewMonitor(reader, livepatch.WithStateFile(f.stateFile), livepatch.WithInterval(f.interval), livepatch.WithLogger(logger))
-	if err != nil {
-		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-		return exitInvalid
-	}
-	opts := []service.Option{
-		service.WithPolicy(f.policyPath, f.nodeName),
-		service.WithPollInterval(f.poll),
-		service.WithSocket(f.socket),
-		service.WithStatusFile(f.statusFile),
-		service.WithKernelMonitor(mon),
-		service.WithLogger(logger),
-		service.WithMetrics(metrics.New(), f.metricsAddr),
-		service.WithHealthAddr(f.healthAddr),
-	}
-	if f.auditLog != "" {
-		a := pol.Spec.Audit
-		opts = append(opts, service.WithAudit(audit.Config{
-			Path: f.auditLog, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
-			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: logger,
-		}, f.auditSocket))
-	} else if f.auditSocket != audit.DefaultSocket {
-		a := pol.Spec.Audit
-		opts = append(opts, service.WithAudit(audit.Config{
-			Path: a.Path, MaxSizeBytes: int64(a.MaxSizeMB) << 20, MaxBackups: a.MaxBackups,
-			RecordAllowed: a.RecordAllowed, Sync: a.Sync, FailClosed: a.FailClosed, Logger: logger,
-		}, f.auditSocket))
-	}
-	if pol.Spec.Remediation.Enabled {
-		rem, err := livepatch.NewRemediator(reader, mon,
-			livepatch.WithPolicy(pol),
-			livepatch.WithCommand(pol.Spec.Remediation.Command),
-			livepatch.WithRemediationTimeout(pol.Spec.Remediation.Timeout.D()),
-			livepatch.WithRemediationLogger(logger))
-		if err != nil {
-			fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-			return exitInvalid
-		}
-		opts = append(opts, service.WithRemediator(remediatorAdapter{rem}))
-	}
-	// The thin hook (patchgate-hook) hands over the container; the
-	// service reads its bundle with the hook's own code.
-	opts = append(opts, service.WithBundleJudge(hook.BundleJudge{}))
-	svc, err := service.New(opts...)
-	if err != nil {
-		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-		return exitInvalid
-	}
-	// Start reads the kernel once before it serves (REVIEW BFG1); the
-	// monitor's background reads begin after it, so that first read does
-	// not queue behind one of them.
-	if err := svc.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
-		return exitInvalid
-	}
-	monDone := make(chan struct{})
-	go func() {
-		defer close(monDone)
-		_ = mon.Run(ctx) // returns ctx.Err() when serve stops
-	}()
-	<-svc.Done()
-	<-monDone
+	n.close()
 	if err := svc.Err(); err != nil {
 		fmt.Fprintf(stderr, "patchgate serve: %v\n", err)
 		return exitInvalid
 	}
 	return exitOK
-}
-
-// remediatorAdapter gives the service the livepatch remediator.
-type remediatorAdapter struct{ r *livepatch.Remediator }
-
-func (a remediatorAdapter) Remediate(ctx context.Context, wait time.Duration) (string, string) {
-	out := a.r.Ensure(ctx, wait)
-	return out.Status, out.Reason
 }
