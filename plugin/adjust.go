@@ -111,10 +111,7 @@ func adjusted(ctr *api.Container, adj *api.ContainerAdjustment) *api.Container {
 		} else {
 			lin.Resources = shallowCopy(lin.Resources)
 		}
-		lin.Resources.Devices = slices.Clip(lin.Resources.Devices)
-		for _, r := range rules {
-			lin.Resources.Devices = append(lin.Resources.Devices, r)
-		}
+		lin.Resources.Devices = append(slices.Clip(lin.Resources.Devices), rules...)
 	}
 	if sp := la.GetSeccompPolicy(); sp != nil {
 		lin.SeccompPolicy = sp

@@ -154,9 +154,7 @@ var deviceControls = []deviceCase{
 	{"runc spec", func(*specs.Spec) {}, ""},
 	{"zero named /dev/zero2", withDevice("/dev/zero2", "c", 1, 5), ""},
 	{"runtime defaults by number", func(s *specs.Spec) {
-		for _, d := range []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}, {Path: "/dev/zero", Type: "c", Major: 1, Minor: 5}, {Path: "/dev/full", Type: "c", Major: 1, Minor: 7}, {Path: "/dev/random", Type: "c", Major: 1, Minor: 8}, {Path: "/dev/urandom", Type: "c", Major: 1, Minor: 9}, {Path: "/dev/tty", Type: "c", Major: 5, Minor: 0}, {Path: "/dev/ptmx", Type: "c", Major: 5, Minor: 2}, {Path: "/dev/pts/7", Type: "c", Major: 136, Minor: 7}, {Path: "/dev/fifo", Type: "p"}} {
-			s.Linux.Devices = append(s.Linux.Devices, d)
-		}
+		s.Linux.Devices = append(s.Linux.Devices, []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}, {Path: "/dev/zero", Type: "c", Major: 1, Minor: 5}, {Path: "/dev/full", Type: "c", Major: 1, Minor: 7}, {Path: "/dev/random", Type: "c", Major: 1, Minor: 8}, {Path: "/dev/urandom", Type: "c", Major: 1, Minor: 9}, {Path: "/dev/tty", Type: "c", Major: 5, Minor: 0}, {Path: "/dev/ptmx", Type: "c", Major: 5, Minor: 2}, {Path: "/dev/pts/7", Type: "c", Major: 136, Minor: 7}, {Path: "/dev/fifo", Type: "p"}}...)
 	}, ""},
 	// moby's default device cgroup (and runc's own AllowedDevices).
 	{"docker default cgroup", withCgroup(allow("c", nil, nil, "m"), allow("b", nil, nil, "m"), allow("c", i64(1), i64(3), "rwm"), allow("c", i64(1), i64(8), "rwm"), allow("c", i64(1), i64(7), "rwm"), allow("c", i64(5), i64(0), "rwm"), allow("c", i64(1), i64(5), "rwm"), allow("c", i64(1), i64(9), "rwm"), allow("c", i64(136), nil, "rwm"), allow("c", i64(5), i64(2), "rwm")), ""},

@@ -355,12 +355,6 @@ func cleanPath(p string) string {
 	return p
 }
 
-// touches reports whether a mount of src exposes dir: src is dir, lies
-// inside it, or contains it.
-func touches(src, dir string) bool {
-	return underDir(src, dir) || underDir(dir, src)
-}
-
 // hostPathVerdict judges one host path (clean, absolute, /run form) that a
 // mount exposes, read-only or not. It returns "" when the path is allowed,
 // else why not.

@@ -8,7 +8,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -17,39 +18,43 @@ import (
 // paragraph. A field with no comment is absent. Fields declared together
 // (A, B int) share the comment.
 func FieldDocs(dir string) (map[string]string, error) {
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, parser.ParseComments)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("godoc: %w", err)
 	}
+	fset := token.NewFileSet()
 	out := map[string]string{}
-	for _, pkg := range pkgs {
-		for _, f := range pkg.Files {
-			for _, decl := range f.Decls {
-				gd, ok := decl.(*ast.GenDecl)
-				if !ok || gd.Tok != token.TYPE {
+	for _, e := range entries {
+		file := e.Name()
+		if e.IsDir() || !strings.HasSuffix(file, ".go") || strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, file), nil, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("godoc: %w", err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
 					continue
 				}
-				for _, spec := range gd.Specs {
-					ts := spec.(*ast.TypeSpec)
-					st, ok := ts.Type.(*ast.StructType)
-					if !ok {
+				for _, field := range st.Fields.List {
+					doc := field.Doc.Text()
+					if doc == "" {
+						doc = field.Comment.Text()
+					}
+					doc = strings.Join(strings.Fields(doc), " ")
+					if doc == "" {
 						continue
 					}
-					for _, field := range st.Fields.List {
-						doc := field.Doc.Text()
-						if doc == "" {
-							doc = field.Comment.Text()
-						}
-						doc = strings.Join(strings.Fields(doc), " ")
-						if doc == "" {
-							continue
-						}
-						for _, name := range field.Names {
-							out[ts.Name.Name+"."+name.Name] = doc
-						}
+					for _, name := range field.Names {
+						out[ts.Name.Name+"."+name.Name] = doc
 					}
 				}
 			}
