@@ -41,12 +41,19 @@ func AppendSpool(ctx context.Context, path string, line []byte) error {
 	}
 }
 
-func appendSpoolOnce(ctx context.Context, path string, line []byte) (bool, error) {
+func appendSpoolOnce(ctx context.Context, path string, line []byte) (done bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return false, fmt.Errorf("open spool: %w", err)
 	}
-	defer f.Close()
+	// A file system may report a failed write only at close (NFS, quota):
+	// a record is spooled only when the close succeeds too. A retry after
+	// such a failure may spool it twice; IngestSpool drops the duplicate.
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			done, err = false, fmt.Errorf("close spool: %w", cerr)
+		}
+	}()
 	fd := int(f.Fd())
 	if err := flock(ctx, fd, syscall.LOCK_EX); err != nil {
 		return false, fmt.Errorf("lock spool: %w", err)
