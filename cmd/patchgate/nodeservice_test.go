@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
+	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 )
@@ -150,5 +151,76 @@ func TestNodeServiceRemediationFollowsReload(t *testing.T) {
 				t.Errorf("a second admission did not meet the rate limit: %+v", res.Remediation)
 			}
 		})
+	}
+}
+
+// A reload that changes the command while an update runs does not start a
+// second update beside it: callers join the run in flight, and the new
+// command runs once that run has ended.
+func TestNodeServiceReloadDuringRun(t *testing.T) {
+	root := copyHost(t, "rhel8-kpatch")
+	installFixtureTool(t, root, "site-update", "usr/local/sbin/site-update")
+	p := filepath.Join(root, "usr", "local", "sbin", "site-b")
+	if err := os.WriteFile(p, []byte(siteTool), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// However the test ends, the fixture update finishes (and ends its helper).
+	t.Cleanup(func() { fixtureGo(t, root) })
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	replaceFile(t, pol, remediationPolicy("slow", "{enabled: true, command: [/usr/local/sbin/site-update], timeout: 1m, admitWait: 20s}"))
+	logger, _ := test.NewNullLogger()
+	n := &nodeRunner{log: logger}
+	svc, err := n.start(context.Background(), nodeTestSettings(t, "nri", root, pol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	w := &policy.Workload{Source: "nri", Pod: policy.PodIdentity{Namespace: "default", Name: "p"}, Container: policy.ContainerIdentity{Name: "c"}}
+	// admit gives the service at most d to answer: the wait for the
+	// remediation ends with the caller's deadline.
+	admit := func(d time.Duration) *service.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		res := svc.Admit(ctx, w, service.AdmitOptions{})
+		return &res
+	}
+	ranB := func() bool {
+		_, err := os.Stat(filepath.Join(root, "run", "ran-site-b"))
+		return err == nil
+	}
+	if res := admit(50 * time.Millisecond); res.Remediation == nil || res.Remediation.Outcome != "running" {
+		t.Fatalf("the slow update: %+v", res.Remediation)
+	}
+	// The remediator that runs the slow update (the new command's, were
+	// it started beside it, would be another one).
+	pr, ok := svc.Remediator().(*policyRemediator)
+	if !ok {
+		t.Fatalf("the service's remediator is a %T", svc.Remediator())
+	}
+	inUse := func() *livepatch.Remediator {
+		pr.mu.Lock()
+		defer pr.mu.Unlock()
+		return pr.rem
+	}
+	slow := inUse()
+	replaceFile(t, pol, remediationPolicy("on-b", "{enabled: true, command: [/usr/local/sbin/site-b], timeout: 1m, admitWait: 20s}"))
+	waitPolicy(t, svc, "on-b")
+	if res := admit(50 * time.Millisecond); res.Remediation == nil || res.Remediation.Outcome != "running" {
+		t.Fatalf("during the run, after the reload: %+v", res.Remediation)
+	}
+	if ranB() || inUse() != slow {
+		t.Fatal("the reloaded command started while the first update was still running")
+	}
+	fixtureGo(t, root)
+	// The first admission after the go may still join the slow run (it
+	// then ends "failed": livepatch_fix is not the required patch); the
+	// next one runs the new command.
+	for i := 0; i < 2 && !ranB(); i++ {
+		if res := admit(30 * time.Second); res.Remediation == nil || res.Remediation.Outcome != "failed" {
+			t.Fatalf("after the slow run: %+v", res.Remediation)
+		}
+	}
+	if !ranB() {
+		t.Fatal("the reloaded command never ran after the first update ended")
 	}
 }
