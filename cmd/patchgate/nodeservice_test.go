@@ -164,8 +164,24 @@ func TestNodeServiceReloadDuringRun(t *testing.T) {
 	if err := os.WriteFile(p, []byte(siteTool), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// However the test ends, the fixture update finishes (and ends its helper).
-	t.Cleanup(func() { fixtureGo(t, root) })
+	// However the test ends, the fixture update finishes (and ends its
+	// helper) before the host tree is removed.
+	var pr *policyRemediator
+	t.Cleanup(func() {
+		fixtureGo(t, root)
+		if pr == nil {
+			return
+		}
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			pr.mu.Lock()
+			running := pr.rem != nil && pr.rem.Running()
+			pr.mu.Unlock()
+			if !running {
+				return
+			}
+		}
+		t.Error("the fixture update did not finish")
+	})
 	pol := filepath.Join(t.TempDir(), "policy.yaml")
 	replaceFile(t, pol, remediationPolicy("slow", "{enabled: true, command: [/usr/local/sbin/site-update], timeout: 1m, admitWait: 20s}"))
 	logger, _ := test.NewNullLogger()
@@ -193,8 +209,8 @@ func TestNodeServiceReloadDuringRun(t *testing.T) {
 	}
 	// The remediator that runs the slow update (the new command's, were
 	// it started beside it, would be another one).
-	pr, ok := svc.Remediator().(*policyRemediator)
-	if !ok {
+	pr, _ = svc.Remediator().(*policyRemediator)
+	if pr == nil {
 		t.Fatalf("the service's remediator is a %T", svc.Remediator())
 	}
 	inUse := func() *livepatch.Remediator {
