@@ -772,10 +772,13 @@ func DenyMessage(d *policy.Decision, w *policy.Workload, remediationRunning bool
 	} else {
 		b.WriteString("patchgate: denied")
 	}
-	fmt.Fprintf(&b, " [%s]", strings.Join(rules, ","))
+	tag := "[" + strings.Join(rules, ",") + "]"
+	b.WriteString(" " + tag)
 	if len(rules) > 0 {
 		b.WriteString(": ")
-		b.WriteString(policy.Explain(d, w, policy.ActionEnforce))
+		// One finding tagged with exactly the rules of the summary does
+		// not repeat them: "denied [runAsRoot]: container ...".
+		b.WriteString(strings.TrimPrefix(policy.Explain(d, w, policy.ActionEnforce), tag+" "))
 	}
 	fmt.Fprintf(&b, " (policy %q)", d.Policy.Name)
 	return oneLine(b.String())

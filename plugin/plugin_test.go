@@ -387,7 +387,7 @@ func TestDenyMessage(t *testing.T) {
 			{Rule: "runAsRoot", Action: policy.ActionEnforce, Detail: "container \"a\" must not run as uid 0\n(process.user.uid)"},
 			{Rule: "kernelPatches", Action: policy.ActionWarn, Detail: "patch missing"},
 		}}
-	if got, want := DenyMessage(d, nil, false), `patchgate: denied [runAsRoot]: [runAsRoot] container "a" must not run as uid 0 (process.user.uid) (policy "p")`; got != want {
+	if got, want := DenyMessage(d, nil, false), `patchgate: denied [runAsRoot]: container "a" must not run as uid 0 (process.user.uid) (policy "p")`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	if got := DenyMessage(d, nil, true); !strings.HasPrefix(got, "patchgate: kernel live patch in progress, retry [runAsRoot]") {

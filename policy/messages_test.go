@@ -402,7 +402,9 @@ func TestMessagesInDocs(t *testing.T) {
 			}
 		}
 		// The prefixes of plugin.DenyMessage and the hook's outcome.
-		msg := "patchgate: denied [" + strings.Join(ids, ",") + "]: " + Explain(&d, tc.w, ActionEnforce) + ` (policy "` + tc.policy + `")`
+		// plugin.DenyMessage does not repeat a lone finding's tag.
+		tag := "[" + strings.Join(ids, ",") + "]"
+		msg := "patchgate: denied " + tag + ": " + strings.TrimPrefix(Explain(&d, tc.w, ActionEnforce), tag+" ") + ` (policy "` + tc.policy + `")`
 		if tc.hook {
 			msg = `by policy "` + tc.policy + `": rules ` + strings.Join(ids, ", ") + ": " + Explain(&d, tc.w, ActionEnforce)
 		}
