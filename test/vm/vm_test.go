@@ -336,11 +336,23 @@ func testLoadSample(t *testing.T, r *Run) {
 func testEval(t *testing.T, r *Run, id string, want policy.Verdict) {
 	t.Helper()
 	s := step(t, r, id)
-	var d policy.Decision
+	// eval -o json: the decision, and which policy it read (the flag here).
+	var out struct {
+		policy.Decision
+		PolicySource struct {
+			Path string `json:"path"`
+			From string `json:"from"`
+			Note string `json:"note"`
+		} `json:"policySource"`
+	}
 	dec := json.NewDecoder(strings.NewReader(s.Text("stdout")))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
+	if err := dec.Decode(&out); err != nil {
 		t.Fatalf("%s: stdout is not a decision: %v", describe(s), err)
+	}
+	d := out.Decision
+	if out.PolicySource.From != "flag" || out.PolicySource.Path != "/etc/patchgate/kernel-aware.yaml" {
+		t.Fatalf("%s: policySource %+v, want the --policy flag's file", describe(s), out.PolicySource)
 	}
 	var root *policy.Violation
 	for i := range d.Violations {
