@@ -618,7 +618,7 @@ func uuidsInTail(path string, budget int64, full bool) ([]string, int64) {
 		line, err := readLine(br)
 		if i := bytes.Index(line, uuidKey); i >= 0 {
 			rest := line[i+len(uuidKey):]
-			if j := bytes.IndexByte(rest, '"'); j > 0 && validUUID(string(rest[:j])) {
+			if j := bytes.IndexByte(rest, '"'); j > 0 && ValidUUID(string(rest[:j])) {
 				ids = append(ids, string(rest[:j]))
 			}
 		}

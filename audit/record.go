@@ -309,7 +309,7 @@ func (r *Record) Validate() error {
 	switch {
 	case r.Time.IsZero():
 		return fmt.Errorf("%w: time is missing", ErrInvalidRecord)
-	case !validUUID(r.UUID):
+	case !uuid.Valid(r.UUID):
 		return fmt.Errorf("%w: uuid %q is not 1-64 characters of [0-9a-zA-Z-]", ErrInvalidRecord, r.UUID)
 	}
 	switch r.Source {
@@ -328,19 +328,6 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("%w: result %q is not fail, warn or pass", ErrInvalidRecord, r.Result)
 	}
 	return nil
-}
-
-func validUUID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseRecord parses one log line (with or without its trailing newline) and
@@ -389,4 +376,4 @@ func (r *Record) Fields() logrus.Fields {
 
 // ValidUUID reports whether s is a valid audit record UUID: 1-64
 // characters of [0-9a-zA-Z-].
-func ValidUUID(s string) bool { return validUUID(s) }
+func ValidUUID(s string) bool { return uuid.Valid(s) }

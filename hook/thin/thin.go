@@ -88,7 +88,7 @@ func parseFlags(args []string) (*flags, error) {
 				bad = fmt.Errorf("--%s %q must be an absolute path", fl.Name, v)
 			}
 		case "audit-id":
-			if v != "" && !validUUID(v) {
+			if v != "" && !uuid.Valid(v) {
 				bad = fmt.Errorf("--audit-id %q is not a UUID", v)
 			}
 		case "identity-from":
@@ -107,21 +107,6 @@ func parseFlags(args []string) (*flags, error) {
 		return nil, bad
 	}
 	return f, nil
-}
-
-// validUUID is audit.ValidUUID (1-64 characters of [0-9a-zA-Z-]), which
-// `patchgate hook --audit-id` requires.
-func validUUID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func defineFlags(fs *flag.FlagSet, f *flags) {

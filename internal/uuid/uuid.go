@@ -1,4 +1,5 @@
-// Package uuid formats random version 4 UUIDs (RFC 4122). It links only the
+// Package uuid formats random version 4 UUIDs (RFC 4122) and checks audit
+// record IDs (Valid). It links only the
 // standard library's encoding/hex, so the thin hook can use it.
 package uuid
 
@@ -20,4 +21,21 @@ func V4(b [16]byte) string {
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:])
 	return string(s[:])
+}
+
+// Valid reports whether s may stand as an audit record's UUID: 1 to 64
+// characters of [0-9a-zA-Z-]. It accepts more than V4 writes (an ID
+// another tool made), never a character that could break a line or a
+// path.
+func Valid(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
