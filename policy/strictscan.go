@@ -54,9 +54,9 @@ func (s *strictScanner) value() error {
 	}
 	switch c := s.data[s.pos]; {
 	case c == '{':
-		return s.object()
+		return s.container(true)
 	case c == '[':
-		return s.array()
+		return s.container(false)
 	case c == '"':
 		s.pos++
 		return s.skipString()
@@ -73,39 +73,31 @@ func (s *strictScanner) value() error {
 	}
 }
 
-func (s *strictScanner) object() error {
+// container scans an object (obj) or an array starting at its opening
+// bracket: its members or elements separated by commas, up to the
+// closing bracket.
+func (s *strictScanner) container(obj bool) error {
 	if s.st.n >= strictMaxDepth {
 		return errStrictSyntax
 	}
-	s.pos++ // '{'
-	s.st.push(true)
+	closing := byte(']')
+	if obj {
+		closing = '}'
+	}
+	s.pos++ // the opening bracket
+	s.st.push(obj)
 	s.space()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+	if s.pos < len(s.data) && s.data[s.pos] == closing {
 		s.pos++
 		s.st.pop()
 		return nil
 	}
 	for {
-		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
-			return errStrictSyntax
+		next := s.value
+		if obj {
+			next = s.member
 		}
-		s.pos++
-		key, err := s.keyString()
-		if err != nil {
-			return err
-		}
-		top := s.st.top()
-		if prev, dup := top.add(key); dup {
-			return ambiguousKey(&s.st, key, prev)
-		}
-		top.key = key
-		s.space()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return errStrictSyntax
-		}
-		s.pos++
-		s.space()
-		if err := s.value(); err != nil {
+		if err := next(); err != nil {
 			return err
 		}
 		s.space()
@@ -115,8 +107,11 @@ func (s *strictScanner) object() error {
 		switch s.data[s.pos] {
 		case ',':
 			s.pos++
+			if !obj {
+				s.st.top().idx++
+			}
 			s.space()
-		case '}':
+		case closing:
 			s.pos++
 			s.st.pop()
 			return nil
@@ -126,39 +121,29 @@ func (s *strictScanner) object() error {
 	}
 }
 
-func (s *strictScanner) array() error {
-	if s.st.n >= strictMaxDepth {
+// member scans `"key": value` of the innermost object, refusing a key that
+// collides with an earlier one.
+func (s *strictScanner) member() error {
+	if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 		return errStrictSyntax
 	}
-	s.pos++ // '['
-	s.st.push(false)
+	s.pos++
+	key, err := s.keyString()
+	if err != nil {
+		return err
+	}
+	top := s.st.top()
+	if prev, dup := top.add(key); dup {
+		return ambiguousKey(&s.st, key, prev)
+	}
+	top.key = key
 	s.space()
-	if s.pos < len(s.data) && s.data[s.pos] == ']' {
-		s.pos++
-		s.st.pop()
-		return nil
+	if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+		return errStrictSyntax
 	}
-	for {
-		if err := s.value(); err != nil {
-			return err
-		}
-		s.space()
-		if s.pos >= len(s.data) {
-			return errStrictSyntax
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			s.st.top().idx++
-			s.space()
-		case ']':
-			s.pos++
-			s.st.pop()
-			return nil
-		default:
-			return errStrictSyntax
-		}
-	}
+	s.pos++
+	s.space()
+	return s.value()
 }
 
 func (s *strictScanner) literal(word string) error {

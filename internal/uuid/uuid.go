@@ -1,6 +1,5 @@
 // Package uuid formats random version 4 UUIDs (RFC 4122) and checks audit
-// record IDs (Valid). It links only the
-// standard library's encoding/hex, so the thin hook can use it.
+// record IDs (Valid). It links only the standard library's encoding/hex, so the thin hook can use it.
 package uuid
 
 import "encoding/hex"
