@@ -59,6 +59,14 @@ func TestContainerdCRI(t *testing.T) {
 		if c.Name != w.name || c.Sandbox != w.sandbox || c.Candidate.Outcome != w.outcome || !slices.Equal(c.Candidate.Rules, w.rules) || c.Candidate.Error != "" {
 			t.Errorf("%s: %q sandbox %t candidate %+v", w.name, c.Name, c.Sandbox, c.Candidate)
 		}
+		// The refusal's one line, as the node would give it: the rule and
+		// the pod's field to change (it came from a pod).
+		switch {
+		case w.outcome == OutcomeAdmit && c.Candidate.Message != "":
+			t.Errorf("%s: admitted with a message %q", w.name, c.Candidate.Message)
+		case w.outcome == OutcomeRefuse && (!strings.Contains(c.Candidate.Message, "[runAsRoot]") || !strings.Contains(c.Candidate.Message, "securityContext.runAs")):
+			t.Errorf("%s: message %q does not name runAsRoot and the pod's securityContext", w.name, c.Candidate.Message)
+		}
 		if w.sandbox {
 			// Judged as RunPodSandbox judges the pod: the pod rule only,
 			// never runAsRoot for the pause process.

@@ -31,7 +31,12 @@ type Judged struct {
 	// refusal, the warned ones of a flag.
 	Rules []string `json:"rules,omitempty"`
 	// Error is why the container could not be judged (then refuse).
-	Error    string           `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Message is the one line the node would give for a refusal or flag
+	// (policy.Explain, as the NRI plugin and the hook word it): the rule,
+	// the field to change where the container came from, and the kernel's
+	// cause when the kernel being behind made a rule stricter.
+	Message  string           `json:"message,omitempty"`
 	Decision *policy.Decision `json:"decision,omitempty"`
 }
 
@@ -196,25 +201,25 @@ func podSandbox(id string, spec *specs.Spec) *api.PodSandbox {
 }
 
 func (j *Judge) decide(in *input, pol *policy.Policy, k *policy.KernelState) Judged {
-	var d policy.Decision
 	if in.pod != nil {
 		w, err := plugin.PodWorkload(in.pod)
 		if err != nil {
 			return Judged{Outcome: OutcomeRefuse, Error: err.Error()}
 		}
-		d = plugin.JudgePod(pol, w, k, j.Now)
-	} else {
-		// A copy: Evaluate may note what it judged on the workload.
-		w := *in.w
-		d = policy.Evaluate(pol, &w, k, j.Now)
-		// As the hook deciding alone: what nobody saw follows
-		// spec.hook.onError.
-		policy.MarkUnjudged(&d, 0, pol.Spec.Hook.OnError)
+		d := plugin.JudgePod(pol, w, k, j.Now)
+		return judged(&d, w)
 	}
-	return judged(&d)
+	// A copy: Evaluate may note what it judged on the workload.
+	w := *in.w
+	d := policy.Evaluate(pol, &w, k, j.Now)
+	// As the hook deciding alone: what nobody saw follows
+	// spec.hook.onError.
+	policy.MarkUnjudged(&d, 0, pol.Spec.Hook.OnError)
+	return judged(&d, &w)
 }
 
-func judged(d *policy.Decision) Judged {
+// judged sums up d, made for w, as a Judged.
+func judged(d *policy.Decision, w *policy.Workload) Judged {
 	out := Judged{Decision: d}
 	var action policy.Action
 	switch d.Verdict {
@@ -229,6 +234,9 @@ func judged(d *policy.Decision) Judged {
 		if action != "" && v.Action == action && !slices.Contains(out.Rules, v.Rule) {
 			out.Rules = append(out.Rules, v.Rule)
 		}
+	}
+	if action != "" {
+		out.Message = policy.Explain(d, w, action)
 	}
 	return out
 }

@@ -92,12 +92,8 @@ func (r *Report) WriteText(w io.Writer) error {
 			details = append(details, fmt.Sprintf("  %s %s: cannot be judged, counted as refused: %s", c.Runtime, shortID(c.ID), safe(c.Candidate.Error)))
 			continue
 		}
-		if d := c.Candidate.Decision; d != nil && c.Candidate.Outcome != OutcomeAdmit {
-			for _, v := range d.Violations {
-				if v.Action == policy.ActionEnforce || v.Action == policy.ActionWarn {
-					details = append(details, fmt.Sprintf("  %s %s: %s [%s] %s", c.Runtime, shortID(c.ID), v.Action, v.Rule, safe(v.Detail)))
-				}
-			}
+		if c.Candidate.Message != "" {
+			details = append(details, fmt.Sprintf("  %s %s: %s: %s", c.Runtime, shortID(c.ID), c.Candidate.Outcome, safe(c.Candidate.Message)))
 		}
 	}
 	if len(details) > 0 {

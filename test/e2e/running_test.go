@@ -103,6 +103,8 @@ func TestEvalRunning(t *testing.T) {
 		`candidate policy: "enforce-root"`, `policy in force:  "audit-only"`, "the node service enforces it",
 		"refuse runAsRoot", "refuse privileged,runAsRoot", "e2e/web/rooty", "e2e/priv/priv", "(pod sandbox)",
 		"would be refused", "allowed", "hook+nri",
+		// The one-line reason, as the node gives it, with the pod's field.
+		`refuse: [runAsRoot] container "rooty" must not run as uid 0`, "Kubernetes: must set securityContext.runAsNonRoot=true",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)

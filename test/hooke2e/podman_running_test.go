@@ -93,6 +93,7 @@ func TestPodmanEvalRunning(t *testing.T) {
 				Outcome string
 				Rules   []string
 				Error   string
+				Message string
 			}
 		}
 	}
@@ -112,6 +113,10 @@ func TestPodmanEvalRunning(t *testing.T) {
 		}
 		if w[1] == "refuse" && !slices.Equal(c.Candidate.Rules, []string{"runAsRoot"}) {
 			t.Errorf("rooty refused by %v, want runAsRoot", c.Candidate.Rules)
+		}
+		// The one line the node would give, with podman's flag to change.
+		if w[1] == "refuse" && (!strings.Contains(c.Candidate.Message, "[runAsRoot]") || !strings.Contains(c.Candidate.Message, "podman: run with --user set to a non-zero uid")) {
+			t.Errorf("rooty's message %q lacks the rule or podman's --user", c.Candidate.Message)
 		}
 	}
 	if seen != 2 {
