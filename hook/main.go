@@ -69,7 +69,9 @@ func newFlagSet(f *flags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("hook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory, for deciding without the service")
-	fs.StringVar(&f.nodeName, "node-name", NodeName(), "node name for the nodes/<name>.yaml overlay")
+	fs.StringVar(&f.nodeName, "node-name", NodeName(), "node name for the nodes/<name>.yaml overlay (default: $NODE_NAME, else the hostname)")
+	// The usage names where the default comes from, not this host's name.
+	fs.Lookup("node-name").DefValue = ""
 	fs.StringVar(&f.socket, "socket", decision.DefaultSocket, `node service decision socket ("" to always decide locally)`)
 	fs.StringVar(&f.stateFile, "state-file", livepatch.DefaultStateFile, "kernel state file the service keeps fresh")
 	fs.StringVar(&f.hostRoot, "host-root", "/", "host root for /proc and /sys")

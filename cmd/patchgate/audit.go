@@ -79,7 +79,7 @@ func newAuditCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&f.log.path, "path", "", "audit log `file` (its rotated backups FILE.<time> are read too); default: the log the node service writes, else the node policy's spec.audit.path, else "+audit.DefaultPath)
 	fs.StringVar(&f.log.policyPath, "policy", "", "policy file or directory whose spec.audit.path names the log (when --path is not given)")
-	fs.StringVar(&f.log.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	nodeNameFlag(fs, &f.log.nodeName, hostname(), "node name: selects nodes/<name>.yaml in a policy directory", "this host's name")
 	fs.StringVar(&f.log.statusFile, "status-file", defaultStatusFile, "node service status file, which names the audit log the service writes; \"\" to skip")
 	cmd.MarkFlagsMutuallyExclusive("path", "policy")
 	_ = cmd.RegisterFlagCompletionFunc("rule", cobra.FixedCompletions(auditRuleIDs(), cobra.ShellCompDirectiveNoFileComp))

@@ -84,7 +84,7 @@ func (f *nodePolicyFlags) add(cmd *cobra.Command, withStatusFile bool) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.path, "policy", "", "policy file or directory (policy.yaml + policy.d/ + nodes/); default: what the node service enforces, else "+policy.DefaultDir)
 	fs.BoolVar(&f.builtin, "default-policy", false, "judge by the built-in default policy instead of the node's")
-	fs.StringVar(&f.nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	nodeNameFlag(fs, &f.nodeName, hostname(), "node name: selects nodes/<name>.yaml in a policy directory", "this host's name")
 	if withStatusFile {
 		fs.StringVar(&f.statusFile, "status-file", defaultStatusFile, "node service status file, which names the policy the service enforces; \"\" to skip")
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -31,7 +32,7 @@ func init() {
 func defaultNRISettings() nodeSettings {
 	return nodeSettings{
 		Policy:         policy.DefaultDir,
-		NodeName:       nriNodeName(),
+		NodeName:       hook.NodeName(), // $NODE_NAME (the DaemonSet's downward API), else the hostname
 		HostRoot:       "/",
 		decisionSocket: service.DefaultSocket,
 		auditSocket:    audit.DefaultSocket,
@@ -152,7 +153,7 @@ func newNRICmd() *cobra.Command {
 	fs.StringVar(&f.name, "name", "patchgate", "plugin name (the default validator's required_plugins lists it)")
 	fs.StringVar(&f.idx, "idx", "", "plugin index: two digits, the order among plugins (default 50; 99 on runtimes without the NRI validation event, containerd < 2.2, so that patchgate decides after the other plugins' adjustments)")
 	fs.StringVar(&s.Policy, "policy", s.Policy, "policy file or directory (policy.yaml + policy.d/ + nodes/<node>.yaml)")
-	fs.StringVar(&s.NodeName, "node-name", s.NodeName, "node name for the nodes/<name>.yaml overlay (default $NODE_NAME or the hostname)")
+	nodeNameFlag(fs, &s.NodeName, s.NodeName, "node name for the nodes/<name>.yaml overlay", "$NODE_NAME, else the hostname")
 	fs.StringVar(&s.HostRoot, "host-root", s.HostRoot, "where the host's / is (/proc, /sys, provider tools)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics and the probes (/healthz liveness, /readyz readiness) on this loopback address (e.g. 127.0.0.1:9646)")
 	fs.StringVar(&s.policyCopy, "policy-copy", "", "write the policy in force (root-only) into this host directory after every load, and give the injected hook --policy there: for a DaemonSet, whose --policy is a ConfigMap the hook on the host cannot read")
@@ -243,14 +244,4 @@ func runPlugin(ctx context.Context, p *plugin.Plugin, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
-}
-
-// nriNodeName is $NODE_NAME (the DaemonSet sets it from the downward API), else
-// the hostname.
-func nriNodeName() string {
-	if n := os.Getenv("NODE_NAME"); n != "" {
-		return n
-	}
-	n, _ := os.Hostname()
-	return n
 }

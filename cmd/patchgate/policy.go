@@ -49,7 +49,7 @@ Exit 0 when all are valid, 2 otherwise.`,
 			return codeErr(runPolicyValidate(args, nodeName, output, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
-	cmd.Flags().StringVar(&nodeName, "node-name", hostname(), "node name: selects nodes/<name>.yaml in a policy directory")
+	nodeNameFlag(cmd.Flags(), &nodeName, hostname(), "node name: selects nodes/<name>.yaml in a policy directory", "this host's name")
 	addOutputFlag(cmd, &output)
 	return cmd
 }

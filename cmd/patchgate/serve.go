@@ -41,7 +41,7 @@ func newServeCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.policyPath, "policy", policy.DefaultDir, "policy file or directory")
-	fs.StringVar(&f.nodeName, "node-name", hook.NodeName(), "node name for the nodes/<name>.yaml overlay")
+	nodeNameFlag(fs, &f.nodeName, hook.NodeName(), "node name for the nodes/<name>.yaml overlay", "$NODE_NAME, else the hostname")
 	fs.StringVar(&f.socket, "socket", service.DefaultSocket, "decision socket for the hooks (patchgate hook, patchgate-hook)")
 	fs.StringVar(&f.auditSocket, "audit-socket", audit.DefaultSocket, "audit socket for records from other processes")
 	fs.StringVar(&f.auditLog, "audit-log", "", "audit log path (default: the policy's spec.audit.path)")
