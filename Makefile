@@ -31,7 +31,7 @@ release:
 	PATCHGATE_DIST=$(CURDIR)/dist $(GO) test -count=1 ./test/release/
 
 # The test command CI runs (.ci/run) and the README names.
-test: deps fmt-check vet unit e2e hooke2e vmtest
+test: deps fmt-check vet lint unit e2e hooke2e vmtest
 
 deps:
 	./scripts/install-deps.sh

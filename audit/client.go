@@ -103,7 +103,7 @@ func (c *Client) exchange(ctx context.Context, req []byte, resp any) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

@@ -279,7 +279,7 @@ func (l *Log) repairTail() {
 		l.needNL = true
 		return
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	n := min(l.size, int64(4*MaxLineBytes))
 	buf := make([]byte, n)
 	if _, err := r.ReadAt(buf, l.size-n); err != nil {
@@ -597,7 +597,7 @@ func uuidsInTail(path string, budget int64, full bool) ([]string, int64) {
 	if err != nil {
 		return nil, 0
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, 0

@@ -105,7 +105,7 @@ func ReadAll(ctx context.Context, path string, opts ReadOptions) ([]Record, []Pr
 		if err != nil {
 			return false, err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		var st syscall.Stat_t
 		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 			return false, err

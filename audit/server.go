@@ -217,7 +217,7 @@ func PeerUID(c *net.UnixConn) (uint32, error) {
 }
 
 func (s *Server) handle(ctx context.Context, c *net.UnixConn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	w := bufio.NewWriter(c)
 	respond := func(v any) bool {
 		b, _ := json.Marshal(v)

@@ -169,7 +169,7 @@ func (l *Log) ingestFile(ctx context.Context, path string) (IngestStats, error) 
 	if err != nil {
 		return st, fmt.Errorf("open spool: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	fd := int(f.Fd())
 	// Barrier: senders that locked the file before the rename finish first;
 	// later ones see the rename and write to the new spool.

@@ -39,7 +39,7 @@ func BenchmarkRun(b *testing.B) {
 				if err := svc.Start(context.Background()); err != nil {
 					b.Fatal(err)
 				}
-				defer svc.Close()
+				defer func() { _ = svc.Close() }()
 				cfg.Service = &decision.Client{Socket: filepath.Join(dir, "d.sock")}
 			}
 			b.ResetTimer()

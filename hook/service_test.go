@@ -43,7 +43,7 @@ func TestRunAsksService(t *testing.T) {
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Close()
+	defer func() { _ = svc.Close() }()
 
 	var audited []string
 	cfg := Config{
@@ -81,14 +81,14 @@ func TestRunServiceHangsFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close() // hold it open, say nothing
+			defer func() { _ = c.Close() }() // hold it open, say nothing
 		}
 	}()
 	var audited []string

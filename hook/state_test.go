@@ -26,7 +26,7 @@ func TestReadStateRecorded(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			st, err := ReadState(f)
 			if err != nil {
 				t.Fatalf("ReadState: %v", err)
@@ -263,7 +263,9 @@ func TestReadSpecRefusesTricks(t *testing.T) {
 		if err := f.Truncate(MaxSpecBytes + 1); err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
 		_, _, err = ReadSpec(b)
 		if err == nil || !strings.Contains(err.Error(), "more than") {
 			t.Fatalf("err = %v", err)

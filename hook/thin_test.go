@@ -143,14 +143,14 @@ func TestThinHookFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close() // hold it open, say nothing
+			defer func() { _ = c.Close() }() // hold it open, say nothing
 		}
 	}()
 	badConfig := func(t *testing.T) string {

@@ -177,7 +177,7 @@ func TestServeBusyPort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	if err := Serve(context.Background(), ln.Addr().String(), New(), nil); err == nil {
 		t.Fatal("Serve on a busy port returned nil")
 	}
@@ -198,7 +198,7 @@ func TestAuditMetricsFromRealLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	d := policy.Decision{Verdict: policy.Deny}
 	for i := 0; i < 2; i++ {
 		if err := l.Write(context.Background(), audit.NewRecord(audit.SourceNRI, nil, &d, nil, nil)); err == nil {

@@ -355,7 +355,7 @@ func TestBadRequestsAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 		line, err := bufio.NewReader(conn).ReadString('\n')
-		conn.Close()
+		_ = conn.Close()
 		if err != nil {
 			t.Fatalf("%q: no answer: %v", tc.in, err)
 		}
@@ -380,7 +380,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	_ = ln.Close()
 	if _, err := os.Lstat(e.socket); err != nil {
 		t.Fatalf("stale socket not left behind: %v", err)
 	}
@@ -567,7 +567,7 @@ func TestPeerHelper(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial as uid %d: %v", os.Getuid(), err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	b, _ := json.Marshal(decision.DecideRequest{Version: decision.ProtocolVersion, Workload: rootWorkload("evil")})
 	_, _ = conn.Write(append(b, '\n'))
 	var resp decision.DecideResponse

@@ -248,7 +248,7 @@ func readInput(path string) (*specinput.Input, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	in, err := specinput.Load(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -108,7 +108,41 @@ func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// dispatch runs the command args names. What it prints goes through a
+// writer that keeps the first write error: commands print with fmt.Fprint*
+// and do not check each call (tools/lint/errcheck.excludes), and a stdout
+// that failed (a closed pipe, a full disk) turns a successful exit into
+// exit 2, with the reason on stderr, so a script never takes cut output
+// for a whole answer.
 func dispatch(args []string, stdout, stderr io.Writer) int {
+	out := &stickyWriter{w: stdout}
+	code := dispatchTo(args, out, stderr)
+	if out.err != nil && code == exitOK {
+		fmt.Fprintf(stderr, "patchgate: writing the output: %v\n", out.err)
+		return exitInvalid
+	}
+	return code
+}
+
+// stickyWriter writes to w until a write fails, then keeps that error and
+// writes nothing more.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.err = err
+	}
+	return n, err
+}
+
+func dispatchTo(args []string, stdout, stderr io.Writer) int {
 	// containerd launches a pre-registered NRI plugin (/opt/nri/plugins/10-patchgate)
 	// with no arguments and its connection in NRI_PLUGIN_SOCKET.
 	if len(args) == 0 && os.Getenv("NRI_PLUGIN_SOCKET") != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -226,5 +227,30 @@ func TestCLIDoc(t *testing.T) {
 		}
 		t.Errorf("%s is not the help the commands print; first difference at line %d:\n  doc:  %q\n  help: %q\nregenerate: PATCHGATE_UPDATE_DOCS=1 go test -run TestCLIDoc ./cmd/patchgate",
 			cliDocPath, n+1, line(got), line(exp))
+	}
+}
+
+// failingWriter fails every write, as a closed pipe or a full disk does.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write([]byte) (int, error) {
+	w.n++
+	return 0, errors.New("no space left on device")
+}
+
+// TestOutputWriteFails: a command whose output could not be written does not
+// exit 0 (a script would take the cut output for the answer); it exits 2 and
+// says why on stderr. Help, versions and documents alike.
+func TestOutputWriteFails(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"version", "-o", "json"}, {"--help"}, {"policy", "validate", "../../examples/policies/audit-only.yaml"}} {
+		out := &failingWriter{}
+		var errb bytes.Buffer
+		code := dispatch(args, out, &errb)
+		if out.n == 0 {
+			t.Fatalf("%v: wrote nothing, the test proves nothing", args)
+		}
+		if code != exitInvalid || !strings.Contains(errb.String(), "no space left on device") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and the write error", args, code, errb.String())
+		}
 	}
 }

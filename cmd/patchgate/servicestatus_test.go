@@ -117,7 +117,7 @@ func TestKilledServiceIsNotRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	if st := readServiceStatus(path); !st.Running {
 		t.Fatalf("live service: %+v", st)
 	}

@@ -215,7 +215,7 @@ func newUUID() string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if _, err := io.ReadFull(f, b[:]); err != nil {
 		return ""
 	}

@@ -182,7 +182,7 @@ func readMountinfo(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	data, err := io.ReadAll(io.LimitReader(f, mountinfo.MaxSize+1))
 	if err != nil {
 		return nil, err

@@ -330,7 +330,7 @@ func TestHarnessSweepStale(t *testing.T) {
 	if err != nil {
 		harness.SkipOrFail(t, err)
 	}
-	defer h.Cleanup(context.Background()) // a no-op when the sweep worked
+	defer func() { _ = h.Cleanup(context.Background()) }() // a no-op when the sweep worked
 	pod := harness.PodConfig{Name: "orphan", Namespace: "e2e"}
 	podID, r := h.RunPod(ctx, pod)
 	if err := r.Err(); err != nil {

@@ -170,7 +170,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

@@ -241,7 +241,7 @@ func (h *Containerd) start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return fmt.Errorf("harness: starting containerd: %w", err)
 	}
 	exited := make(chan struct{})
@@ -250,7 +250,7 @@ func (h *Containerd) start(ctx context.Context) error {
 	h.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
-		logf.Close()
+		_ = logf.Close()
 		h.mu.Lock()
 		h.exitErr = err
 		h.mu.Unlock()
@@ -316,7 +316,7 @@ func dialable(sock string) bool {
 	if err != nil {
 		return false
 	}
-	c.Close()
+	_ = c.Close()
 	return true
 }
 

@@ -328,7 +328,7 @@ func (h *Containerd) writeJSON(prefix string, data []byte) (string, error) {
 		return "", err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", err
 	}
 	return f.Name(), f.Close()

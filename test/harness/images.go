@@ -293,7 +293,7 @@ func requireStatic(p string) error {
 	if err != nil {
 		return fmt.Errorf("harness: %s: %w", p, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			return fmt.Errorf("harness: %s is dynamically linked; the image needs a static binary (Debian busybox-static): %w", p, ErrMissingPrerequisite)

@@ -41,13 +41,13 @@ func (h *Containerd) StartProcess(name string, argv []string, env ...string) (*P
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close()
 		return nil, fmt.Errorf("harness: starting %s: %w", name, err)
 	}
 	p := &Process{Name: name, LogPath: logPath, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
-		logf.Close()
+		_ = logf.Close()
 		p.mu.Lock()
 		p.err = err
 		p.mu.Unlock()

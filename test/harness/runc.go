@@ -68,7 +68,7 @@ func EnsureRunc(ctx context.Context, cacheDir, version string, log io.Writer) (s
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}

@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -330,7 +330,7 @@ func (e *env) auditRecords() []auditRecord {
 	if err != nil {
 		e.t.Fatalf("audit log: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out []auditRecord
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

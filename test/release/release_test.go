@@ -64,7 +64,7 @@ func checkStatic(path string, machine elf.Machine) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if f.Machine != machine {
 		return fmt.Errorf("%s: machine %v, want %v", path, f.Machine, machine)
 	}
@@ -111,7 +111,7 @@ func readSums(t *testing.T, path string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sums := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -99,7 +99,7 @@ func AskBundle(ctx context.Context, sock string, req *BundleRequest) (*BundleRes
 		return nil, fmt.Errorf("%w: socket: %v", ErrUnreachable, err)
 	}
 	c := fdConn(fd)
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	// Connect, send and receive all end by the deadline (a unix socket's
 	// connect waits on the send timeout when the backlog is full).
 	tv := syscall.NsecToTimeval(left.Nanoseconds())

@@ -36,7 +36,10 @@ func run() int {
 	versions := []string{harness.ContainerdVersion}
 	if *releases != "" || os.Getenv("PATCHGATE_E2E_CONTAINERD") != "" {
 		if *releases != "" {
-			os.Setenv("PATCHGATE_E2E_CONTAINERD", *releases)
+			if err := os.Setenv("PATCHGATE_E2E_CONTAINERD", *releases); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e-tools: %v\n", err)
+				return 2
+			}
 		}
 		var err error
 		if versions, err = harness.MatrixVersions(); err != nil {
