@@ -4,7 +4,8 @@
 //	m := metrics.New()
 //	m.ObserveDecision(source, &decision, took)   // decisions by action, rule, source; latency
 //	m.SetKernelState(state, compliant)           // compliance and state age
-//	m.ObserveRemediation(outcome)                // runs by outcome
+//	m.ObserveRemediation(outcome)                // finished runs by outcome
+//	m.ObserveRemediationWait(outcome)            // admissions that asked for one, by what they got
 //	m.WatchAudit(log.Health)                     // audit writes, failures, health
 //	m.SetHookInjectionRefused(true)              // set by the NRI plugin
 //	m.SetRuntimeConnected("validator", true)     // the NRI plugin's connection and mode
@@ -48,6 +49,7 @@ type Metrics struct {
 	latency          *prometheus.HistogramVec
 	kernelCompliant  prometheus.Gauge
 	remediations     *prometheus.CounterVec
+	remediationWaits *prometheus.CounterVec
 	hookRefused      prometheus.Gauge
 	runtimeConnected *prometheus.GaugeVec
 	baseSpecMissing  prometheus.Gauge
@@ -93,7 +95,11 @@ func New() *Metrics {
 	})
 	m.remediations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "patchgate_remediation_runs_total",
-		Help: "Live-patch remediation runs, by outcome (patched, running, failed, notNeeded).",
+		Help: "Finished live-patch remediation runs, by outcome (patched, failed); one run however many containers waited for it.",
+	}, []string{"outcome"})
+	m.remediationWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "patchgate_remediation_waits_total",
+		Help: "Container admissions that found the kernel behind and asked for a remediation, by what they got (patched, running, failed, notNeeded).",
 	}, []string{"outcome"})
 	m.hookRefused = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "patchgate_hook_injection_refused",
@@ -119,7 +125,7 @@ func New() *Metrics {
 	})
 	buildInfo.Set(1)
 	m.reg.MustRegister(buildInfo, m.decisions, m.decisionRules, m.latency, m.kernelCompliant, stateAge,
-		m.remediations, m.hookRefused, m.runtimeConnected, m.baseSpecMissing, m.reloadFailed, auditCollector{m},
+		m.remediations, m.remediationWaits, m.hookRefused, m.runtimeConnected, m.baseSpecMissing, m.reloadFailed, auditCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -171,6 +177,13 @@ func (m *Metrics) SetKernelState(k *policy.KernelState, compliant bool) {
 // ObserveRemediation counts one remediation run by its outcome.
 func (m *Metrics) ObserveRemediation(outcome string) {
 	m.remediations.WithLabelValues(outcome).Inc()
+}
+
+// ObserveRemediationWait counts one admission that asked for a remediation
+// by what it got: the run's outcome, or "running" when it stopped waiting.
+// Many admissions can wait on one run; ObserveRemediation counts the run.
+func (m *Metrics) ObserveRemediationWait(outcome string) {
+	m.remediationWaits.WithLabelValues(outcome).Inc()
 }
 
 // SetRuntimeConnected sets patchgate_runtime_connected: one series, for the

@@ -35,6 +35,7 @@ func TestCollectors(t *testing.T) {
 	m.ObserveRemediation("patched")
 	m.ObserveRemediation("failed")
 	m.ObserveRemediation("failed")
+	m.ObserveRemediationWait("running")
 	m.SetHookInjectionRefused(true)
 	m.WatchAudit(func() audit.Health {
 		return audit.Health{OK: false, Records: 7, Failures: 3, SpoolIngested: 2, SpoolDuplicates: 1}
@@ -57,10 +58,13 @@ patchgate_kernel_compliant 0
 # HELP patchgate_kernel_state_age_seconds Seconds since the kernel live-patch state was last read (-1 before the first read).
 # TYPE patchgate_kernel_state_age_seconds gauge
 patchgate_kernel_state_age_seconds 90
-# HELP patchgate_remediation_runs_total Live-patch remediation runs, by outcome (patched, running, failed, notNeeded).
+# HELP patchgate_remediation_runs_total Finished live-patch remediation runs, by outcome (patched, failed); one run however many containers waited for it.
 # TYPE patchgate_remediation_runs_total counter
 patchgate_remediation_runs_total{outcome="failed"} 2
 patchgate_remediation_runs_total{outcome="patched"} 1
+# HELP patchgate_remediation_waits_total Container admissions that found the kernel behind and asked for a remediation, by what they got (patched, running, failed, notNeeded).
+# TYPE patchgate_remediation_waits_total counter
+patchgate_remediation_waits_total{outcome="running"} 1
 # HELP patchgate_hook_injection_refused 1 when the runtime refuses the OCI hook injection (checks NRI cannot see are lost), else 0.
 # TYPE patchgate_hook_injection_refused gauge
 patchgate_hook_injection_refused 1
@@ -80,7 +84,7 @@ patchgate_audit_spool_records_total{result="ingested"} 2
 patchgate_audit_spool_records_total{result="rejected"} 0
 `
 	names := []string{"patchgate_decisions_total", "patchgate_decision_rules_total", "patchgate_kernel_compliant",
-		"patchgate_kernel_state_age_seconds", "patchgate_remediation_runs_total", "patchgate_hook_injection_refused",
+		"patchgate_kernel_state_age_seconds", "patchgate_remediation_runs_total", "patchgate_remediation_waits_total", "patchgate_hook_injection_refused",
 		"patchgate_audit_records_total", "patchgate_audit_write_failures_total", "patchgate_audit_healthy",
 		"patchgate_audit_spool_records_total"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {

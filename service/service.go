@@ -567,7 +567,10 @@ func (s *Service) Admit(ctx context.Context, w *policy.Workload, o AdmitOptions)
 		status, reason := s.remediator.Remediate(ctx, wait)
 		rem = &audit.Remediation{Started: true, Outcome: status, Reason: reason}
 		if s.metrics != nil {
-			s.metrics.ObserveRemediation(status)
+			// The run itself is counted when it finishes (the
+			// remediator's outcome callback): many admissions can
+			// wait on one run.
+			s.metrics.ObserveRemediationWait(status)
 		}
 		if status == "patched" {
 			// The remediator refreshed the monitor after patching.

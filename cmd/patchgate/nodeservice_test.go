@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 
@@ -149,6 +150,20 @@ func TestNodeServiceRemediationFollowsReload(t *testing.T) {
 			// The same command again: the failed run's rate limit holds.
 			if res := admit(); res.Remediation == nil || !strings.Contains(res.Remediation.Reason, "rate limited") {
 				t.Errorf("a second admission did not meet the rate limit: %+v", res.Remediation)
+			}
+			// Two runs ran (site-a, site-b), for three admissions that
+			// asked: each counted once, in its own metric.
+			const counts = `
+# HELP patchgate_remediation_runs_total Finished live-patch remediation runs, by outcome (patched, failed); one run however many containers waited for it.
+# TYPE patchgate_remediation_runs_total counter
+patchgate_remediation_runs_total{outcome="failed"} 2
+# HELP patchgate_remediation_waits_total Container admissions that found the kernel behind and asked for a remediation, by what they got (patched, running, failed, notNeeded).
+# TYPE patchgate_remediation_waits_total counter
+patchgate_remediation_waits_total{outcome="failed"} 3
+`
+			if err := testutil.GatherAndCompare(n.metrics().Registry(), strings.NewReader(counts),
+				"patchgate_remediation_runs_total", "patchgate_remediation_waits_total"); err != nil {
+				t.Error(err)
 			}
 		})
 	}
