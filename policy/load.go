@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	yaml "go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 )
 
 // File and directory names inside a policy directory.
@@ -164,11 +165,13 @@ func policyFiles(path, nodeName string) ([]string, error) {
 // checkSecure refuses a file or directory that group or others may write, or
 // that is owned by anyone but root or the current user.
 //
-// Mode bits on a read-only mount write nothing: a Kubernetes ConfigMap volume
-// is mounted read-only but its directory has mode 0777, so a group- or
-// other-writable file or directory on a read-only filesystem is accepted.
+// One exception: the root directory of a Kubernetes ConfigMap volume
+// (kubeletVolumeRoot), mode 0777 but mounted read-only, whose files are
+// reached through kubelet's root-owned symlinks. A read-only mount alone is
+// no exception: a world-writable host directory bind-mounted read-only is
+// still written through its host path.
 func checkSecure(name string, fi fs.FileInfo) error {
-	if fi.Mode().Perm()&0o022 != 0 && !readOnlyFS(name) {
+	if fi.Mode().Perm()&0o022 != 0 && !(fi.IsDir() && kubeletVolumeRoot(name)) {
 		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", ErrInsecure, name, fi.Mode().Perm())
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
@@ -185,9 +188,9 @@ func checkSecure(name string, fi fs.FileInfo) error {
 // when anyone but root (or the user patchgate runs as) could change what it
 // names: a directory on the way that group or others may write, or a
 // symlink on the way owned by another user (its target is then walked the
-// same way). Two exceptions, where the write bits give nobody a way in: a
-// directory on a read-only mount (a Kubernetes ConfigMap volume: a 0777
-// directory whose ..data symlinks are root's), and a sticky directory
+// same way). Two exceptions, where the write bits give nobody a way in: the
+// root of a Kubernetes ConfigMap volume (kubeletVolumeRoot: a 0777
+// directory, mounted read-only, whose ..data symlink is root's), and a sticky directory
 // (/tmp) owned by root whose entry on the way is root's too, which no one
 // else may then rename or remove.
 func checkChain(name string) error {
@@ -225,7 +228,7 @@ func checkChain(name string) error {
 		if !ownedByUs(fi) {
 			return fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, next, name, ownerOf(fi))
 		}
-		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !readOnlyFS(cur) && dir.Mode()&fs.ModeSticky == 0 {
+		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !kubeletVolumeRoot(cur) && dir.Mode()&fs.ModeSticky == 0 {
 			return fmt.Errorf("%w: directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", ErrInsecure, cur, name, perm, c)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
@@ -261,6 +264,45 @@ func ownerOf(fi fs.FileInfo) uint32 {
 		return st.Uid
 	}
 	return ^uint32(0)
+}
+
+// kubeletVolumeRoot reports whether dir is the root of a volume kubelet's
+// atomic writer fills (ConfigMap, Secret, projected), as a container sees
+// it: the root of a read-only mount, holding a "..data" symlink owned by
+// root. kubelet makes that directory 0777 (an emptyDir) on the node, under
+// its root-only pods directory, and bind-mounts it read-only. The write bits
+// then give nobody a way in from the container, and the files lie behind
+// root-owned symlinks in a root-owned 0755 directory (checked on the way).
+//
+// A read-only mount alone does not do: a world-writable host directory
+// bind-mounted read-only (a hostPath, podman -v dir:/etc/patchgate:ro) can
+// still be written through its host path, by anyone. Only root (kubelet)
+// can have made the root-owned ..data symlink; a directory that is not a
+// mount root, or whose mount root status the kernel does not tell, is no
+// such volume.
+func kubeletVolumeRoot(dir string) bool {
+	if !readOnlyFS(dir) || !mountRoot(dir) {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "..data"))
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0 && ownerOf(fi) == 0
+}
+
+// mountRoot reports whether dir is the root of a mount in this mount
+// namespace: statx's STATX_ATTR_MOUNT_ROOT (Linux 5.8), else a device that
+// differs from its parent's. A bind mount within one filesystem on an
+// older kernel is then not recognized, and refused (the strict side).
+func mountRoot(dir string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &stx); err == nil &&
+		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	}
+	var st, parent syscall.Stat_t
+	if syscall.Lstat(dir, &st) != nil || syscall.Lstat(filepath.Join(dir, ".."), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }
 
 // readOnlyFS reports whether name is on a filesystem mounted read-only.

@@ -336,37 +336,45 @@ func TestShowRoundTrips(t *testing.T) {
 	}
 }
 
-// TestLoadAcceptsReadOnlyMount: a ConfigMap volume is mounted read-only with a
-// 0777 directory; mode bits that nobody can use are not a reason to refuse.
-func TestLoadAcceptsReadOnlyMount(t *testing.T) {
+// TestLoadReadOnlyBindIsNoException: a world-writable directory mounted
+// read-only (a hostPath volume with readOnly, podman -v dir:ro) is still
+// written through its host path by anyone, so the read-only mount alone does
+// not make it safe: refused, with root's files in it and with a 0666 file.
+// Only kubelet's ConfigMap layout is (TestLoadConfigMapLayout).
+func TestLoadReadOnlyBindIsNoException(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
+		t.Skip("needs root to bind-mount")
 	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.Chmod(src, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(src, "policy.yaml")
+	if err := os.WriteFile(f, []byte(header+"metadata: {name: bound}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(src, dst, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount here: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
+		if err := syscall.Unmount(dst, 0); err != nil {
+			t.Errorf("unmount %s: %v", dst, err)
 		}
 	})
-	f := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(f, []byte(header+"metadata: {name: cm}\n"), 0o644); err != nil {
+	if err := syscall.Mount("", dst, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(f, 0o666); err != nil {
-		t.Fatal(err)
+	if !readOnlyFS(dst) || !mountRoot(dst) {
+		t.Fatalf("%s: read-only %v, mount root %v: the test does not test the exception", dst, readOnlyFS(dst), mountRoot(dst))
 	}
-	if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
-		t.Fatalf("writable mount: err = %v, want ErrInsecure", err)
-	}
-	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Load(dir, "")
-	if err != nil || p.Name() != "cm" {
-		t.Fatalf("read-only mount: %v", err)
+	for _, mode := range []os.FileMode{0o644, 0o666} {
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(dst, "")
+		if !errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Errorf("file mode %04o through a read-only bind of a 0777 directory: err = %v, want ErrInsecure", mode, err)
+		}
 	}
 }
 
@@ -461,7 +469,8 @@ func TestLoadChecksTheWholePath(t *testing.T) {
 // A Kubernetes ConfigMap volume: a read-only mount whose root directory is
 // 0777, with the files behind kubelet's atomic-writer symlinks
 // (policy.yaml -> ..data/policy.yaml, ..data -> ..<timestamp>). It loads;
-// the same layout with a ..data symlink owned by another user does not.
+// the same layout with a ..data symlink owned by another user does not (it
+// is not kubelet's), nor, in kubelet's layout, a file others may write.
 func TestLoadConfigMapLayout(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
@@ -470,7 +479,7 @@ func TestLoadConfigMapLayout(t *testing.T) {
 		name      string
 		dataOwner int
 		wantErr   string
-	}{{"root's symlinks", 0, ""}, {"..data owned by uid 65534", 65534, "..data (on the way to"}} {
+	}{{"root's symlinks", 0, ""}, {"..data owned by uid 65534", 65534, "is writable by group or others (mode 0777)"}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0777"); err != nil {
@@ -510,6 +519,20 @@ func TestLoadConfigMapLayout(t *testing.T) {
 			if tc.wantErr == "" {
 				if err != nil || p.Name() != "cm" {
 					t.Fatalf("ConfigMap layout: %v", err)
+				}
+				// defaultMode 0666: the file itself is writable by
+				// others, wherever it is reached from.
+				if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT, ""); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(filepath.Join(ts, "policy.yaml"), 0o666); err != nil {
+					t.Fatal(err)
+				}
+				if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Load(dir, ""); !errors.Is(err, ErrInsecure) {
+					t.Fatalf("a 0666 file in a ConfigMap: err = %v, want ErrInsecure", err)
 				}
 				return
 			}
