@@ -36,6 +36,24 @@ type PolicyStatus struct {
 	LastCheck time.Time `json:"lastCheck"`
 }
 
+// Enforces says whether the policy with digest, read from files by
+// someone else (patchgate check, eval, policy show, eval --running), is the
+// one the service enforces; when it is not, why says why they can differ:
+// the last reload's error when there is one, since the service keeps the
+// last good policy in force.
+func (p PolicyStatus) Enforces(digest string) (same bool, why string) {
+	switch {
+	case p.Digest == "":
+		return false, "the node service reports no policy"
+	case p.Digest == digest:
+		return true, ""
+	case p.Error != "":
+		return false, "the service's last reload failed and it keeps the last good policy: " + p.Error
+	default:
+		return false, "the service has not reloaded them yet, or reads another path (a DaemonSet reads the ConfigMap inside its pod)"
+	}
+}
+
 // loadPolicy loads the policy and returns it with the fingerprint of the
 // files it was read from.
 func (s *Service) loadPolicy() (*policy.Policy, string, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +69,9 @@ var errNoNodePolicy = errors.New("no policy on this node")
 //  2. --default-policy: the built-in default policy, said so in the output;
 //  3. what the node service enforces, as its status file reports it: the
 //     copy of the policy in force it writes (nri --policy-copy) when this
-//     user can read it, else the path it loads with its node name;
+//     user can read it, else the path it loads with its node name, either
+//     only when its digest is the one the status names (else exit 2:
+//     loadServicePolicy);
 //  4. the node's policy directory, /etc/patchgate;
 //  5. none: an error (exit 2), never a silent built-in default.
 type nodePolicyFlags struct {
@@ -107,7 +110,7 @@ func (f *nodePolicyFlags) load(nodeNameSet bool) (*policy.Policy, policySource, 
 		case err != nil:
 			return nil, policySource{}, fmt.Errorf("cannot tell which policy the node service enforces: %w (give --policy)", err)
 		case st.Policy.Copy != "" || st.Policy.Path != "":
-			return loadServicePolicy(st.Policy, f.nodeName, nodeNameSet)
+			return loadServicePolicy(f.statusFile, st.Policy, f.nodeName, nodeNameSet)
 		}
 	}
 	if _, err := os.Stat(nodePolicyDir); err != nil {
@@ -120,26 +123,70 @@ func (f *nodePolicyFlags) load(nodeNameSet bool) (*policy.Policy, policySource, 
 	return p, policySource{Path: nodePolicyDir, From: fromNode}, err
 }
 
+// errNotEnforced: the command was to judge by what the node service
+// enforces and the policy it could read is not that one (exit 2).
+var errNotEnforced = errors.New("cannot read the policy the node service enforces")
+
 // loadServicePolicy reads the policy a running service reports: its copy of
 // the policy in force when readable (root-only), else the path it loads,
-// with the service's node name unless --node-name was given.
-func loadServicePolicy(st service.PolicyStatus, nodeName string, nodeNameSet bool) (*policy.Policy, policySource, error) {
-	note := ""
+// with the service's node name. Either is used only when its digest is the
+// one the status names: the files at the path may hold a policy the service
+// refused (a failed reload keeps the last good one in force), or another
+// policy altogether (a DaemonSet loads the ConfigMap inside its pod, not the
+// host's directory). A preview of other content is asked for by --policy,
+// never given in the service's name.
+func loadServicePolicy(statusFile string, st service.PolicyStatus, nodeName string, nodeNameSet bool) (*policy.Policy, policySource, error) {
+	enforced := fmt.Sprintf("the node service (%s) enforces policy %q (%s)", statusFile, st.Name, st.Digest)
+	if nodeNameSet && nodeName != st.NodeName {
+		return nil, policySource{}, fmt.Errorf("%w: %s, read with node name %q, not --node-name %q; to judge by %s for node %q give --policy %s --node-name %s",
+			errNotEnforced, enforced, st.NodeName, nodeName, st.Path, nodeName, st.Path, nodeName)
+	}
+	// reloadNote: the files the service loads no longer load for it; what
+	// it enforces is still the policy the status names.
+	reloadNote, copyNote := "", ""
+	if st.Error != "" {
+		reloadNote = "its last reload failed and the policy above stays in force: " + st.Error
+	}
 	if st.Copy != "" {
-		p, err := policy.Load(st.Copy, nodeName)
-		if err == nil {
-			return p, policySource{Path: st.Copy, From: fromService}, nil
-		}
-		if st.Path == "" || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) {
+		p, err := policy.Load(st.Copy, st.NodeName)
+		switch {
+		case err == nil:
+			if same, _ := st.Enforces(p.Digest()); same {
+				return p, policySource{Path: st.Copy, From: fromService, Note: reloadNote}, nil
+			}
+			copyNote = fmt.Sprintf("its copy %s holds policy %q (%s)", st.Copy, p.Name(), p.Digest())
+		case st.Path == "" || !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist):
 			return nil, policySource{}, fmt.Errorf("the node service's copy of its policy: %w", err)
+		default:
+			copyNote = "its copy " + st.Copy + " is not readable here"
 		}
-		note = "its copy " + st.Copy + " is not readable here"
 	}
-	if !nodeNameSet && st.NodeName != "" {
-		nodeName = st.NodeName
+	preview := "--policy " + st.Path
+	if st.NodeName != "" {
+		preview += " --node-name " + st.NodeName
 	}
-	p, err := policy.Load(st.Path, nodeName)
-	return p, policySource{Path: st.Path, From: fromService, Note: note}, err
+	also := ""
+	if copyNote != "" {
+		also = "; " + copyNote
+	}
+	p, err := policy.Load(st.Path, st.NodeName)
+	if err != nil {
+		why := "the service may read another path (a DaemonSet reads the ConfigMap inside its pod)"
+		if reloadNote != "" {
+			why = reloadNote
+		}
+		return nil, policySource{}, fmt.Errorf("%w: %s, and %s cannot be read here: %v; %s%s. To judge by the files anyway, give %s",
+			errNotEnforced, enforced, st.Path, err, why, also, preview)
+	}
+	if same, why := st.Enforces(p.Digest()); !same {
+		return nil, policySource{}, fmt.Errorf("%w: %s, but %s now holds policy %q (%s): %s%s. To judge by the files as they are, give %s",
+			errNotEnforced, enforced, st.Path, p.Name(), p.Digest(), why, also, preview)
+	}
+	note := copyNote
+	if reloadNote != "" {
+		note = strings.TrimPrefix(note+"; "+reloadNote, "; ")
+	}
+	return p, policySource{Path: st.Path, From: fromService, Note: note}, nil
 }
 
 // auditLogFlags choose the log `patchgate audit` reads: --path; else the

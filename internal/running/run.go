@@ -115,9 +115,9 @@ func serviceNote(statusFile, digest string) string {
 		return fmt.Sprintf("node service status %s: %v", statusFile, err)
 	case st.Policy.Digest == "":
 		return "the node service reports no policy"
-	case st.Policy.Digest == digest:
-		return "the node service enforces it"
-	default:
-		return fmt.Sprintf("the node service reports policy %q (%s), not this one: it has not reloaded, or reads another path", st.Policy.Name, st.Policy.Digest)
 	}
+	if same, why := st.Policy.Enforces(digest); !same {
+		return fmt.Sprintf("the node service reports policy %q (%s), not this one: %s", st.Policy.Name, st.Policy.Digest, why)
+	}
+	return "the node service enforces it"
 }

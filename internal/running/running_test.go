@@ -12,6 +12,7 @@ import (
 
 	"github.com/patchgate/patchgate/internal/fstree"
 	"github.com/patchgate/patchgate/policy"
+	"github.com/patchgate/patchgate/service"
 )
 
 // The fixture trees under testdata are host roots copied from real runs
@@ -402,6 +403,36 @@ func TestParseRecorded(t *testing.T) {
 		`{"id":"a","init_process_pid":1,"init_process_start":1,"config":{"labels":["bundle=/a","bundle=/b"]}}`} {
 		if _, err := ParseRuncState([]byte(bad)); err == nil {
 			t.Errorf("ParseRuncState(%s) accepted", bad)
+		}
+	}
+}
+
+// The in-force note compares the policy read with the digest the service's
+// status names (service.PolicyStatus.Enforces, as check and eval do) and
+// gives the reload error when the service refused the files.
+func TestServiceNote(t *testing.T) {
+	pol, err := policy.LoadBytes("p.yaml", []byte(auditOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(ps service.PolicyStatus) string {
+		p := filepath.Join(t.TempDir(), "status.json")
+		if err := service.WriteStatusFile(p, service.Status{Policy: ps}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		ps   service.PolicyStatus
+		want string
+	}{
+		{service.PolicyStatus{Name: "audit-only", Digest: pol.Digest()}, "the node service enforces it"},
+		{service.PolicyStatus{}, "the node service reports no policy"},
+		{service.PolicyStatus{Name: "old", Digest: "sha256:0"}, `reports policy "old" (sha256:0), not this one: the service has not reloaded them yet`},
+		{service.PolicyStatus{Name: "old", Digest: "sha256:0", Error: "p.yaml:3: bad"}, "not this one: the service's last reload failed and it keeps the last good policy: p.yaml:3: bad"},
+	} {
+		if got := serviceNote(status(c.ps), pol.Digest()); !strings.Contains(got, c.want) {
+			t.Errorf("%+v: note %q, want %q", c.ps, got, c.want)
 		}
 	}
 }
