@@ -136,7 +136,7 @@ func policyFiles(path, nodeName string) ([]string, error) {
 			return nil, fmt.Errorf("policy: %w", err)
 		}
 		for _, e := range entries { // ReadDir sorts by name
-			if strings.HasSuffix(e.Name(), ".yaml") && !strings.HasPrefix(e.Name(), ".") {
+			if isPolicyFileName(e.Name()) {
 				files = append(files, filepath.Join(dropIns, e.Name()))
 			}
 		}
@@ -160,6 +160,13 @@ func policyFiles(path, nodeName string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// isPolicyFileName says which names in policy.d/ and nodes/ are policy
+// files: *.yaml, not dotfiles (editor swap files, backups, a ConfigMap's
+// ..data). Everything else there is never read (Unread).
+func isPolicyFileName(name string) bool {
+	return strings.HasSuffix(name, ".yaml") && !strings.HasPrefix(name, ".")
 }
 
 // checkSecure refuses a file or directory that group or others may write, or

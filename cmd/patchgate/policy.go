@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 
@@ -40,16 +41,21 @@ func newPolicyValidateCmd() *cobra.Command {
 		Use:   "validate PATH...",
 		Short: "check policy files or directories; every problem as file:line: message (exit 0 valid, 2 not)",
 		Long: `Check policy files or directories (policy.yaml + policy.d/ + nodes/<node>.yaml)
-with the strict decoder the node service uses. Text: every problem on stderr as
-file:line: message. -o json|yaml: one document on stdout with every path's
-result and every problem as {file, line, key, message}, for CI annotations.
-Exit 0 when all are valid, 2 otherwise.`,
+with the strict decoder the node service uses. A directory is checked as every
+node reads it: the base (policy.yaml + policy.d/*.yaml), and the base with each
+nodes/*.yaml overlay; --node-name checks that node's alone. An entry of
+policy.d/ or nodes/ that patchgate never reads (*.yml, a dotfile, another
+extension, a subdirectory) is a problem too: every node would ignore it.
+Text: each policy checked on stdout, every problem on stderr as
+file:line: message. -o json|yaml: one document on stdout with every policy
+checked (path, node) and every problem as {file, line, key, message}, for CI
+annotations. Exit 0 when all are valid, 2 otherwise.`,
 		Args: minArgs(1, "policy file or directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return codeErr(runPolicyValidate(args, nodeName, output, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return codeErr(runPolicyValidate(args, nodeName, cmd.Flags().Changed("node-name"), output, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
-	nodeNameFlag(cmd.Flags(), &nodeName, hostname(), "node name: selects nodes/<name>.yaml in a policy directory", "this host's name")
+	nodeNameFlag(cmd.Flags(), &nodeName, "", "node name: check a policy directory as this node reads it (policy.yaml, policy.d/, nodes/<name>.yaml)", "the base alone and with each nodes/*.yaml overlay")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -83,11 +89,22 @@ type validateResult struct {
 }
 
 type validatedPolicy struct {
-	Path   string   `json:"path"`
+	Path string `json:"path"`
+	// Node is the node whose overlay (nodes/<node>.yaml) was applied; ""
+	// for the base alone, or a file.
+	Node   string   `json:"node,omitempty"`
 	Valid  bool     `json:"valid"`
 	Name   string   `json:"name,omitempty"`
 	Digest string   `json:"digest,omitempty"`
 	Files  []string `json:"files,omitempty"`
+}
+
+// describe names what was checked: the path, and the node overlay.
+func (v validatedPolicy) describe() string {
+	if v.Node == "" {
+		return v.Path
+	}
+	return v.Path + " for node " + v.Node
 }
 
 // validateError is one problem: the file and line to fix (line 0: the file
@@ -112,35 +129,68 @@ func toValidateError(e policy.PosError) validateError {
 }
 
 // runPolicyValidate loads every path (file or directory) and lists every
-// problem. Exit 0 when all are valid, 2 otherwise.
-func runPolicyValidate(paths []string, nodeName, output string, stdout, stderr io.Writer) int {
-	code := exitOK
+// problem. A directory is checked as every node reads it: without
+// --node-name the base (policy.yaml + policy.d/) and the base with each
+// nodes/*.yaml overlay, with --node-name that node's alone; and any entry
+// of policy.d/ or nodes/ the loader never reads is a problem, since a CI
+// must not pass a file that every node then ignores. Exit 0 when all are
+// valid, 2 otherwise.
+func runPolicyValidate(paths []string, nodeName string, nodeNameSet bool, output string, stdout, stderr io.Writer) int {
 	res := validateResult{Valid: true, Policies: []validatedPolicy{}, Errors: []validateError{}}
 	for _, path := range paths {
-		p, err := policy.Load(path, nodeName)
-		if err != nil {
-			code = exitInvalid
+		// A base error is reported once, not again for every overlay.
+		seen := map[policy.PosError]bool{}
+		report := func(e policy.PosError) {
 			res.Valid = false
-			res.Policies = append(res.Policies, validatedPolicy{Path: path})
-			var ve *policy.ValidationError
-			if errors.As(err, &ve) {
-				for _, e := range ve.Errors {
-					res.Errors = append(res.Errors, toValidateError(e))
-					if output == outputText {
-						fmt.Fprintln(stderr, e.Error())
-					}
-				}
-			} else {
-				res.Errors = append(res.Errors, validateError{File: path, Message: err.Error()})
-				if output == outputText {
-					fmt.Fprintf(stderr, "%s: %v\n", path, err)
-				}
+			if seen[e] {
+				return
 			}
-			continue
+			seen[e] = true
+			res.Errors = append(res.Errors, toValidateError(e))
+			if output == outputText {
+				fmt.Fprintln(stderr, e.Error())
+			}
 		}
-		res.Policies = append(res.Policies, validatedPolicy{Path: path, Valid: true, Name: p.Name(), Digest: p.Digest(), Files: p.Sources})
-		if output == outputText {
-			fmt.Fprintf(stdout, "%s: valid (policy %q, %s, %d %s)\n", path, p.Name(), p.Digest(), len(p.Sources), plural(len(p.Sources), "file", "files"))
+		nodes := []string{""} // a file has no overlay
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			unread, err := policy.Unread(path)
+			if err != nil {
+				report(policy.PosError{File: path, Msg: err.Error()})
+			}
+			for _, e := range unread {
+				report(e)
+			}
+			if nodeNameSet {
+				nodes = []string{nodeName}
+			} else {
+				overlays, err := policy.Overlays(path)
+				if err != nil {
+					report(policy.PosError{File: path, Msg: err.Error()})
+				}
+				nodes = append(nodes, overlays...)
+			}
+		}
+		for _, node := range nodes {
+			vp := validatedPolicy{Path: path, Node: node}
+			p, err := policy.Load(path, node)
+			var ve *policy.ValidationError
+			switch {
+			case errors.As(err, &ve):
+				for _, e := range ve.Errors {
+					report(e)
+				}
+			case err != nil:
+				report(policy.PosError{File: path, Msg: err.Error()})
+			default:
+				vp.Valid, vp.Name, vp.Digest, vp.Files = true, p.Name(), p.Digest(), p.Sources
+			}
+			res.Policies = append(res.Policies, vp)
+			if output == outputText && vp.Valid {
+				fmt.Fprintf(stdout, "%s: valid (policy %q, %s, %d %s)\n", vp.describe(), p.Name(), p.Digest(), len(p.Sources), plural(len(p.Sources), "file", "files"))
+			} else if output == outputText && len(nodes) > 1 {
+				// Which overlays failed, when a base error is reported once.
+				fmt.Fprintf(stderr, "%s: not valid\n", vp.describe())
+			}
 		}
 	}
 	if output != outputText {
@@ -148,7 +198,10 @@ func runPolicyValidate(paths []string, nodeName, output string, stdout, stderr i
 			return c
 		}
 	}
-	return code
+	if !res.Valid {
+		return exitInvalid
+	}
+	return exitOK
 }
 
 // runPolicyShow prints the effective merged policy with every default filled

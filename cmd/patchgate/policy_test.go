@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/patchgate/patchgate/internal/fstree"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -187,5 +192,66 @@ func TestPolicyValidateFlagsAfterArgs(t *testing.T) {
 	_, other, _ := runCmd(t, "policy", "validate", dir, "--node-name", "other-node")
 	if other == after {
 		t.Fatalf("--node-name after the path was ignored: %s", other)
+	}
+}
+
+// policy validate DIR checks the directory as every node reads it: the
+// base and the base with each nodes/*.yaml overlay (--node-name: that
+// node's alone), and refuses what no node reads (a *.yml drop-in, a
+// dotfile), which the loader skips without a word at run time.
+func TestPolicyValidateEveryNode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pd")
+	if err := fstree.Copy(filepath.Join("..", "..", "examples", "policy-dir"), dir); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "policy", "validate", dir)
+	if code != exitOK || errs != "" || !strings.Contains(out, dir+": valid (policy \"fleet\"") || !strings.Contains(out, dir+" for node gpu-worker-1: valid (policy \"fleet-gpu\"") {
+		t.Fatalf("the example: exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	broken := "apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nspec:\n  rules:\n    runAsRoot:\n      action: maybe\n"
+	for _, f := range []string{"nodes/worker-3.yaml", "policy.d/20-x.yml", "policy.d/.30-y.yaml", "nodes/worker-4.yml"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []validateError{
+		{File: filepath.Join(dir, "policy.d/.30-y.yaml"), Message: "ignored by patchgate (only policy.d/*.yaml files are read, never names that begin with a dot); remove it, or rename it without the dot"},
+		{File: filepath.Join(dir, "policy.d/20-x.yml"), Message: "ignored by patchgate (only policy.d/*.yaml files are read); rename it to 20-x.yaml"},
+		{File: filepath.Join(dir, "nodes/worker-4.yml"), Message: "ignored by patchgate (only nodes/<node name>.yaml files are read, each by the node of that name); rename it to worker-4.yaml"},
+		{File: filepath.Join(dir, "nodes/worker-3.yaml"), Line: 6, Key: "spec.rules.runAsRoot.action", Message: `unknown action "maybe" (want enforce, warn, audit or off)`},
+	}
+	for _, o := range []string{"json", "yaml"} {
+		code, out, errs = runCmd(t, "policy", "validate", dir, "-o", o)
+		var res validateResult
+		if err := yaml.Unmarshal([]byte(out), &res); err != nil || code != exitInvalid || res.Valid {
+			t.Fatalf("-o %s: exit %d, %v\nstdout %s\nstderr %s", o, code, err, out, errs)
+		}
+		if !slices.Equal(res.Errors, want) {
+			t.Errorf("-o %s: errors\n%+v\nwant\n%+v", o, res.Errors, want)
+		}
+		var checked []string
+		for _, p := range res.Policies {
+			checked = append(checked, fmt.Sprintf("%s %v", p.Node, p.Valid))
+		}
+		if !slices.Equal(checked, []string{" true", "gpu-worker-1 true", "worker-3 false"}) {
+			t.Errorf("-o %s: checked %q", o, checked)
+		}
+	}
+	code, _, errs = runCmd(t, "policy", "validate", dir)
+	if code != exitInvalid || !strings.Contains(errs, "nodes/worker-3.yaml:6: spec.rules.runAsRoot.action") || !strings.Contains(errs, "policy.d/20-x.yml: ignored by patchgate") || !strings.Contains(errs, dir+" for node worker-3: not valid") {
+		t.Errorf("text: exit %d, stderr %s", code, errs)
+	}
+	// --node-name: that node's policy alone; the unread files still fail.
+	code, out, errs = runCmd(t, "policy", "validate", dir, "--node-name", "gpu-worker-1")
+	if code != exitInvalid || strings.Contains(errs, "worker-3.yaml") || !strings.Contains(errs, "20-x.yml") || strings.Count(out, ": valid") != 1 {
+		t.Errorf("--node-name: exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	// A base error is reported once, not again for every overlay.
+	if err := os.WriteFile(filepath.Join(dir, "policy.d", "20-x.yaml"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs = runCmd(t, "policy", "validate", dir)
+	if n := strings.Count(errs, "policy.d/20-x.yaml:6:"); n != 1 {
+		t.Errorf("a base error reported %d times:\n%s", n, errs)
 	}
 }
