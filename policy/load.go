@@ -112,7 +112,7 @@ func policyFiles(path, nodeName string) ([]string, error) {
 	if nodeName != "" && (strings.ContainsAny(nodeName, "/\\\x00") || nodeName == "." || nodeName == "..") {
 		return nil, fmt.Errorf("%w: node name %q cannot name a file", ErrInvalid, nodeName)
 	}
-	if err := checkChain(path); err != nil {
+	if _, err := checkChain(path); err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(path)
@@ -200,18 +200,20 @@ func checkSecure(name string, fi fs.FileInfo) error {
 // directory, mounted read-only, whose ..data symlink is root's), and a sticky directory
 // (/tmp) owned by root whose entry on the way is root's too, which no one
 // else may then rename or remove.
-func checkChain(name string) error {
+//
+// It returns the path name resolves to, with no symlink left in it.
+func checkChain(name string) (string, error) {
 	abs, err := filepath.Abs(name)
 	if err != nil {
-		return fmt.Errorf("policy: %w", err)
+		return "", fmt.Errorf("policy: %w", err)
 	}
 	cur := "/"
 	dir, err := os.Lstat(cur)
 	if err != nil {
-		return fmt.Errorf("policy: %w", err)
+		return "", fmt.Errorf("policy: %w", err)
 	}
 	if !ownedByUs(dir) {
-		return fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, cur, name, ownerOf(dir))
+		return "", fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, cur, name, ownerOf(dir))
 	}
 	queue := strings.Split(strings.TrimPrefix(abs, "/"), "/")
 	for hops := 0; len(queue) > 0; {
@@ -223,41 +225,41 @@ func checkChain(name string) error {
 		case "..":
 			cur = filepath.Dir(cur)
 			if dir, err = os.Lstat(cur); err != nil {
-				return fmt.Errorf("policy: %w", err)
+				return "", fmt.Errorf("policy: %w", err)
 			}
 			continue
 		}
 		next := filepath.Join(cur, c)
 		fi, err := os.Lstat(next)
 		if err != nil {
-			return fmt.Errorf("policy: %w", err)
+			return "", fmt.Errorf("policy: %w", err)
 		}
 		if !ownedByUs(fi) {
-			return fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, next, name, ownerOf(fi))
+			return "", fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, next, name, ownerOf(fi))
 		}
 		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !kubeletVolumeRoot(cur) && dir.Mode()&fs.ModeSticky == 0 {
-			return fmt.Errorf("%w: directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", ErrInsecure, cur, name, perm, c)
+			return "", fmt.Errorf("%w: directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", ErrInsecure, cur, name, perm, c)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			cur, dir = next, fi
 			continue
 		}
 		if hops++; hops > 40 {
-			return fmt.Errorf("policy: %s: too many symlinks", name)
+			return "", fmt.Errorf("policy: %s: too many symlinks", name)
 		}
 		target, err := os.Readlink(next)
 		if err != nil {
-			return fmt.Errorf("policy: %w", err)
+			return "", fmt.Errorf("policy: %w", err)
 		}
 		if filepath.IsAbs(target) {
 			cur = "/"
 			if dir, err = os.Lstat(cur); err != nil {
-				return fmt.Errorf("policy: %w", err)
+				return "", fmt.Errorf("policy: %w", err)
 			}
 		}
 		queue = append(strings.Split(target, "/"), queue...)
 	}
-	return nil
+	return cur, nil
 }
 
 // ownedByUs: owned by root or by the user patchgate runs as.
@@ -326,11 +328,18 @@ const stRdonly = 0x1
 
 // readSecure opens the file, checks the opened file (not the name again), and
 // reads it.
+//
+// It opens the path checkChain resolved, without following a symlink there
+// (checkChain has walked every one), and without blocking: open(2) of a
+// FIFO waits for a writer, which would hang `policy validate` and the
+// service's watcher on a FIFO named *.yaml in policy.d. What is opened is
+// then refused unless fstat says it is a regular file.
 func readSecure(name string) ([]byte, error) {
-	if err := checkChain(name); err != nil {
+	resolved, err := checkChain(name)
+	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(name)
+	f, err := os.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}

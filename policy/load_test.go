@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // writeTree writes files (relative path -> content) under a new directory with
@@ -540,5 +541,41 @@ func TestLoadConfigMapLayout(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestLoadRefusesAFIFO: a FIFO named *.yaml (in policy.d, given as the
+// file, or behind a symlink) is refused as not a regular file at once.
+// open(2) without O_NONBLOCK waits for a writer: `policy validate` and the
+// service's watcher hung on it.
+func TestLoadRefusesAFIFO(t *testing.T) {
+	good := header + "metadata: {name: n}\n"
+	dir := writeTree(t, map[string]string{"policy.yaml": good, "policy.d/10.yaml": good})
+	fifo := filepath.Join(dir, "policy.d", "20.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink("policy.d/20.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{dir, fifo, link} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Load(path, "")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), ".yaml is not a regular file") {
+				t.Errorf("Load(%s): err = %v, want not a regular file", path, err)
+			}
+		case <-time.After(5 * time.Second):
+			// Let the blocked open return: a writer that comes and goes.
+			if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				_ = w.Close()
+			}
+			t.Fatalf("Load(%s) still waits on the FIFO after 5s", path)
+		}
 	}
 }
