@@ -623,3 +623,34 @@ func TestDecisionSpanLogged(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPolicyReloadSameSizeSameMtime: a rewrite in place that keeps the
+// inode, the size and the mtime (cp -p, touch -r, a tool that restores
+// times) is a change: the fingerprint holds the ctime, which only the
+// kernel sets.
+func TestPolicyReloadSameSizeSameMtime(t *testing.T) {
+	e := newTestEnv(t)
+	e.start(t)
+	main := filepath.Join(e.policyDir, "policy.yaml")
+	before, err := os.Stat(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ctime has the kernel's clock tick as its grain: let one pass.
+	time.Sleep(20 * time.Millisecond)
+	writeFile(t, main, policyNamed("third"), 0o644) // "first" and "third": same size
+	if err := os.Chtimes(main, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || !os.SameFile(before, after) {
+		t.Fatalf("the rewrite changed more than the content: %v %v, %v %v", before.Size(), before.ModTime(), after.Size(), after.ModTime())
+	}
+	e.svc.checkPolicy()
+	if got := e.svc.Policy().Name(); got != "third" {
+		t.Fatalf("policy after a same-size rewrite that kept the mtime = %q, want third", got)
+	}
+}

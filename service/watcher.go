@@ -134,8 +134,11 @@ func (s *Service) checkPolicy() {
 }
 
 // fingerprint summarises every file and directory the policy at path could
-// be read from: name, inode, size, mtime, mode and owner. A ConfigMap
-// update (an atomic symlink swap) or a chmod changes it.
+// be read from: name, device, inode, link count, size, mtime, ctime, mode
+// and owner. A ConfigMap update (an atomic symlink swap) or a chmod changes
+// it. mtime alone is not enough: a rewrite in place of the same size whose
+// mtime is then set back (cp -p, touch -r) changes only the ctime, which no
+// one but the kernel can set.
 func fingerprint(path, nodeName string) string {
 	var names []string
 	names = append(names, path)
@@ -158,7 +161,8 @@ func fingerprint(path, nodeName string) string {
 			_, _ = fmt.Fprintf(h, "%s\x00missing\x00", n) // hash writes never fail
 			continue
 		}
-		_, _ = fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d.%d\x00%o\x00%d\x00%d\x00", n, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Mode, st.Uid, st.Gid)
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00%d.%d\x00%d.%d\x00%o\x00%d\x00%d\x00",
+			n, st.Dev, st.Ino, st.Nlink, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Mode, st.Uid, st.Gid)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
