@@ -339,6 +339,18 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// mappingKey returns the key node of key in mapping n, or n.
+func mappingKey(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i]
+			}
+		}
+	}
+	return n
+}
+
 // seqItem returns item i of sequence n (or n itself when it is not a list of
 // that length), for error positions.
 func seqItem(n *yaml.Node, i int) *yaml.Node {

@@ -161,7 +161,7 @@ func (g *schemaGen) object(t reflect.Type, path string, def reflect.Value) obj {
 		if dv, ok := schemaDefault(def.FieldByIndex(f.index)); ok {
 			s.set("default", dv)
 		}
-		if !schemaRequired[p] {
+		if !schemaRequired[p] && !schemaNotNull[p] {
 			// An empty key (key: or key: ~) keeps the built-in default.
 			s = nullable(s)
 		}
@@ -352,6 +352,26 @@ var schemaRequired = map[string]bool{
 	"spec.exemptions[].name": true, "spec.rules.hostPathMounts.allowed[].path": true,
 }
 
+// schemaNotNull are the keys that may be left out but not written without a
+// value: an exemption's matchers, annotation and rules (left out, they
+// match everything; the decoder refuses key: and key: ~ there).
+var schemaNotNull = map[string]bool{
+	"spec.exemptions[].namespaces": true, "spec.exemptions[].images": true, "spec.exemptions[].containers": true,
+	"spec.exemptions[].podLabels": true, "spec.exemptions[].annotation": true, "spec.exemptions[].rules": true,
+}
+
+// nonSpace matches a string with a character that is not white space as
+// unicode.IsSpace has it (strings.TrimSpace leaves something). The
+// characters are written out, not as \s, which differs between regular
+// expression engines.
+const nonSpace = "[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+// notBlank: a scalar the decoder reads as a string that is not empty or
+// white space only.
+func notBlank() obj {
+	return obj{{"type", []any{"string", "number", "boolean"}}, {"minLength", 1}, {"pattern", nonSpace}}
+}
+
 // positiveDurations must be greater than zero.
 var positiveDurations = map[string]bool{"spec.kernel.maxStateAge": true, "spec.remediation.timeout": true}
 
@@ -399,10 +419,12 @@ var schemaExtra = map[string]obj{
 		{"if", obj{{"required", []any{"annotation"}}, {"properties", obj{{"annotation", obj{{"type", "string"}, {"minLength", 1}}}}}}},
 		{"then", nonEmptyKey("namespaces", "array")},
 	},
-	"spec.exemptions[].name":         {{"type", []any{"string", "number", "boolean"}}, {"minLength", 1}},
-	"spec.exemptions[].namespaces[]": {{"type", []any{"string", "number", "boolean"}}, {"minLength", 1}},
-	"spec.exemptions[].images[]":     {{"type", []any{"string", "number", "boolean"}}, {"minLength", 1}},
-	"spec.exemptions[].annotation":   {{"type", "string"}},
+	"spec.exemptions[].name":         notBlank(),
+	"spec.exemptions[].namespaces[]": notBlank(),
+	"spec.exemptions[].images[]":     notBlank(),
+	"spec.exemptions[].containers[]": notBlank(),
+	"spec.exemptions[].podLabels":    {{"propertyNames", obj{{"minLength", 1}, {"pattern", nonSpace}}}},
+	"spec.exemptions[].annotation":   {{"type", "string"}, {"anyOf", []any{obj{{"maxLength", 0}}, obj{{"pattern", nonSpace}}}}},
 	"spec.exemptions[].rules[]":      {{"type", "string"}, {"enum", enumOf(RuleIDs())}},
 
 	"spec.audit.path":       {{"type", "string"}, {"pattern", `^(?:/|$)`}},

@@ -362,8 +362,16 @@ func TestSchemaAgreesWithTheDecoder(t *testing.T) {
 		"spec: {exemptions: [{name: a, namespaces: []}]}\n", //
 		"spec: {exemptions: [{name: a, images: [x], annotation: patchgate.dev/exempt}]}\n",
 		"spec: {exemptions: [{name: a, images: [\"\"]}]}\n", //
-		"spec: {exemptions: [~]}\n",                         // empty item
-		"spec: {kernel: {requiredPatches: [a, ~]}}\n",       //
+		"spec: {exemptions: [{name: a, containers: [\"\"]}]}\n",
+		"spec: {exemptions: [{name: a, namespaces: [a], containers: [\" \"]}]}\n",
+		"spec: {exemptions: [{name: a, namespaces: [\"\\u00a0\"]}]}\n",
+		"spec: {exemptions: [{name: \"\\t\", images: [x]}]}\n",
+		"spec: {exemptions: [{name: a, podLabels: {\" \": x}}]}\n",
+		"spec: {exemptions: [{name: a, namespaces: [a], annotation: \" \"}]}\n",
+		"spec: {exemptions: [{name: a, namespaces: [a], containers: ~}]}\n",
+		"spec: {exemptions: [{name: a, namespaces: [a], rules: }]}\n",
+		"spec: {exemptions: [~]}\n",                   // empty item
+		"spec: {kernel: {requiredPatches: [a, ~]}}\n", //
 	}
 	for _, body := range refused {
 		doc := header + body
@@ -392,6 +400,8 @@ func TestSchemaAgreesWithTheDecoder(t *testing.T) {
 		"spec: {rules: {hostPathMounts: {kubeletDir: \"\", runtimeDirs: [/...], allowed: [{path: /var/log, readOnly: true}, {path: /runx}], allowReadOnly: false}}}\n",
 		"spec: {rules: {seccomp: {mustBlock: [clone(CLONE_NEWUSER)]}, runAsRoot: {action: \"off\"}}}\n",
 		"spec: {exemptions: [{name: a, podLabels: {app: x}}, {name: b, annotation: x, namespaces: [y]}, {name: c, images: [\"*\"], rules: [kernelStateUnknown]}]}\n",
+		// What policy show and the service's copy write for an exemption.
+		"spec: {exemptions: [{name: d, namespaces: [a], images: [], containers: [], podLabels: {app: \"\"}, annotation: \"\", rules: []}]}\n",
 	}
 	for _, body := range accepted {
 		doc := header + body
@@ -438,6 +448,16 @@ func TestSchemaFormatsMatchTheDecoder(t *testing.T) {
 		// loader refuses it, the schema does not (a documented gap).
 		if want := path.Clean(s) == "/"; rootRE.MatchString(s) != want && s != "/a/.." {
 			t.Errorf("path %q: schema root %v, path.Clean %q", s, !want, path.Clean(s))
+		}
+	}
+	// The schema's "not blank" is the decoder's, for every character up to
+	// the last white space unicode.IsSpace knows.
+	nonSpaceRE := regexp.MustCompile(nonSpace)
+	for r := rune(0); r <= 0x3001; r++ {
+		for _, s := range []string{string(r), " " + string(r) + "\t"} {
+			if got := nonSpaceRE.MatchString(s); got != !blank(s) {
+				t.Errorf("%q: schema not blank %v, decoder blank %v", s, got, blank(s))
+			}
 		}
 	}
 	capRE := regexp.MustCompile("^(?:" + ciPattern("CAP_") + ")?(?:" + ciAlternatives(capabilityNames) + ")$")

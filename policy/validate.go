@@ -100,12 +100,28 @@ func (s *Spec) validateNode(n *yaml.Node, report reportFunc) {
 	}
 }
 
+// exemptionNullable are the keys of an exemption that, left out, match (or
+// lift) everything: the matchers, the annotation and the rules lifted.
+var exemptionNullable = []string{"namespaces", "images", "containers", "podLabels", "annotation", "rules"}
+
 func (e *Exemption) validateNode(n *yaml.Node, report reportFunc) {
-	if e.Name == "" {
-		report(nil, "name: missing (every exemption needs a name for the audit log)")
+	if blank(e.Name) {
+		report(mappingValue(n, "name"), "name: missing (every exemption needs a name for the audit log)")
 	}
 	if len(e.Namespaces) == 0 && len(e.Images) == 0 && len(e.Containers) == 0 && len(e.PodLabels) == 0 {
 		report(nil, "an exemption must set at least one of namespaces, images, containers, podLabels")
+	}
+	// A key written with no value (key: or key: ~) would keep the default,
+	// "any": the widest exemption there is, and what a template renders for
+	// an unset value. Leaving the key out says "any". ([] and "" stay
+	// accepted: `policy show` and the service's policy copy write them.)
+	for _, key := range exemptionNullable {
+		if v := mappingValue(n, key); v != nil && isNull(v) {
+			report(v, "%s: no value (leave the key out to match any)", key)
+		}
+	}
+	if v := mappingValue(n, "annotation"); v != nil && v.Kind == yaml.ScalarNode && e.Annotation != "" && blank(e.Annotation) {
+		report(v, "annotation: %q is not an annotation name", e.Annotation)
 	}
 	if e.Annotation != "" && len(e.Namespaces) == 0 {
 		report(mappingValue(n, "annotation"), "annotation: an annotation exemption must list the namespaces allowed to use it")
@@ -115,17 +131,28 @@ func (e *Exemption) validateNode(n *yaml.Node, report reportFunc) {
 			report(seqItem(mappingValue(n, "rules"), i), "rules[%d]: unknown rule %q (known rules: %s)", i, r, strings.Join(RuleIDs(), ", "))
 		}
 	}
-	for i, g := range e.Images {
-		if g == "" {
-			report(seqItem(mappingValue(n, "images"), i), "images[%d]: empty image pattern", i)
+	// An empty or blank item matches what has no name: container "" is
+	// every container podman, plain runc and the hook-judged sandboxes
+	// run; no namespace, image or container is called " ".
+	for _, m := range []struct {
+		key, what string
+		list      []string
+	}{{"namespaces", "namespace", e.Namespaces}, {"images", "image pattern", e.Images}, {"containers", "container name", e.Containers}} {
+		for i, v := range m.list {
+			if blank(v) {
+				report(seqItem(mappingValue(n, m.key), i), "%s[%d]: empty %s", m.key, i, m.what)
+			}
 		}
 	}
-	for i, ns := range e.Namespaces {
-		if ns == "" {
-			report(seqItem(mappingValue(n, "namespaces"), i), "namespaces[%d]: empty namespace", i)
+	for k := range e.PodLabels {
+		if blank(k) {
+			report(mappingKey(mappingValue(n, "podLabels"), k), "podLabels: %q is not a label name", k)
 		}
 	}
 }
+
+// blank reports whether s is empty or white space only.
+func blank(s string) bool { return strings.TrimSpace(s) == "" }
 
 func (k *KernelSpec) validateNode(n *yaml.Node, report reportFunc) {
 	if !contains(providers, k.Provider) {
