@@ -88,6 +88,52 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
+// checkTag reports an explicit YAML tag the decoder does not honour and
+// returns false. Left alone, a tag is ignored or changes the value's
+// meaning unseen: `!!null 6.1.0` decoded as empty and kept the default,
+// `!x enforce` as enforce. Allowed are the standard tags that say what
+// the value already is: !!map on a mapping, !!seq on a list, !!str on any
+// scalar (it only forces a string), and !!int, !!float, !!bool and !!null
+// on a scalar that reads as one without the tag.
+func (d *decoder) checkTag(n *yaml.Node, path string) bool {
+	if n.Style&yaml.TaggedStyle == 0 {
+		return true
+	}
+	tag := n.Tag
+	switch n.Kind {
+	case yaml.MappingNode:
+		if tag == "!!map" {
+			return true
+		}
+	case yaml.SequenceNode:
+		if tag == "!!seq" {
+			return true
+		}
+	case yaml.ScalarNode:
+		// ShortTag of an untagged node resolves the value as a plain
+		// scalar: what it reads as without the tag.
+		plain := (&yaml.Node{Kind: yaml.ScalarNode, Value: n.Value}).ShortTag()
+		switch tag {
+		case "!!str":
+			return true
+		case "!!int", "!!bool", "!!null":
+			if plain == tag {
+				return true
+			}
+			d.report(n, "%s: YAML tag %s does not fit the value %q", path, tag, n.Value)
+			return false
+		case "!!float":
+			if plain == "!!float" || plain == "!!int" {
+				return true
+			}
+			d.report(n, "%s: YAML tag %s does not fit the value %q", path, tag, n.Value)
+			return false
+		}
+	}
+	d.report(n, "%s: unsupported YAML tag %s", path, tag)
+	return false
+}
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -119,6 +165,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.report(n, "%s: YAML anchors and aliases are not supported", path)
 		return
 	}
+	if !d.checkTag(n, path) {
+		return
+	}
 	if isNull(n) {
 		return
 	}
@@ -145,6 +194,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, c := range n.Content {
 			ip := fmt.Sprintf("%s[%d]", path, i)
+			if !d.checkTag(c, ip) {
+				continue
+			}
 			if isNull(c) {
 				// An empty item ("- " alone, "- ~") would decode as the
 				// zero value: an exemption matching every container and
@@ -236,6 +288,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		key := k.Value
 		kp := joinPath(path, key)
+		if !d.checkTag(k, kp) {
+			continue
+		}
 		if seen[key] {
 			d.report(k, "%s: duplicate key", kp)
 			continue
@@ -300,6 +355,9 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		kp := joinPath(path, k.Value)
+		if !d.checkTag(k, kp) {
+			continue
+		}
 		if seen[k.Value] {
 			d.report(k, "%s: duplicate key", kp)
 			continue
@@ -310,6 +368,9 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		elem := reflect.New(v.Type().Elem()).Elem()
+		if !d.checkTag(val, kp) {
+			continue
+		}
 		if isNull(val) {
 			d.report(val, "%s: expected a value", kp)
 			continue

@@ -217,6 +217,18 @@ func TestLoadBytesRejects(t *testing.T) {
 		{"null containers", header + "spec:\n  exemptions:\n    - name: x\n      namespaces: [a]\n      containers:\n", "x.yaml:7: spec.exemptions[0].containers: no value (leave the key out to match any)"},
 		{"null rules", header + "spec: {exemptions: [{name: x, namespaces: [a], rules: ~}]}\n", "spec.exemptions[0].rules: no value"},
 		{"null annotation", header + "spec: {exemptions: [{name: x, namespaces: [a], annotation: }]}\n", "spec.exemptions[0].annotation: no value"},
+		{"null tag on a version", header + "spec: {kernel: {minimumVersion: !!null 6.1.0-18-amd64}}\n", `x.yaml:3: spec.kernel.minimumVersion: YAML tag !!null does not fit the value "6.1.0-18-amd64"`},
+		{"null tag on a bool", header + "spec:\n  kernel:\n    denyWhenUpdatesPending: !!null true\n", `x.yaml:5: spec.kernel.denyWhenUpdatesPending: YAML tag !!null does not fit the value "true"`},
+		{"null tag on an item", header + "spec: {kernel: {requiredPatches: [!!null a]}}\n", `spec.kernel.requiredPatches[0]: YAML tag !!null does not fit the value "a"`},
+		{"custom tag on an action", header + "spec:\n  rules:\n    runAsRoot: {action: !x enforce}\n", "x.yaml:5: spec.rules.runAsRoot.action: unsupported YAML tag !x"},
+		{"custom tag on a key", header + "metadata: {!x name: a}\n", "x.yaml:3: metadata.name: unsupported YAML tag !x"},
+		{"custom tag on a mapping", header + "spec: {kernel: !x {}}\n", "spec.kernel: unsupported YAML tag !x"},
+		{"custom tag on a label", header + "spec: {exemptions: [{name: a, podLabels: {app: !x web}}]}\n", "spec.exemptions[0].podLabels.app: unsupported YAML tag !x"},
+		{"global tag", header + "spec: {defaultAction: !<tag:example.com,2024:action> warn}\n", "spec.defaultAction: unsupported YAML tag tag:example.com,2024:action"},
+		{"binary tag", header + "metadata: {name: !!binary bmFtZQ==}\n", "metadata.name: unsupported YAML tag !!binary"},
+		{"seq tag on a mapping", header + "spec: {audit: !!seq {}}\n", "spec.audit: unsupported YAML tag !!seq"},
+		{"int tag on a word", header + "spec: {audit: {maxSizeMB: !!int ten}}\n", `spec.audit.maxSizeMB: YAML tag !!int does not fit the value "ten"`},
+		{"bool tag on a word", header + "metadata: {name: !!bool maybe}\n", `metadata.name: YAML tag !!bool does not fit the value "maybe"`},
 		{"tools not a map", header + "spec: {kernel: {tools: [kpatch]}}\n", "x.yaml:3: spec.kernel.tools: expected a mapping, got a list"},
 		{"tools duplicate", header + "spec:\n  kernel:\n    tools: {kpatch: /a, kpatch: /b}\n", "x.yaml:5: spec.kernel.tools.kpatch: duplicate key"},
 		{"tools null value", header + "spec:\n  kernel:\n    tools: {kpatch: ~}\n", "x.yaml:5: spec.kernel.tools.kpatch: expected a value"},
@@ -231,6 +243,25 @@ func TestLoadBytesRejects(t *testing.T) {
 				t.Fatalf("err = %v, want ErrInvalid containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStandardTagsAccepted: a standard tag that says what the value already
+// is changes nothing.
+func TestStandardTagsAccepted(t *testing.T) {
+	p, err := LoadBytes("x.yaml", []byte(header+`metadata: !!map {name: !!str 2024}
+spec:
+  kernel: {minimumVersion: !!str 6.1, denyWhenUpdatesPending: !!bool true, requiredPatches: !!seq [!!str a]}
+  audit: {maxSizeMB: !!int 5, path: !!null , sync: !!null ~}
+  exemptions: [{name: a, podLabels: {!!str app: !!str web}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := p.Spec.Kernel
+	if p.Name() != "2024" || k.MinimumVersion != "6.1" || !k.DenyWhenUpdatesPending || k.RequiredPatches[0] != "a" ||
+		p.Spec.Audit.MaxSizeMB != 5 || p.Spec.Audit.Path != "/var/log/patchgate/audit.log" || p.Spec.Exemptions[0].PodLabels["app"] != "web" {
+		t.Errorf("tagged values decoded as %+v %+v %+v", p.Metadata, k, p.Spec.Audit)
 	}
 }
 
