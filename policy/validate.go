@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -89,6 +91,27 @@ func (p *Policy) validateNode(n *yaml.Node, report reportFunc) {
 	}
 }
 
+func (m *Metadata) validateNode(n *yaml.Node, report reportFunc) {
+	if err := printable(m.Name); err != nil {
+		report(mappingValue(n, "name"), "name: %v", err)
+	}
+}
+
+// printable refuses a name with a character that is not printable: a
+// control character, a line break (\n, \r, U+0085, U+2028, U+2029), a
+// format character such as a bidi override. Names are written into log
+// lines, messages, audit records and the header comment of the service's
+// policy copy, where a line break once ended the comment and turned the
+// rest of the name into YAML.
+func printable(s string) error {
+	for i, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return fmt.Errorf("%q: the character %U at byte %d is not printable", s, r, i)
+		}
+	}
+	return nil
+}
+
 func (s *Spec) validateNode(n *yaml.Node, report reportFunc) {
 	seen := map[string]bool{}
 	exNode := mappingValue(n, "exemptions")
@@ -107,6 +130,8 @@ var exemptionNullable = []string{"namespaces", "images", "containers", "podLabel
 func (e *Exemption) validateNode(n *yaml.Node, report reportFunc) {
 	if blank(e.Name) {
 		report(mappingValue(n, "name"), "name: missing (every exemption needs a name for the audit log)")
+	} else if err := printable(e.Name); err != nil {
+		report(mappingValue(n, "name"), "name: %v", err)
 	}
 	if len(e.Namespaces) == 0 && len(e.Images) == 0 && len(e.Containers) == 0 && len(e.PodLabels) == 0 {
 		report(nil, "an exemption must set at least one of namespaces, images, containers, podLabels")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -25,10 +26,14 @@ type PolicyStatus struct {
 	// --node-name); Copy is where it writes the policy in force
 	// (--policy-copy: the directory, holding policy.yaml), when it does. `patchgate check`
 	// and `eval` read the node's policy from here.
-	Path     string    `json:"path,omitempty"`
-	NodeName string    `json:"nodeName,omitempty"`
-	Copy     string    `json:"copy,omitempty"`
-	LoadedAt time.Time `json:"loadedAt"`
+	Path     string `json:"path,omitempty"`
+	NodeName string `json:"nodeName,omitempty"`
+	Copy     string `json:"copy,omitempty"`
+	// CopyError is why the copy of the policy in force could not be
+	// written, or did not load back as that policy; hooks deciding alone
+	// then read an older policy, or none.
+	CopyError string    `json:"copyError,omitempty"`
+	LoadedAt  time.Time `json:"loadedAt"`
 	// Error is the last reload's error (file:line); the policy above stays
 	// in force while it is set.
 	Error     string    `json:"error,omitempty"`
@@ -66,8 +71,10 @@ func (s *Service) loadPolicy() (*policy.Policy, string, error) {
 }
 
 func (s *Service) setPolicy(pol *policy.Policy, fp string) {
+	var copyErr string
 	if s.policyCopy != "" {
 		if err := WritePolicyCopy(s.policyCopy, pol); err != nil {
+			copyErr = trimErr(err)
 			s.logger.WithError(err).WithField("policy_copy", s.policyCopy).
 				Error("cannot write the copy of the policy in force: hooks deciding alone read an older one, or none")
 		}
@@ -77,7 +84,7 @@ func (s *Service) setPolicy(pol *policy.Policy, fp string) {
 	now := s.now()
 	s.polStatus.Store(&PolicyStatus{
 		Name: pol.Name(), Digest: pol.Digest(), Sources: pol.Sources, LoadedAt: now, LastCheck: now,
-		Path: s.policyPath, NodeName: s.nodeName, Copy: s.policyCopy,
+		Path: s.policyPath, NodeName: s.nodeName, Copy: s.policyCopy, CopyError: copyErr,
 	})
 }
 
@@ -174,8 +181,13 @@ func fingerprint(path, nodeName string) string {
 // 0600, written to a temporary file and renamed, so a hook reads the old
 // policy or the new one, never half of one; hooks refuse a policy file
 // others can write.
+//
+// Before the rename the new file is loaded back as a hook loads it. If it
+// does not load, or loads as another policy, the error says so and the last
+// copy stays: a copy hooks cannot load refuses every container (or admits
+// every one with hook.onError: allow), and no one would see why.
 func WritePolicyCopy(dir string, pol *policy.Policy) error {
-	b, err := pol.MarshalYAML()
+	b, err := policyCopyYAML(pol)
 	if err != nil {
 		return err
 	}
@@ -190,8 +202,7 @@ func WritePolicyCopy(dir string, pol *policy.Policy) error {
 		return err
 	}
 	defer func() { _ = os.Remove(f.Name()) }() // gone after the rename
-	header := []byte("# Written by the patchgate service: the policy in force (" + pol.Name() + ", " + pol.Digest() + ").\n# Do not edit: it is rewritten on every reload.\n")
-	if _, err := f.Write(append(header, b...)); err != nil {
+	if _, err := f.Write(b); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -206,5 +217,25 @@ func WritePolicyCopy(dir string, pol *policy.Policy) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	back, err := policy.Load(f.Name(), "")
+	if err != nil {
+		return fmt.Errorf("the copy does not load back, the last copy is kept: %w", err)
+	}
+	if back.Digest() != pol.Digest() {
+		return fmt.Errorf("the copy loads back as %s, not the policy in force %s; the last copy is kept", back.Digest(), pol.Digest())
+	}
 	return os.Rename(f.Name(), filepath.Join(dir, policy.MainFile))
+}
+
+// policyCopyYAML is the content of the policy copy: a header comment naming
+// the policy, then `policy show`'s YAML. The name is quoted (strconv.Quote
+// escapes every line break and control character): written raw, a line
+// break in it ended the comment and the rest became YAML.
+func policyCopyYAML(pol *policy.Policy) ([]byte, error) {
+	b, err := pol.MarshalYAML()
+	if err != nil {
+		return nil, err
+	}
+	header := "# Written by the patchgate service: the policy in force (" + strconv.Quote(pol.Name()) + ", " + pol.Digest() + ").\n# Do not edit: it is rewritten on every reload.\n"
+	return append([]byte(header), b...), nil
 }

@@ -84,6 +84,9 @@ func writeServiceStatus(w io.Writer, st serviceStatus) {
 	if s.Policy.Error != "" {
 		fmt.Fprintf(w, "policy reload      FAILING since %s, last good policy kept: %s\n", s.Policy.ErrorAt.UTC().Format(time.RFC3339), s.Policy.Error)
 	}
+	if s.Policy.CopyError != "" {
+		fmt.Fprintf(w, "policy copy        FAILING: %s; hooks deciding alone read an older policy, or none\n", s.Policy.CopyError)
+	}
 	if a := s.Audit; a != nil {
 		if a.OK {
 			fmt.Fprintf(w, "audit log          ok: %s, %d records, %d write failures\n", a.Path, a.Records, a.Failures)

@@ -20,9 +20,10 @@ func TestServiceStatusInCheckOutput(t *testing.T) {
 	now := time.Now()
 	st := service.Status{
 		PID: 4242, StartedAt: now.Add(-time.Hour), UpdatedAt: now,
-		Policy: service.PolicyStatus{Name: "prod-workers", Digest: "sha256:abc", Error: "/etc/patchgate/policy.yaml:7: spec.rules.bogus: unknown key", ErrorAt: now},
-		Audit:  &audit.Health{OK: false, Path: "/var/log/patchgate/audit.log", FailClosed: true, Failures: 3, LastError: "no space left on device"},
-		Hook:   &service.HookInjection{Status: "refused", Reason: "reject_oci_hook_adjustment is set"},
+		Policy: service.PolicyStatus{Name: "prod-workers", Digest: "sha256:abc", Error: "/etc/patchgate/policy.yaml:7: spec.rules.bogus: unknown key", ErrorAt: now,
+			Copy: "/var/lib/patchgate/policy", CopyError: "the copy does not load back, the last copy is kept: ..."},
+		Audit: &audit.Health{OK: false, Path: "/var/log/patchgate/audit.log", FailClosed: true, Failures: 3, LastError: "no space left on device"},
+		Hook:  &service.HookInjection{Status: "refused", Reason: "reject_oci_hook_adjustment is set"},
 	}
 	if err := service.WriteStatusFile(path, st); err != nil {
 		t.Fatal(err)
@@ -33,6 +34,7 @@ func TestServiceStatusInCheckOutput(t *testing.T) {
 		"node service       running (pid 4242",
 		"policy in force    prod-workers (sha256:abc)",
 		"policy reload      FAILING", "policy.yaml:7",
+		"policy copy        FAILING: the copy does not load back, the last copy is kept: ...; hooks deciding alone read an older policy, or none",
 		"audit log          FAILING: /var/log/patchgate/audit.log: no space left on device (3 write failures); failClosed: containers are blocked",
 		"OCI hook injection REFUSED by the runtime", "reject_oci_hook_adjustment",
 	} {
