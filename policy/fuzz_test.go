@@ -39,6 +39,8 @@ func FuzzLoadPolicy(f *testing.F) {
 	f.Add([]byte(header + "spec:\r\n  kernel:\r\n\taction: warn\r\n"))
 	f.Add([]byte(header + "spec: {exemptions: [~]}\n"))
 	f.Add([]byte(header + "---\n---\n"))
+	f.Add([]byte(header + "metadata: {name: \"a\\Lb\"}\nspec: {kernel: {minimumVersion: !!null 6.1, denyWhenUpdatesPending: !!null true}}\n"))
+	f.Add([]byte(header + "spec: {defaultAction: !x enforce, exemptions: [{name: x, containers: [\"\"], rules: ~}]}\n"))
 	w := &Workload{Seen: FieldsAll, User: User{UID: 0}, Container: ContainerIdentity{Name: "c", Image: "registry.k8s.io/x"}, Pod: PodIdentity{Namespace: "kube-system"}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := LoadBytes("fuzz.yaml", data)
