@@ -197,6 +197,14 @@ const (
 	IdentityFromCRIO       = "crio"
 )
 
+// Vouches reports whether --identity-from identityFrom trusts the
+// identity that IdentityFrom read for runtime r: only the named runtime's,
+// read from the keys that runtime writes after the pod's own.
+func Vouches(identityFrom string, r Runtime) bool {
+	return (identityFrom == IdentityFromContainerd && r == RuntimeContainerd) ||
+		(identityFrom == IdentityFromCRIO && r == RuntimeCRIO)
+}
+
 // BuildWorkload loads and judges-ready the container of state st. The pod
 // and container identity (namespace, name, image: what exemptions match)
 // comes from the spec's annotations only when identityFrom names the
@@ -263,8 +271,9 @@ func buildWorkload(st *State, hostRoot, identityFrom string, v view) (*policy.Wo
 	}
 	ident := IdentityFrom(st.ID, spec.Annotations)
 	// The bundle's place must be that runtime's too.
-	trusted := (identityFrom == IdentityFromContainerd && ident.Runtime == RuntimeContainerd && info.Layout == LayoutContainerd) ||
-		(identityFrom == IdentityFromCRIO && ident.Runtime == RuntimeCRIO && info.Layout == LayoutContainersStorage)
+	trusted := Vouches(identityFrom, ident.Runtime) &&
+		((ident.Runtime == RuntimeContainerd && info.Layout == LayoutContainerd) ||
+			(ident.Runtime == RuntimeCRIO && info.Layout == LayoutContainersStorage))
 	if !trusted {
 		ident = Identity{Container: policy.ContainerIdentity{ID: st.ID}}
 	}
@@ -303,8 +312,11 @@ func buildWorkload(st *State, hostRoot, identityFrom string, v view) (*policy.Wo
 		// A source under the pod's own kubelet directory is judged by the
 		// mount that backs it (an inline iSCSI/NFS/RBD volume is a
 		// filesystem the host kernel parses), from the same table.
-		PodMountBacking:  policy.PodMountBackingFunc(v.mounts),
-		TrustAnnotations: trusted,
+		PodMountBacking: policy.PodMountBackingFunc(v.mounts),
+		// The identity is ident's alone (FromSpec reads none from the
+		// annotations); the sandbox spec, read for containerd only, holds
+		// the pod annotations its pod_annotations list passes.
+		PodAnnotationsFromSandbox: trusted,
 	})
 	if err != nil {
 		return nil, err

@@ -1,8 +1,6 @@
 package hook
 
 import (
-	"encoding/json"
-
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -29,12 +27,11 @@ const (
 	annCRISandboxUID       = "io.kubernetes.cri.sandbox-uid"
 	annCRIImageName        = "io.kubernetes.cri.image-name"
 
-	// CRI-O: github.com/cri-o/cri-o pkg/annotations/internal.go, and
-	// server/container_create_linux.go, which also copies every kubelet
-	// label (io.kubernetes.pod.*, io.kubernetes.container.name) and
-	// annotation into the spec's annotations.
+	// CRI-O: github.com/cri-o/cri-o internal/annotations/annotations.go,
+	// and the kubelet's labels (k8s.io/kubernetes
+	// pkg/kubelet/kuberuntime/labels.go), which CRI-O also writes into the
+	// spec's annotations, one by one and as the JSON io.kubernetes.cri-o.Labels.
 	annContainerManager    = "io.container.manager" // "cri-o" or "libpod"
-	annCRIOLabels          = "io.kubernetes.cri-o.Labels"
 	annCRIOContainerType   = "io.kubernetes.cri-o.ContainerType"
 	annCRIOSandboxID       = "io.kubernetes.cri-o.SandboxID"
 	annCRIOImageName       = "io.kubernetes.cri-o.ImageName"
@@ -43,14 +40,15 @@ const (
 	annKubeletPodNamespace = "io.kubernetes.pod.namespace"
 	annKubeletPodUID       = "io.kubernetes.pod.uid"
 	annKubeletContainer    = "io.kubernetes.container.name"
+	// crioInfraName is the container name CRI-O gives every pod's infra
+	// container (internal/oci InfraContainerName). No Kubernetes container
+	// can have it: container names are DNS labels, lower case.
+	crioInfraName = "POD"
 
 	// podman 4.3.1, recorded: io.container.manager=libpod, and
 	// io.kubernetes.cri-o.SandboxID holds the pod id for `--pod`.
 	managerLibpod = "libpod"
 	managerCRIO   = "cri-o"
-
-	// maxLabelsJSON bounds the CRI-O labels annotation we decode.
-	maxLabelsJSON = 256 << 10
 )
 
 // Identity is who a container is, from its annotations.
@@ -68,43 +66,46 @@ type Identity struct {
 // IdentityFrom reads the pod and container identity from the spec's
 // annotations (which the state repeats). id is the container id from the
 // state. Unknown runtimes give an identity with only the id.
+//
+// Per runtime it reads only the keys that runtime writes after whatever a
+// pod author can put in the spec, so that the identity is the runtime's
+// when the caller trusts that runtime (--identity-from): a pod's
+// annotations reach CRI-O's specs, and containerd's with its
+// pod_annotations pass-through. io.container.manager is looked at first:
+// CRI-O writes it into every application container's spec after the pod's
+// annotations, so a pod cannot make its containers look like containerd's.
 func IdentityFrom(id string, ann map[string]string) Identity {
 	ident := Identity{Container: policy.ContainerIdentity{ID: id}}
 	switch {
-	case ann[annCRIContainerType] != "" || ann[annCRISandboxID] != "":
-		ident.Runtime = RuntimeContainerd
-		ident.Sandbox = ann[annCRIContainerType] == "sandbox"
-		ident.SandboxID = ann[annCRISandboxID]
-		ident.Pod.Name = ann[annCRISandboxName]
-		ident.Pod.Namespace = ann[annCRISandboxNamespace]
-		ident.Pod.UID = ann[annCRISandboxUID]
-		ident.Container.Name = ann[annCRIContainerName]
-		ident.Container.Image = ann[annCRIImageName]
 	case ann[annContainerManager] == managerCRIO:
 		ident.Runtime = RuntimeCRIO
-		ident.Sandbox = ann[annCRIOContainerType] == "sandbox"
-		ident.SandboxID = ann[annCRIOSandboxID]
-		labels := crioLabels(ann)
-		pick := func(key string) string {
-			if v := ann[key]; v != "" {
-				return v
-			}
-			return labels[key]
-		}
-		ident.Pod.Name = pick(annKubeletPodName)
-		ident.Pod.Namespace = pick(annKubeletPodNamespace)
-		ident.Pod.UID = pick(annKubeletPodUID)
-		ident.Container.Name = pick(annKubeletContainer)
-		ident.Container.Image = ann[annCRIOImageName]
-		if ident.Container.Image == "" {
-			ident.Container.Image = ann[annCRIOImage]
-		}
+		crioIdentity(&ident, ann)
 	case ann[annContainerManager] == managerLibpod:
 		ident.Runtime = RuntimePodman
 		ident.SandboxID = ann[annCRIOSandboxID]
 		// podman names neither the container nor the pod in the spec; the
 		// pod id is the only pod identity it passes.
 		ident.Pod.UID = ident.SandboxID
+	case ann[annCRIContainerType] != "" || ann[annCRISandboxID] != "":
+		// containerd's CRI adds the pod's and the container's annotations
+		// that its pod_annotations and container_annotations lists pass
+		// first, then its own (github.com/containerd/containerd/v2
+		// internal/cri/server/container_create.go buildLinuxSpec L864-873
+		// before L927-930, podsandbox/sandbox_run_linux.go L207-212;
+		// annotations.DefaultCRIAnnotations): its own keys win.
+		ident.Runtime = RuntimeContainerd
+		ident.Sandbox = ann[annCRIContainerType] == "sandbox"
+		ident.SandboxID = ann[annCRISandboxID]
+		ident.Pod.Name = ann[annCRISandboxName]
+		ident.Pod.Namespace = ann[annCRISandboxNamespace]
+		ident.Pod.UID = ann[annCRISandboxUID]
+		if !ident.Sandbox {
+			// DefaultCRIAnnotations writes the container name and image
+			// only into a container's spec; in a sandbox's they could
+			// only be a passed-through pod annotation.
+			ident.Container.Name = ann[annCRIContainerName]
+			ident.Container.Image = ann[annCRIImageName]
+		}
 	default:
 		// Plain runc or another runtime: take the Kubernetes keys if a
 		// caller set them, nothing else.
@@ -116,16 +117,45 @@ func IdentityFrom(id string, ann map[string]string) Identity {
 	return ident
 }
 
-// crioLabels decodes CRI-O's JSON copy of the kubelet labels; a malformed
-// or oversized value gives no labels (the plain annotations still count).
-func crioLabels(ann map[string]string) map[string]string {
-	raw := ann[annCRIOLabels]
-	if raw == "" || len(raw) > maxLabelsJSON {
-		return nil
+// crioIdentity reads a CRI-O spec's identity (github.com/cri-o/cri-o,
+// v1.36, f954a17e). Every pod annotation reaches both of a pod's specs,
+// under any name CRI-O does not filter (pkg/config/workloads.go
+// FilterDisallowedAnnotations drops only the keys of
+// pkg/annotations/v2 AllAllowedAnnotations), so what counts is which keys
+// CRI-O writes after them:
+//
+//   - the infra (pod sandbox) container, server/sandbox_run_linux.go:
+//     CRI-O's own io.kubernetes.cri-o.* keys and io.container.manager
+//     (setupSandboxAnnotations, L620 and L1033-1055), then the pod's
+//     annotations (L684-686), then the pod's labels (L688-690). The labels
+//     are the kubelet's: the pod's own with io.kubernetes.pod.name,
+//     namespace and uid set after them (kubelet newPodLabels;
+//     populateSandboxLabels L839-856 fills them in for other clients), and
+//     io.kubernetes.container.name set to "POD" (L1527-1530). So there only
+//     those four keys are CRI-O's; the pod can replace ContainerType,
+//     SandboxID, ImageName, Image and the io.kubernetes.cri-o.Labels JSON.
+//   - an application container, internal/factory/container/container.go
+//     SpecAddAnnotations: the sandbox's (pod's) annotations (L203-231),
+//     then CRI-O's own keys (L234-291), then the container's annotations
+//     and labels, both the kubelet's (L293-299; kubelet
+//     newContainerAnnotations and newContainerLabels). There CRI-O's keys
+//     and the four kubelet labels are all CRI-O's.
+//
+// The identity therefore comes from the four kubelet keys, never from the
+// labels JSON; the infra container is told by its name "POD", which a pod
+// cannot change, and has no image (its image keys are the pod's to set).
+func crioIdentity(ident *Identity, ann map[string]string) {
+	ident.Pod.Name = ann[annKubeletPodName]
+	ident.Pod.Namespace = ann[annKubeletPodNamespace]
+	ident.Pod.UID = ann[annKubeletPodUID]
+	ident.Container.Name = ann[annKubeletContainer]
+	ident.Sandbox = ident.Container.Name == crioInfraName || ann[annCRIOContainerType] == "sandbox"
+	if ident.Sandbox {
+		return
 	}
-	var labels map[string]string
-	if err := json.Unmarshal([]byte(raw), &labels); err != nil {
-		return nil
+	ident.SandboxID = ann[annCRIOSandboxID]
+	ident.Container.Image = ann[annCRIOImageName]
+	if ident.Container.Image == "" {
+		ident.Container.Image = ann[annCRIOImage]
 	}
-	return labels
 }

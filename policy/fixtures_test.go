@@ -312,9 +312,14 @@ func fixtureWorkload(t testing.TB, name string) *Workload {
 	if err := json.Unmarshal(data, &cf); err != nil {
 		t.Fatal(err)
 	}
-	// The fixtures are specs containerd's CRI wrote: its annotations are
-	// trusted, as the hook trusts them with --identity-from=containerd.
-	opts := FromSpecOptions{Source: "test", TrustAnnotations: true}
+	// The fixtures are specs containerd's CRI wrote: its annotations name
+	// the pod and the container, as the hook reads them with
+	// --identity-from=containerd (hook.IdentityFrom; FromSpec reads none).
+	opts := FromSpecOptions{Source: "test", PodAnnotationsFromSandbox: true}
+	if ann := spec.Annotations; ann[AnnotationContainerType] != "" {
+		opts.Pod = PodIdentity{Namespace: ann[AnnotationSandboxNamespace], Name: ann[AnnotationSandboxName], UID: ann[AnnotationSandboxUID]}
+		opts.Container = ContainerIdentity{Name: ann[AnnotationContainerName], Image: ann[AnnotationImageName]}
+	}
 	for i := 0; i+1 < len(cf.Args); i += 2 {
 		v := cf.Args[i+1]
 		switch cf.Args[i] {

@@ -22,8 +22,9 @@ import (
 var ErrInvalidSpec = errors.New("invalid OCI runtime spec")
 
 // CRI annotations that containerd sets on container and sandbox specs
-// (github.com/containerd/containerd/v2/internal/cri/annotations), and the
-// kubelet's, which CRI-O copies into annotations.
+// (github.com/containerd/containerd/v2/internal/cri/annotations). Only
+// containerd vouches for them: CRI-O copies a pod's annotations of these
+// names into its specs, and podman and runc users write any annotation.
 const (
 	AnnotationContainerType    = "io.kubernetes.cri.container-type"
 	AnnotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
@@ -31,19 +32,15 @@ const (
 	AnnotationSandboxUID       = "io.kubernetes.cri.sandbox-uid"
 	AnnotationContainerName    = "io.kubernetes.cri.container-name"
 	AnnotationImageName        = "io.kubernetes.cri.image-name"
-
-	annotationPodNamespace  = "io.kubernetes.pod.namespace"
-	annotationPodName       = "io.kubernetes.pod.name"
-	annotationPodUID        = "io.kubernetes.pod.uid"
-	annotationContainerName = "io.kubernetes.container.name"
 )
 
 // FromSpecOptions carries what a front end knows besides the spec.
 type FromSpecOptions struct {
 	// Source names the front end ("hook", "eval").
 	Source string
-	// Pod and Container fill the identity fields that the spec's CRI
-	// annotations do not give (pod labels never are in a spec).
+	// Pod and Container are the workload's identity, as the front end
+	// read it from what its runtime vouches for (see
+	// PodAnnotationsFromSandbox).
 	Pod       PodIdentity
 	Container ContainerIdentity
 	// HostNamespace reports whether the namespace file at path, of OCI type
@@ -82,15 +79,20 @@ type FromSpecOptions struct {
 	// (a mount that cannot be traced) is kept in Mount.ResolveError and is
 	// a hostPathMounts violation. Used only with ResolvePath.
 	PodMountBacking func(p, kubeletDir string) (*MountBacking, error)
-	// TrustAnnotations takes the pod namespace, name and UID, the container
-	// name and image from the spec's CRI/kubelet annotations (and the pod
-	// annotations from the sandbox spec). Set it only when the runtime that
-	// created the spec is known to set them itself (containerd or CRI-O
-	// under the kubelet): any other runtime lets whoever starts the
-	// container write them (`podman run --annotation
-	// io.kubernetes.cri.sandbox-namespace=kube-system`), and identity picks
-	// exemptions. Without it only Pod and Container count.
-	TrustAnnotations bool
+	// PodAnnotationsFromSandbox adds the sandbox spec's annotations to the
+	// pod's (Pod.Annotations keeps its own where both have a key). Set it
+	// only when the runtime that wrote the sandbox spec is known (containerd
+	// under the kubelet copies there only the pod annotations its
+	// pod_annotations list passes).
+	//
+	// FromSpec never reads the pod's or the container's identity (namespace,
+	// name, UID, image: what exemptions match) from the spec's annotations:
+	// which keys a runtime writes itself, and which ones a pod author or a
+	// podman user can set too, depends on the runtime (CRI-O copies every
+	// pod annotation into its specs, containerd's keys included), so the
+	// front end that knows the runtime reads them (hook.IdentityFrom) and
+	// passes them as Pod and Container.
+	PodAnnotationsFromSandbox bool
 	// LiveIDMappings are the uid and gid mappings in force in the
 	// container's user namespace, read by the front end from the kernel
 	// (/proc/<pid>/uid_map and gid_map of the container's process; see
@@ -179,13 +181,14 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 	w := &Workload{Source: opts.Source, Seen: FieldsAll}
 	lx := spec.Linux
 
-	// Identity: CRI annotations first, then the options.
+	// Identity: only what the front end passes (see
+	// PodAnnotationsFromSandbox).
 	ann := spec.Annotations
 	w.Annotations = copyMap(ann)
 	w.Pod = opts.Pod
 	w.Pod.Labels = copyMap(opts.Pod.Labels)
 	w.Pod.Annotations = copyMap(opts.Pod.Annotations)
-	if sandbox != nil && opts.TrustAnnotations {
+	if sandbox != nil && opts.PodAnnotationsFromSandbox {
 		for k, v := range sandbox.Annotations {
 			if w.Pod.Annotations == nil {
 				w.Pod.Annotations = map[string]string{}
@@ -196,21 +199,6 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 		}
 	}
 	w.Container = opts.Container
-	pick := func(dst *string, keys ...string) {
-		for _, k := range keys {
-			if v := ann[k]; v != "" {
-				*dst = v
-				return
-			}
-		}
-	}
-	if opts.TrustAnnotations {
-		pick(&w.Pod.Namespace, AnnotationSandboxNamespace, annotationPodNamespace)
-		pick(&w.Pod.Name, AnnotationSandboxName, annotationPodName)
-		pick(&w.Pod.UID, AnnotationSandboxUID, annotationPodUID)
-		pick(&w.Container.Name, AnnotationContainerName, annotationContainerName)
-		pick(&w.Container.Image, AnnotationImageName)
-	}
 
 	// User.
 	w.User = User{UID: spec.Process.User.UID, GID: spec.Process.User.GID}

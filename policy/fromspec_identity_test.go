@@ -6,17 +6,20 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Identity annotations count only when the caller trusts them (REVIEW
-// AF1): `podman run --annotation io.kubernetes.cri.sandbox-namespace=...`
-// must not name a pod.
-func TestFromSpecIdentityAnnotationsNeedTrust(t *testing.T) {
+// FromSpec takes the identity only from its caller, never from the spec's
+// annotations (REVIEW AF1, F1): which keys a runtime wrote itself depends
+// on the runtime, and only the front end knows it. `podman run --annotation
+// io.kubernetes.cri.sandbox-namespace=...`, or a CRI-O pod annotation of
+// that name, must not name a pod.
+func TestFromSpecNeverReadsIdentityAnnotations(t *testing.T) {
 	spec := &specs.Spec{
 		Process: &specs.Process{},
 		Linux:   &specs.Linux{},
 		Annotations: map[string]string{
 			AnnotationSandboxNamespace: "kube-system", AnnotationSandboxName: "agent",
 			AnnotationContainerName: "c", AnnotationImageName: "img",
-			annotationPodNamespace: "kube-system",
+			"io.kubernetes.pod.namespace": "kube-system", "io.kubernetes.pod.name": "agent",
+			"io.kubernetes.pod.uid": "u", "io.kubernetes.container.name": "c",
 		},
 	}
 	sandbox := &specs.Spec{Linux: &specs.Linux{}, Annotations: map[string]string{"a": "b"}}
@@ -25,13 +28,17 @@ func TestFromSpecIdentityAnnotationsNeedTrust(t *testing.T) {
 		t.Fatal(err)
 	}
 	if w.Pod.Namespace != "" || w.Pod.Name != "" || w.Container.Name != "" || w.Container.Image != "" || w.Pod.Annotations != nil || w.Container.ID != "id" {
-		t.Fatalf("untrusted annotations used: pod %+v container %+v", w.Pod, w.Container)
+		t.Fatalf("annotations used: pod %+v container %+v", w.Pod, w.Container)
 	}
-	w, err = FromSpec(spec, sandbox, FromSpecOptions{TrustAnnotations: true})
+	w, err = FromSpec(spec, sandbox, FromSpecOptions{
+		PodAnnotationsFromSandbox: true,
+		Pod:                       PodIdentity{Namespace: "shop", Name: "cart-0"},
+		Container:                 ContainerIdentity{Name: "cart"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Pod.Namespace != "kube-system" || w.Pod.Name != "agent" || w.Container.Name != "c" || w.Container.Image != "img" || w.Pod.Annotations["a"] != "b" {
-		t.Fatalf("trusted annotations not used: pod %+v container %+v", w.Pod, w.Container)
+	if w.Pod.Namespace != "shop" || w.Pod.Name != "cart-0" || w.Pod.UID != "" || w.Container.Name != "cart" || w.Container.Image != "" || w.Pod.Annotations["a"] != "b" {
+		t.Fatalf("pod %+v container %+v", w.Pod, w.Container)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/internal/hostpath"
 	"github.com/patchgate/patchgate/internal/specinput"
 	"github.com/patchgate/patchgate/policy"
@@ -45,6 +46,7 @@ type evalFlags struct {
 	pol                                                     nodePolicyFlags
 	specPath, sandboxPath, statePath, hostRoot, output, now string
 	namespace, pod, podUID, container, image                string
+	identityFrom                                            string
 	toolsChroot                                             bool
 	labels, podAnn                                          mapFlag
 	// run: --running and its flags (evalrunning.go).
@@ -70,11 +72,12 @@ func newEvalCmd() *cobra.Command {
 	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
 	addOutputFlag(cmd, &f.output)
 	fs.StringVar(&f.now, "now", "", "judge the kernel state's age as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (default: now)")
-	fs.StringVar(&f.namespace, "namespace", "", "pod namespace, when the spec has no CRI annotations")
-	fs.StringVar(&f.pod, "pod", "", "pod name, when the spec has no CRI annotations")
-	fs.StringVar(&f.podUID, "pod-uid", "", "pod UID, when the spec has no CRI annotations")
-	fs.StringVar(&f.container, "container", "", "container name, when the spec has no CRI annotations")
-	fs.StringVar(&f.image, "image", "", "image reference, when the spec has no CRI annotations")
+	fs.StringVar(&f.identityFrom, "identity-from", hook.IdentityFromNone, "which runtime's annotations in the spec name the pod and container, as patchgate hook --identity-from: none (default; any runtime lets the container's creator write them), containerd or crio. crictl inspect output of a containerd container names its pod by containerd's own annotations in any case; --running goes by where each container's bundle lies")
+	fs.StringVar(&f.namespace, "namespace", "", "pod namespace, when the input does not name the pod (see --identity-from)")
+	fs.StringVar(&f.pod, "pod", "", "pod name, when the input does not name the pod (see --identity-from)")
+	fs.StringVar(&f.podUID, "pod-uid", "", "pod UID, when the input does not name the pod (see --identity-from)")
+	fs.StringVar(&f.container, "container", "", "container name, when the input does not name the container (see --identity-from)")
+	fs.StringVar(&f.image, "image", "", "image reference, when the input does not name the container's image (see --identity-from)")
 	fs.Var(f.labels, "label", "pod label key=value (repeatable)")
 	fs.Var(f.podAnn, "pod-annotation", "pod annotation key=value (repeatable)")
 	addRunningFlags(fs, &f.run)
@@ -86,6 +89,9 @@ func newEvalCmd() *cobra.Command {
 type evalReport struct {
 	policy.Decision
 	PolicySource policySource `json:"policySource"`
+	// IdentitySource says where the pod's and container's identity came
+	// from (which input, and which runtime's annotations if any).
+	IdentitySource string `json:"identitySource"`
 }
 
 func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
@@ -94,6 +100,12 @@ func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	}
 	if f.specPath == "" {
 		fmt.Fprintln(stderr, "patchgate eval: --spec is required")
+		return exitInvalid
+	}
+	switch f.identityFrom {
+	case hook.IdentityFromNone, hook.IdentityFromContainerd, hook.IdentityFromCRIO:
+	default:
+		fmt.Fprintf(stderr, "patchgate eval: --identity-from %q: want none, containerd or crio\n", f.identityFrom)
 		return exitInvalid
 	}
 	now := time.Now()
@@ -154,12 +166,12 @@ func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	}
 	opts := policy.FromSpecOptions{
 		Source: "eval",
-		// eval judges a spec the operator chose, as its runtime would
-		// have it judged: the CRI annotations name the pod. (The hook
-		// trusts them only with --identity-from; REVIEW AF1.)
-		TrustAnnotations: true,
-		Pod:              policy.PodIdentity{Namespace: f.namespace, Name: f.pod, UID: f.podUID, Labels: f.labels, Annotations: f.podAnn},
-		Container:        policy.ContainerIdentity{Name: f.container, Image: f.image},
+		// The spec's annotations name the pod only as the hook reads them
+		// with the same --identity-from (REVIEW AF1, F3): a podman user's
+		// --annotation io.kubernetes.pod.namespace=kube-system must not
+		// preview an exemption the node would not give.
+		Pod:       policy.PodIdentity{Namespace: f.namespace, Name: f.pod, UID: f.podUID, Labels: f.labels, Annotations: f.podAnn},
+		Container: policy.ContainerIdentity{Name: f.container, Image: f.image},
 	}
 	if f.hostRoot != "" {
 		// Namespace paths in the spec are judged against that host's
@@ -184,19 +196,20 @@ func runEval(f *evalFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 		// A named profile is judged by the mode that host loaded it in.
 		opts.AppArmorMode = policy.AppArmorModeResolver(f.hostRoot)
 	}
-	w, err := specinput.Workload(ctr, podIn, opts)
+	w, identitySrc, err := specinput.Workload(ctr, podIn, f.identityFrom, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "patchgate eval: %s: %v\n", f.specPath, err)
 		return exitInvalid
 	}
 	d := policy.Evaluate(p, w, ks, now)
 	if f.output != outputText {
-		if c := writeStructured(stdout, stderr, "patchgate eval", f.output, evalReport{d, src}); c != exitOK {
+		if c := writeStructured(stdout, stderr, "patchgate eval", f.output, evalReport{d, src, identitySrc}); c != exitOK {
 			return c
 		}
 	} else {
 		writeInput(stdout, ctr, podIn, w)
 		writeDecision(stdout, &d, w, ks != nil)
+		writeIdentity(stdout, w, identitySrc)
 		fmt.Fprintf(stdout, "policy read from %s\n", src)
 	}
 	if d.Verdict == policy.Deny {
@@ -266,6 +279,24 @@ func writeInput(w io.Writer, ctr, pod *specinput.Input, wl *policy.Workload) {
 	if pod == nil || pod.Kind != specinput.KindPod {
 		fmt.Fprintln(w, "pod: labels and annotations not given (pass the pod's crictl inspectp output as --sandbox-spec)")
 	}
+}
+
+// writeIdentity prints who the workload is and where that came from: an
+// exemption by namespace, container or image applies only to what the
+// node would take the same way.
+func writeIdentity(w io.Writer, wl *policy.Workload, src string) {
+	pod := strings.Trim(wl.Pod.Namespace+"/"+wl.Pod.Name, "/")
+	if pod == "" {
+		pod = "-"
+	}
+	name, image := wl.Container.Name, wl.Container.Image
+	if name == "" {
+		name = "-"
+	}
+	if image == "" {
+		image = "-"
+	}
+	fmt.Fprintf(w, "identity: pod %s, container %s, image %s; from %s\n", pod, name, image, src)
 }
 
 // writeDecision prints a decision for people, ending with the one line a

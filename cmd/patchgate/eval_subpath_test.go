@@ -70,7 +70,7 @@ func TestEvalHostRootSubPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out, errb bytes.Buffer
-		code := dispatch([]string{"eval", "--policy", polPath, "--spec", specPath, "--host-root", root, "-o", "json", "--node-name", "n"}, &out, &errb)
+		code := dispatch([]string{"eval", "--policy", polPath, "--spec", specPath, "--identity-from", "containerd", "--host-root", root, "-o", "json", "--node-name", "n"}, &out, &errb)
 		var d policy.Decision
 		if err := json.Unmarshal(out.Bytes(), &d); err != nil {
 			t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())

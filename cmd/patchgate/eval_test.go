@@ -26,7 +26,9 @@ const (
 func evalArgs(t *testing.T, fixture string) []string {
 	t.Helper()
 	dir := filepath.Join(specFixtures, fixture)
-	args := []string{"--spec", filepath.Join(dir, "config.json")}
+	// The fixtures are specs containerd's CRI wrote: their annotations
+	// name the pod as the hook reads them with --identity-from=containerd.
+	args := []string{"--spec", filepath.Join(dir, "config.json"), "--identity-from", "containerd"}
 	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); err == nil {
 		args = append(args, "--sandbox-spec", filepath.Join(dir, "sandbox.json"))
 	}

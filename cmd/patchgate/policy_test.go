@@ -132,6 +132,7 @@ func TestEvalInvalidInput(t *testing.T) {
 		{[]string{"--spec", spec, "--now", "yesterday"}, "--now"},
 		{[]string{"--spec", spec, "--label", "novalue"}, "not key=value"},
 		{[]string{"--spec", spec, "extra"}, "unexpected argument"},
+		{[]string{"--spec", spec, "--identity-from", "podman"}, `--identity-from "podman"`},
 	} {
 		code, out, errs := runCmd(t, append([]string{"eval"}, tc.args...)...)
 		if code != exitInvalid || !strings.Contains(errs, tc.want) || out != "" {
@@ -147,6 +148,9 @@ func TestEvalTextOutput(t *testing.T) {
 	want := "decision: warn\npolicy: kernel-aware "
 	if code != exitOK || !strings.HasPrefix(out, want) || !strings.Contains(out, "kernel: ok\nviolations:\n  warn     runAsRoot: container \"app\" must not run as uid 0 (process.user.uid)\n") {
 		t.Errorf("patched: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "\nidentity: pod -, container app, image -; from flags (--identity-from none: the spec's annotations name nobody)\n") {
+		t.Errorf("identity line missing:\n%s", out)
 	}
 	code, out, _ = runCmd(t, "eval", "--policy", filepath.Join(examplePolicy, "kernel-aware.yaml"), "--spec", filepath.Join(dir, "config.json"),
 		"--container", "app", "--kernel-state", filepath.Join(kernelFixtures, "behind.json"), "--now", fixtureNow)

@@ -88,6 +88,10 @@ type Case struct {
 	Spec    string // an OCI spec or crictl inspect output
 	Sandbox string // optional: a sandbox spec or crictl inspectp output
 	Kernel  string // a KernelState name
+	// IdentityFrom is which runtime's annotations in a plain spec name the
+	// pod and container, as the hook's --identity-from (none, containerd,
+	// crio; "" is none).
+	IdentityFrom string
 	// Pod and Container fill the identity a plain spec does not carry
 	// (as eval's --namespace, --label, --container ... do).
 	Pod       policy.PodIdentity
@@ -343,6 +347,13 @@ func decodeCase(pe *posErrors, i int, n *yaml.Node, abs func(string) string) *Ca
 			}
 		case "kernel":
 			c.Kernel = scalar(pe, v, key)
+		case "identityFrom":
+			c.IdentityFrom = scalar(pe, v, key)
+			switch c.IdentityFrom {
+			case "none", "containerd", "crio":
+			default:
+				pe.add(v, "%s.identityFrom: %q (want none, containerd or crio)", at(), c.IdentityFrom)
+			}
 		case "pod":
 			mapping(pe, v, at()+".pod", func(key string, k, v *yaml.Node) {
 				switch key {
@@ -374,7 +385,7 @@ func decodeCase(pe *posErrors, i int, n *yaml.Node, abs func(string) string) *Ca
 		case "expect":
 			expectNode = v
 		default:
-			pe.add(k, "%s: unknown key %q (want name, spec, sandbox, kernel, pod, container, expect)", at(), key)
+			pe.add(k, "%s: unknown key %q (want name, spec, sandbox, kernel, identityFrom, pod, container, expect)", at(), key)
 		}
 	})
 	if n.Kind == yaml.MappingNode {

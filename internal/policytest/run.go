@@ -222,14 +222,19 @@ func caseWorkload(c *Case) (*policy.Workload, error) {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
-	return specinput.Workload(ctr, pod, policy.FromSpecOptions{
-		Source: "test",
-		// As eval: the operator chose the spec; its CRI annotations name
-		// the pod as the runtime that wrote them would.
-		TrustAnnotations: true,
-		Pod:              c.Pod,
-		Container:        c.Container,
+	// As eval: a plain spec's annotations name the pod only when the
+	// case says which runtime wrote them (identityFrom), as the hook reads
+	// them with --identity-from.
+	from := c.IdentityFrom
+	if from == "" {
+		from = "none"
+	}
+	w, _, err := specinput.Workload(ctr, pod, from, policy.FromSpecOptions{
+		Source:    "test",
+		Pod:       c.Pod,
+		Container: c.Container,
 	})
+	return w, err
 }
 
 func loadInput(path string) (*specinput.Input, error) {

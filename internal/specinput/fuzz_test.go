@@ -55,7 +55,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("kind %q", in.Kind)
 		}
-		w, err := Workload(in, nil, policy.FromSpecOptions{Source: "fuzz"})
+		w, _, err := Workload(in, nil, "none", policy.FromSpecOptions{Source: "fuzz"})
 		if in.Kind == KindPod {
 			if err == nil {
 				t.Fatal("a pod judged as a container")
@@ -71,7 +71,7 @@ func FuzzParse(f *testing.F) {
 		if w.Seen == 0 {
 			t.Fatal("a workload of which nothing was seen")
 		}
-		if _, err := Workload(in, in, policy.FromSpecOptions{Source: "fuzz"}); err != nil && !errors.Is(err, ErrInvalid) {
+		if _, _, err := Workload(in, in, "none", policy.FromSpecOptions{Source: "fuzz"}); err != nil && !errors.Is(err, ErrInvalid) {
 			t.Fatalf("Workload with itself as the pod: %v", err)
 		}
 	})

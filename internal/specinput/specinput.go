@@ -27,6 +27,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -269,41 +270,63 @@ const annotationSandboxID = "io.kubernetes.cri.sandbox-id"
 
 // Workload builds the workload of container ctr (an OCI spec or crictl
 // inspect output) with, when given, its pod (a sandbox spec or crictl
-// inspectp output), the way the node's front ends see that container:
+// inspectp output), the way the node's front ends see that container, and
+// says where its identity came from:
 //
 //   - the spec is judged by policy.FromSpec with opts (the caller says how
-//     much of the host it may look at, and whether CRI annotations in a
-//     plain spec are trusted);
+//     much of the host it may look at);
+//   - a plain spec's annotations name the pod and the container only when
+//     identityFrom names the runtime that wrote them (hook.IdentityFrom
+//     and --identity-from, as the hook reads them: none, containerd or
+//     crio); otherwise only opts.Pod and opts.Container do;
 //   - from crictl output, the container's ID, name and image, and the pod's
 //     namespace, name, UID, labels and annotations are those containerd
 //     gives the NRI plugin (its PodSandbox is the sandbox's CRI config);
-//     opts.Pod and opts.Container fill only what the input does not say.
+//     without the pod's, a container's spec names its pod when it is
+//     containerd's (its own io.kubernetes.cri.sandbox-id is crictl's
+//     info.sandboxID) or identityFrom's runtime's;
+//   - opts.Pod and opts.Container fill only what the input does not say.
 //
 // A crictl pod that is not ctr's sandbox, or a pod given as a container, is
 // an error.
-func Workload(ctr, pod *Input, opts policy.FromSpecOptions) (*policy.Workload, error) {
+func Workload(ctr, pod *Input, identityFrom string, opts policy.FromSpecOptions) (*policy.Workload, string, error) {
 	if ctr == nil || ctr.Spec == nil {
-		return nil, fmt.Errorf("%w: no container", ErrInvalid)
+		return nil, "", fmt.Errorf("%w: no container", ErrInvalid)
 	}
 	if ctr.Kind == KindPod {
-		return nil, fmt.Errorf("%w: crictl inspectp output (a pod sandbox %q) given as the container: give the container's crictl inspect output, and the pod's as the sandbox", ErrInvalid, ctr.Name)
+		return nil, "", fmt.Errorf("%w: crictl inspectp output (a pod sandbox %q) given as the container: give the container's crictl inspect output, and the pod's as the sandbox", ErrInvalid, ctr.Name)
+	}
+	switch identityFrom {
+	case hook.IdentityFromNone, hook.IdentityFromContainerd, hook.IdentityFromCRIO:
+	default:
+		return nil, "", fmt.Errorf("--identity-from %q: want none, containerd or crio", identityFrom)
 	}
 	var sandbox *specs.Spec
 	if pod != nil {
 		if pod.Kind == KindContainer {
-			return nil, fmt.Errorf("%w: crictl inspect output of a container (%q) given as the pod sandbox: give the pod's crictl inspectp output", ErrInvalid, pod.Name)
+			return nil, "", fmt.Errorf("%w: crictl inspect output of a container (%q) given as the pod sandbox: give the pod's crictl inspectp output", ErrInvalid, pod.Name)
 		}
 		if pod.Kind == KindPod && ctr.Kind == KindContainer && pod.ID != ctr.SandboxID {
-			return nil, fmt.Errorf("%w: the pod sandbox %s is not container %q's (its info.sandboxID is %s)", ErrInvalid, pod.ID, ctr.Name, ctr.SandboxID)
+			return nil, "", fmt.Errorf("%w: the pod sandbox %s is not container %q's (its info.sandboxID is %s)", ErrInvalid, pod.ID, ctr.Name, ctr.SandboxID)
 		}
 		if pod.Kind == KindPod && ctr.Kind == KindSpec {
 			if id := ctr.Spec.Annotations[annotationSandboxID]; id != pod.ID {
-				return nil, fmt.Errorf("%w: the pod sandbox %s is not the container's (its annotation %s is %q)", ErrInvalid, pod.ID, annotationSandboxID, id)
+				return nil, "", fmt.Errorf("%w: the pod sandbox %s is not the container's (its annotation %s is %q)", ErrInvalid, pod.ID, annotationSandboxID, id)
 			}
 		}
 		sandbox = pod.Spec
 	}
 	o := opts
+	// What the spec's annotations say, read as the hook reads them, and
+	// whether the runtime that wrote them vouches for them here.
+	ident := hook.IdentityFrom(ctr.ID, ctr.Spec.Annotations)
+	vouched := hook.Vouches(identityFrom, ident.Runtime)
+	src := "flags (--identity-from " + identityFrom + ": the spec's annotations name nobody)"
+	if vouched {
+		src = runtimeName(string(ident.Runtime)) + "'s annotations (--identity-from " + identityFrom + ")"
+	} else if identityFrom != hook.IdentityFromNone {
+		src = "flags (the spec's annotations are not " + runtimeName(identityFrom) + "'s)"
+	}
 	if ctr.Kind == KindContainer {
 		// The CRI status, not the caller's guesses, names the container.
 		o.Container.ID = ctr.ID
@@ -311,9 +334,27 @@ func Workload(ctr, pod *Input, opts policy.FromSpecOptions) (*policy.Workload, e
 		if ctr.Image != "" {
 			o.Container.Image = ctr.Image
 		}
-		// The spec's CRI annotations are containerd's own here, and
-		// agree with the status (parseCrictl checked).
-		o.TrustAnnotations = true
+		// containerd's own sandbox-id, equal to crictl's info.sandboxID
+		// (parseCrictl checked): the spec is containerd's, whose keys
+		// win over any pod annotation passed through (hook.IdentityFrom).
+		// A CRI-O spec says io.container.manager=cri-o and is never taken
+		// for containerd's.
+		if ident.Runtime == hook.RuntimeContainerd && ident.SandboxID == ctr.SandboxID {
+			vouched = true
+			src = "crictl inspect: its status and containerd's annotations"
+		} else if !vouched {
+			src = "crictl inspect's status; the pod from flags (the spec's annotations name nobody)"
+		}
+	}
+	if vouched {
+		fill(&o.Pod.Namespace, ident.Pod.Namespace)
+		fill(&o.Pod.Name, ident.Pod.Name)
+		fill(&o.Pod.UID, ident.Pod.UID)
+		if ctr.Kind != KindContainer {
+			fill(&o.Container.Name, ident.Container.Name)
+			fill(&o.Container.Image, ident.Container.Image)
+		}
+		o.PodAnnotationsFromSandbox = true
 	}
 	if pod != nil && pod.Kind == KindPod {
 		// The container's spec names its pod too; both must agree.
@@ -324,7 +365,7 @@ func Workload(ctr, pod *Input, opts policy.FromSpecOptions) (*policy.Workload, e
 			{policy.AnnotationSandboxUID, pod.UID},
 		} {
 			if v, ok := ann[c.key]; ok && v != c.want {
-				return nil, fmt.Errorf("%w: the container's annotation %s=%q differs from its pod sandbox's %q", ErrInvalid, c.key, v, c.want)
+				return nil, "", fmt.Errorf("%w: the container's annotation %s=%q differs from its pod sandbox's %q", ErrInvalid, c.key, v, c.want)
 			}
 		}
 		// What containerd 2.x hands the NRI plugin as the pod: the CRI
@@ -344,11 +385,34 @@ func Workload(ctr, pod *Input, opts policy.FromSpecOptions) (*policy.Workload, e
 			Labels:      pod.Labels,
 			Annotations: podAnn,
 		}
-		o.TrustAnnotations = true
+		o.PodAnnotationsFromSandbox = true
+		src = "crictl inspectp's status (the pod)"
+		if ctr.Kind == KindContainer {
+			src += " and crictl inspect's (the container)"
+		} else if vouched {
+			src += " and " + runtimeName(string(ident.Runtime)) + "'s annotations (the container)"
+		}
 	}
 	w, err := policy.FromSpec(ctr.Spec, sandbox, o)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return nil, "", fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return w, nil
+	return w, src, nil
+}
+
+// fill sets *dst to v when v says something.
+func fill(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// runtimeName is how the identity's source names a runtime (a
+// hook.Runtime or an --identity-from value).
+func runtimeName(r string) string {
+	switch r {
+	case string(hook.RuntimeCRIO), hook.IdentityFromCRIO:
+		return "CRI-O"
+	}
+	return r
 }

@@ -40,7 +40,7 @@ func TestCrictlInspect(t *testing.T) {
 		pod.Annotations["example.com/owner"] != "team-a" {
 		t.Errorf("pod %+v", pod)
 	}
-	w, err := Workload(ctr, pod, policy.FromSpecOptions{Source: "eval", Pod: policy.PodIdentity{Namespace: "ignored"}})
+	w, _, err := Workload(ctr, pod, "none", policy.FromSpecOptions{Source: "eval", Pod: policy.PodIdentity{Namespace: "ignored"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestCrictlInspect(t *testing.T) {
 	}
 	// Without the pod: identity from the spec's CRI annotations, no labels,
 	// namespaces joined by path unknown.
-	w, err = Workload(ctr, nil, policy.FromSpecOptions{Source: "eval"})
+	w, _, err = Workload(ctr, nil, "none", policy.FromSpecOptions{Source: "eval"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestCrictlInspect(t *testing.T) {
 	}
 	hp, _ := load(t, "hostpid.inspect.json")
 	hpp, _ := load(t, "hostpid.inspectp.json")
-	if w, err := Workload(hp, hpp, policy.FromSpecOptions{}); err != nil || !slices.Contains(w.HostNamespaces, "pid") || slices.Contains(w.HostNamespaces, "network") {
+	if w, _, err := Workload(hp, hpp, "none", policy.FromSpecOptions{}); err != nil || !slices.Contains(w.HostNamespaces, "pid") || slices.Contains(w.HostNamespaces, "network") {
 		t.Errorf("hostPID pod: %v %v", w.HostNamespaces, err)
 	}
 }
@@ -80,7 +80,7 @@ func TestMismatchRefused(t *testing.T) {
 		"pod as the container": {own, nil},
 		"container as the pod": {ctr, ctr},
 	} {
-		if _, err := Workload(c.ctr, c.pod, policy.FromSpecOptions{}); !errors.Is(err, ErrInvalid) {
+		if _, _, err := Workload(c.ctr, c.pod, "none", policy.FromSpecOptions{}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -116,7 +116,7 @@ func TestCrictlInspectInput(t *testing.T) {
 		if pi.Kind != specinput.KindPod || pi.ID != podID || pi.Namespace != f.pod.Namespace || pi.Name != f.pod.Name {
 			t.Errorf("%s: pod input %+v", f.file, pi)
 		}
-		w, err := specinput.Workload(ci, pi, policy.FromSpecOptions{Source: "eval"})
+		w, _, err := specinput.Workload(ci, pi, "none", policy.FromSpecOptions{Source: "eval"})
 		if err != nil {
 			t.Fatalf("%s: %v", f.file, err)
 		}

@@ -344,6 +344,7 @@ func testEval(t *testing.T, r *Run, id string, want policy.Verdict) {
 			From string `json:"from"`
 			Note string `json:"note"`
 		} `json:"policySource"`
+		IdentitySource string `json:"identitySource"`
 	}
 	dec := json.NewDecoder(strings.NewReader(s.Text("stdout")))
 	dec.DisallowUnknownFields()
