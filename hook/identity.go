@@ -2,6 +2,7 @@ package hook
 
 import (
 	"github.com/patchgate/patchgate/policy"
+	"strings"
 )
 
 // Runtime names the runtime that created the container, as far as the
@@ -77,9 +78,19 @@ type Identity struct {
 func IdentityFrom(id string, ann map[string]string) Identity {
 	ident := Identity{Container: policy.ContainerIdentity{ID: id}}
 	switch {
-	case ann[annContainerManager] == managerCRIO:
+	case ann[annContainerManager] == managerCRIO && !podmanWrote(ann):
 		ident.Runtime = RuntimeCRIO
 		crioIdentity(&ident, ann)
+	case ann[annContainerManager] == managerCRIO:
+		// `podman run --annotation io.container.manager=cri-o` replaces
+		// podman's own manager key (recorded with podman 4.3.1,
+		// testdata/annotations/podman-claims-crio.json), but not the
+		// io.podman.annotations.* keys podman writes for every container:
+		// a podman container dressed as CRI-O's, with no identity. Its
+		// bundle lies where CRI-O's do (containers-storage), so this is
+		// what keeps eval --running and a hooks directory both read from
+		// taking its pod identity.
+		ident.Runtime = RuntimePodman
 	case ann[annContainerManager] == managerLibpod:
 		ident.Runtime = RuntimePodman
 		ident.SandboxID = ann[annCRIOSandboxID]
@@ -158,4 +169,17 @@ func crioIdentity(ident *Identity, ann map[string]string) {
 	if ident.Container.Image == "" {
 		ident.Container.Image = ann[annCRIOImage]
 	}
+}
+
+// podmanWrote reports whether podman wrote the spec: it adds
+// io.podman.annotations.* (autoremove, init, privileged, publish-all) to
+// every container, and CRI-O writes no io.podman key. Only ever used to take
+// trust away.
+func podmanWrote(ann map[string]string) bool {
+	for k := range ann {
+		if strings.HasPrefix(k, "io.podman.") {
+			return true
+		}
+	}
+	return false
 }

@@ -47,6 +47,12 @@ func TestIdentityFromSources(t *testing.T) {
 			Pod:       podID("shop", "cart-0", "5d6e7f80-9a0b-4c1d-8e2f-3a4b5c6d7e8f"),
 			Container: ctrID("c0ffee", "cart", "quay.io/example/cart:2.1"),
 		}},
+		// podman with --annotation io.container.manager=cri-o and a
+		// kube-system pod namespace (recorded): podman, no identity.
+		{"testdata/annotations/podman-claims-crio.json", Identity{
+			Runtime:   RuntimePodman,
+			Container: ctrID("c0ffee", "", ""),
+		}},
 		// The labels JSON alone names nobody: on an infra container's spec
 		// a pod annotation of its name replaces CRI-O's (identity.go).
 		{"testdata/annotations/crio-labels-only.json", Identity{
