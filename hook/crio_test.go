@@ -102,3 +102,38 @@ func TestRunCRIOPodAnnotationsClaimNoIdentity(t *testing.T) {
 		})
 	}
 }
+
+// REVIEW F1 (second round): io.kubernetes.cri.container-type=container is
+// containerd's word that the pod's sysctls are in a sandbox spec. Written by
+// a CRI-O pod into its infra spec (or by podman --annotation), it made the
+// container's own linux.sysctl go unjudged, which spec.hook.onError: allow
+// then admitted. Only a spec vouched for as containerd's has its sysctls
+// elsewhere; this one is refused under onError: allow.
+func TestRunContainerTypeAnnotationHidesNoSysctls(t *testing.T) {
+	pol := writePolicy(t, "allow", "off")
+	for _, from := range []string{IdentityFromCRIO, IdentityFromNone} {
+		t.Run(from, func(t *testing.T) {
+			state := crioState(t, "infra-forged")
+			st, err := ParseState([]byte(state))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(st.Bundle, "config.json")
+			raw, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged := strings.Replace(string(raw), `"annotations": {`, `"annotations": {"io.kubernetes.cri.container-type": "container", `, 1)
+			if forged == string(raw) || !strings.Contains(forged, `"kernel.msgmax"`) {
+				t.Fatal("the fixture changed: no annotations object or no kernel.msgmax sysctl to hide")
+			}
+			if err := os.WriteFile(cfg, []byte(forged), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := Run(context.Background(), Config{PolicyPath: pol, Kernel: freshKernel, IdentityFrom: from}, strings.NewReader(state))
+			if out.Exit != ExitBlock || !strings.Contains(out.Message, "sysctls") {
+				t.Fatalf("exit %d %q, want blocked by sysctls", out.Exit, out.Message)
+			}
+		})
+	}
+}

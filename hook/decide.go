@@ -317,6 +317,7 @@ func buildWorkload(st *State, hostRoot, identityFrom string, v view) (*policy.Wo
 		// annotations); the sandbox spec, read for containerd only, holds
 		// the pod annotations its pod_annotations list passes.
 		PodAnnotationsFromSandbox: trusted,
+		PodSysctlsInSandbox:       trusted && ident.Runtime == RuntimeContainerd && !ident.Sandbox,
 	})
 	if err != nil {
 		return nil, err

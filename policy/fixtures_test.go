@@ -319,6 +319,7 @@ func fixtureWorkload(t testing.TB, name string) *Workload {
 	if ann := spec.Annotations; ann[AnnotationContainerType] != "" {
 		opts.Pod = PodIdentity{Namespace: ann[AnnotationSandboxNamespace], Name: ann[AnnotationSandboxName], UID: ann[AnnotationSandboxUID]}
 		opts.Container = ContainerIdentity{Name: ann[AnnotationContainerName], Image: ann[AnnotationImageName]}
+		opts.PodSysctlsInSandbox = ann[AnnotationContainerType] == "container"
 	}
 	for i := 0; i+1 < len(cf.Args); i += 2 {
 		v := cf.Args[i+1]

@@ -93,6 +93,15 @@ type FromSpecOptions struct {
 	// front end that knows the runtime reads them (hook.IdentityFrom) and
 	// passes them as Pod and Container.
 	PodAnnotationsFromSandbox bool
+	// PodSysctlsInSandbox says the caller knows the spec is a containerd
+	// CRI application container (its identity vouched for, as for
+	// PodAnnotationsFromSandbox), whose pod's sysctls are in the sandbox
+	// spec only: without that spec the sysctls rule is not judged here
+	// (Seen). Never decided from the spec's own annotations: anyone can
+	// write io.kubernetes.cri.container-type=container into a podman or
+	// runc spec (or a CRI-O pod into its infra spec) to make its own
+	// linux.sysctl go unjudged, which spec.hook.onError: allow admits.
+	PodSysctlsInSandbox bool
 	// LiveIDMappings are the uid and gid mappings in force in the
 	// container's user namespace, read by the front end from the kernel
 	// (/proc/<pid>/uid_map and gid_map of the container's process; see
@@ -319,7 +328,7 @@ func FromSpec(spec, sandbox *specs.Spec, opts FromSpecOptions) (*Workload, error
 			}
 			w.Sysctls[k] = v
 		}
-	} else if ann[AnnotationContainerType] == "container" {
+	} else if opts.PodSysctlsInSandbox {
 		// A CRI container's pod sysctls are in the sandbox spec only.
 		w.Seen &^= FieldSysctls
 	}

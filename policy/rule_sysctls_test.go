@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+)
 
 func TestSysctls(t *testing.T) {
 	testRuleOnFixtures(t, RuleSysctls, []ruleFixtureCase{
@@ -12,6 +15,23 @@ func TestSysctls(t *testing.T) {
 	w := fixtureWorkload(t, "hostNamespaces-deferred-cri")
 	if _, bad, deferred := outcome(t, everyRuleEnforced(t), w, RuleSysctls); bad || !deferred {
 		t.Errorf("CRI container without its sandbox spec: violated=%v deferred=%v, want deferred", bad, deferred)
+	}
+	// The same spec not vouched for (its io.kubernetes.cri.container-type
+	// annotation written by anyone): its own linux.sysctl is judged, not
+	// deferred (an attacker's podman --annotation made it go unjudged).
+	w = fixtureWorkload(t, "sysctls-fail-cri")
+	spec := loadFixtureFile(t, filepath.Join(specsDir, "sysctls-fail-cri", "config.json"))
+	if spec.Annotations[AnnotationContainerType] != "container" {
+		t.Fatal("sysctls-fail-cri is no longer a CRI container's spec: the test tests nothing")
+	}
+	// As podman --sysctl writes it: into the container's own spec.
+	spec.Linux.Sysctl = map[string]string{"kernel.msgmax": "65536"}
+	uw, err := FromSpec(spec, nil, FromSpecOptions{Source: "test", Container: w.Container})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, bad, deferred := outcome(t, everyRuleEnforced(t), uw, RuleSysctls); !bad || deferred {
+		t.Errorf("a spec claiming to be a CRI container, not vouched for: violated=%v deferred=%v, want violated", bad, deferred)
 	}
 	p, err := LoadBytes("s.yaml", []byte(header+"metadata: {name: s}\nspec: {rules: {sysctls: {allowed: [\"net.ipv4.tcp_*\"]}}}\n"))
 	if err != nil {

@@ -138,7 +138,7 @@ func TestDeferredIsCompared(t *testing.T) {
     expect: {decision: admit, rules: []}
 `)
 	code, out, _ := run(t, dir, "text")
-	if code != ExitFail || !strings.Contains(out, "deferred: reported but not expected: [hostNamespaces sysctls]") {
+	if code != ExitFail || !strings.Contains(out, "deferred: reported but not expected: [hostNamespaces]") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }

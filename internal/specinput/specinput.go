@@ -355,6 +355,7 @@ func Workload(ctr, pod *Input, identityFrom string, opts policy.FromSpecOptions)
 			fill(&o.Container.Image, ident.Container.Image)
 		}
 		o.PodAnnotationsFromSandbox = true
+		o.PodSysctlsInSandbox = ident.Runtime == hook.RuntimeContainerd && !ident.Sandbox
 	}
 	if pod != nil && pod.Kind == KindPod {
 		// The container's spec names its pod too; both must agree.
