@@ -27,6 +27,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -34,13 +35,13 @@ import (
 // judge (no container, no pod). The caller must deny, never allow.
 var ErrInvalid = errors.New("invalid NRI input")
 
-// CRI annotation keys containerd sets on pods and containers.
+// CRI annotation keys containerd sets on pods, read only when the runtime
+// is containerd (the container's keys are read by hook.IdentityFrom).
 const (
 	annSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
 	annSandboxName      = "io.kubernetes.cri.sandbox-name"
 	annSandboxUID       = "io.kubernetes.cri.sandbox-uid"
-	annContainerName    = "io.kubernetes.cri.container-name"
-	annImageName        = "io.kubernetes.cri.image-name"
+	annSandboxImageName = "io.kubernetes.cri.podsandbox.image-name"
 )
 
 // podFields is what the pod-level view (RunPodSandbox) can see.
@@ -57,18 +58,28 @@ var judgedNamespaces = []string{"pid", "ipc", "uts", "network"}
 
 // PodWorkload converts a pod sandbox for the pod-level checks made in
 // RunPodSandbox: host namespaces. Everything else is judged per container.
-func PodWorkload(pod *api.PodSandbox) (*policy.Workload, error) {
+// identityFrom is the connected runtime as the hook's --identity-from
+// (hook.IdentityFromContainerd, hook.IdentityFromCRIO or
+// hook.IdentityFromNone): only that runtime's own keys are read.
+func PodWorkload(pod *api.PodSandbox, identityFrom string) (*policy.Workload, error) {
 	if pod == nil {
 		return nil, fmt.Errorf("%w: no pod sandbox", ErrInvalid)
 	}
 	w := &policy.Workload{
 		Source: "nri",
-		Pod:    podIdentity(pod),
+		Pod:    podIdentity(pod, identityFrom),
 		Container: policy.ContainerIdentity{
-			ID:    pod.GetId(),
-			Name:  "POD",
-			Image: pod.GetAnnotations()["io.kubernetes.cri.podsandbox.image-name"],
+			ID:   pod.GetId(),
+			Name: "POD",
 		},
+	}
+	if identityFrom == hook.IdentityFromContainerd {
+		// containerd writes the sandbox image into the sandbox's
+		// annotations itself. CRI-O's NRI pod annotations are the pod's
+		// own, which its author may fill with this key (CRI-O never writes
+		// it), and NRI sends no image for a pod: there the pod has no
+		// image, and an image-scoped exemption does not match it.
+		w.Container.Image = pod.GetAnnotations()[annSandboxImageName]
 	}
 	if host, ok := podHostNamespaces(pod); ok {
 		w.Seen |= podFields
@@ -78,8 +89,9 @@ func PodWorkload(pod *api.PodSandbox) (*policy.Workload, error) {
 }
 
 // ContainerWorkload converts a container, as given (pristine, or with the
-// adjustments already applied by ApplyAdjustment), and its pod.
-func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workload, error) {
+// adjustments already applied by ApplyAdjustment), and its pod. identityFrom
+// is the connected runtime, as for PodWorkload.
+func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container, identityFrom string) (*policy.Workload, error) {
 	if ctr == nil {
 		return nil, fmt.Errorf("%w: no container", ErrInvalid)
 	}
@@ -89,8 +101,8 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 	w := &policy.Workload{
 		Source:      "nri",
 		Seen:        containerFields,
-		Pod:         podIdentity(pod),
-		Container:   containerIdentity(ctr),
+		Pod:         podIdentity(pod, identityFrom),
+		Container:   containerIdentity(ctr, identityFrom),
 		Annotations: ctr.GetAnnotations(),
 	}
 
@@ -175,13 +187,18 @@ func ContainerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workloa
 	return w, nil
 }
 
-func podIdentity(pod *api.PodSandbox) policy.PodIdentity {
+func podIdentity(pod *api.PodSandbox, identityFrom string) policy.PodIdentity {
 	id := policy.PodIdentity{
 		Namespace:   pod.GetNamespace(),
 		Name:        pod.GetName(),
 		UID:         pod.GetUid(),
 		Labels:      pod.GetLabels(),
 		Annotations: pod.GetAnnotations(),
+	}
+	if identityFrom != hook.IdentityFromContainerd {
+		// Only containerd writes these keys; elsewhere they are the pod
+		// author's.
+		return id
 	}
 	ann := pod.GetAnnotations()
 	if id.Namespace == "" {
@@ -196,12 +213,33 @@ func podIdentity(pod *api.PodSandbox) policy.PodIdentity {
 	return id
 }
 
-func containerIdentity(ctr *api.Container) policy.ContainerIdentity {
+// containerIdentity names the container and its image. NRI's own fields
+// are the runtime's: the name from the kubelet's container metadata, the
+// image where the runtime sends it. The annotations are the spec's, into
+// which both runtimes may copy the pod's: they are read per runtime by
+// hook.IdentityFrom, which takes only the keys that runtime writes after
+// them, and only when the runtime that wrote them is the one connected.
+func containerIdentity(ctr *api.Container, identityFrom string) policy.ContainerIdentity {
 	id := policy.ContainerIdentity{ID: ctr.GetId(), Name: ctr.GetName()}
-	if n := ctr.GetAnnotations()[annContainerName]; n != "" {
-		id.Name = n
+	ident := hook.IdentityFrom(ctr.GetId(), ctr.GetAnnotations())
+	switch identityFrom {
+	case hook.IdentityFromContainerd:
+		if ident.Runtime == hook.RuntimeContainerd {
+			if ident.Container.Name != "" {
+				id.Name = ident.Container.Name
+			}
+			id.Image = ident.Container.Image
+		}
+	case hook.IdentityFromCRIO:
+		// CRI-O never writes containerd's io.kubernetes.cri.* keys, so
+		// there they can only be the pod's. Its own image key is written
+		// after the pod's annotations on an application container;
+		// anything else gives no image from the annotations (NRI's own
+		// image field, which the runtime fills, still counts).
+		if ident.Runtime == hook.RuntimeCRIO && !ident.Sandbox {
+			id.Image = ident.Container.Image
+		}
 	}
-	id.Image = ctr.GetAnnotations()[annImageName]
 	if id.Image == "" {
 		id.Image = ctr.GetImage().GetName()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -68,7 +69,7 @@ func TestContainerWorkloadCaptures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pod, ctr := loadCapture(t, tc.name)
-			w, err := ContainerWorkload(pod, ctr)
+			w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,7 +147,7 @@ func TestPodWorkloadCaptures(t *testing.T) {
 		"userns":          nil,
 	} {
 		pod, _ := loadCapture(t, name)
-		w, err := PodWorkload(pod)
+		w, err := PodWorkload(pod, hook.IdentityFromContainerd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,14 +166,14 @@ func TestPodWorkloadCaptures(t *testing.T) {
 func TestPodWithoutNamespacesIsUnseen(t *testing.T) {
 	pod, ctr := loadCapture(t, "host-pid")
 	pod.Linux.Namespaces = nil
-	w, err := PodWorkload(pod)
+	w, err := PodWorkload(pod, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w.Seen.Has(policy.FieldHostNamespaces) || len(w.HostNamespaces) != 0 {
 		t.Errorf("pod without namespaces must leave host namespaces unseen, got %b %v", w.Seen, w.HostNamespaces)
 	}
-	cw, err := ContainerWorkload(pod, ctr)
+	cw, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestNoUserIsUnseen(t *testing.T) {
 	// containerd < 2.3 sends no user: the rule must be deferred, not pass.
 	pod, ctr := loadCapture(t, "seccomp-unconfined")
 	ctr.User = nil
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +197,13 @@ func TestNoUserIsUnseen(t *testing.T) {
 
 func TestInvalidInput(t *testing.T) {
 	pod, ctr := loadCapture(t, "default-kubelet")
-	if _, err := ContainerWorkload(pod, nil); err == nil {
+	if _, err := ContainerWorkload(pod, nil, hook.IdentityFromContainerd); err == nil {
 		t.Error("nil container accepted")
 	}
-	if _, err := ContainerWorkload(nil, ctr); err == nil {
+	if _, err := ContainerWorkload(nil, ctr, hook.IdentityFromContainerd); err == nil {
 		t.Error("nil pod accepted")
 	}
-	if _, err := PodWorkload(nil); err == nil {
+	if _, err := PodWorkload(nil, hook.IdentityFromContainerd); err == nil {
 		t.Error("nil pod accepted")
 	}
 }
@@ -213,12 +214,12 @@ func TestSeccompPolicyConfines(t *testing.T) {
 		DefaultAction: "SCMP_ACT_ERRNO",
 		Syscalls:      []*api.LinuxSyscall{{Names: []string{"read"}, Action: "SCMP_ACT_ALLOW"}},
 	}
-	w, _ := ContainerWorkload(pod, ctr)
+	w, _ := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if w.SeccompUnconfined {
 		t.Error("a real filter counted as unconfined")
 	}
 	ctr.Linux.SeccompPolicy = &api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"}
-	w, _ = ContainerWorkload(pod, ctr)
+	w, _ = ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if !w.SeccompUnconfined {
 		t.Error("allow-everything filter counted as confined")
 	}
@@ -234,7 +235,7 @@ func TestAdjustmentsAreJudged(t *testing.T) {
 	adj.RemoveMount("/etc/hosts")
 	got := ApplyAdjustment(ctr, adj)
 
-	w, err := ContainerWorkload(pod, got)
+	w, err := ContainerWorkload(pod, got, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestAdjustmentAllowAllDevicesAndCDI(t *testing.T) {
 		Sysctl:    map[string]string{"kernel.msgmax": "1"},
 	}}
 	adj.AddCDIDevice(&api.CDIDevice{Name: "vendor.com/gpu=0"})
-	w, err := ContainerWorkload(pod, ApplyAdjustment(ctr, adj))
+	w, err := ContainerWorkload(pod, ApplyAdjustment(ctr, adj), hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func TestHostDevicesCaptures(t *testing.T) {
 	k := &policy.KernelState{Release: "6.1.0-18-amd64", ObservedAt: time.Now()}
 	judge := func(p *policy.Policy, name string) (policy.Violation, bool) {
 		pod, ctr := loadCapture(t, name)
-		w, err := ContainerWorkload(pod, ctr)
+		w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,7 +383,7 @@ func TestHostDevicesCaptures(t *testing.T) {
 // on the real capture of a default kubelet container.
 func TestContainerWorkloadMountNamespace(t *testing.T) {
 	pod, ctr := loadCapture(t, "default-kubelet")
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,7 @@ func TestContainerWorkloadMountNamespace(t *testing.T) {
 			ns.Path = "/proc/1/ns/mnt"
 		}
 	}
-	if w, err = ContainerWorkload(pod, ctr); err != nil || w.MountNamespacePath != "/proc/1/ns/mnt" {
+	if w, err = ContainerWorkload(pod, ctr, hook.IdentityFromContainerd); err != nil || w.MountNamespacePath != "/proc/1/ns/mnt" {
 		t.Fatalf("joined: %q, %v", w.MountNamespacePath, err)
 	}
 	var kept []*api.LinuxNamespace
@@ -404,7 +405,7 @@ func TestContainerWorkloadMountNamespace(t *testing.T) {
 		}
 	}
 	ctr.Linux.Namespaces = kept
-	if w, err = ContainerWorkload(pod, ctr); err != nil || !slices.Contains(w.HostNamespaces, "mount") {
+	if w, err = ContainerWorkload(pod, ctr, hook.IdentityFromContainerd); err != nil || !slices.Contains(w.HostNamespaces, "mount") {
 		t.Fatalf("no mount namespace: host %v, %v", w.HostNamespaces, err)
 	}
 }

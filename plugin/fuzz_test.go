@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -33,7 +34,7 @@ func FuzzContainerWorkload(f *testing.F) {
 		if protojson.Unmarshal(adjJSON, adj) != nil {
 			adj = nil
 		}
-		if _, err := PodWorkload(pod); err != nil {
+		if _, err := PodWorkload(pod, hook.IdentityFromContainerd); err != nil {
 			t.Fatalf("PodWorkload on a decoded pod: %v", err)
 		}
 		before := proto.Clone(ctr)
@@ -41,7 +42,7 @@ func FuzzContainerWorkload(f *testing.F) {
 		if fast := adjusted(ctr, adj); !proto.Equal(fast, full) || !proto.Equal(ctr, before) {
 			t.Fatalf("adjusted (the validator's copy on write) differs from ApplyAdjustment or modified the container")
 		}
-		w, err := ContainerWorkload(pod, full)
+		w, err := ContainerWorkload(pod, full, hook.IdentityFromContainerd)
 		if err != nil {
 			t.Fatalf("ContainerWorkload on a decoded container: %v", err)
 		}

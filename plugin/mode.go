@@ -245,7 +245,7 @@ func sendsSeccomp(runtime, version string) bool {
 // the runtime does not send the seccomp filter, a container without one in
 // NRI's view is not unconfined but unseen, and the hook judges it.
 func (p *Plugin) containerWorkload(pod *api.PodSandbox, ctr *api.Container) (*policy.Workload, error) {
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := ContainerWorkload(pod, ctr, p.runtimeIdentitySource())
 	if err != nil {
 		return nil, err
 	}

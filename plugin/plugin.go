@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/internal/logfields"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
@@ -380,7 +381,7 @@ func (p *Plugin) RunPodSandbox(ctx context.Context, pod *api.PodSandbox) error {
 	if err != nil {
 		return err
 	}
-	w, err := PodWorkload(pod)
+	w, err := PodWorkload(pod, p.runtimeIdentitySource())
 	if err != nil {
 		return fmt.Errorf("patchgate: cannot judge pod: %v", err)
 	}
@@ -537,11 +538,7 @@ func (p *Plugin) decideAtCreate(ctx context.Context, node Node, pod *api.PodSand
 // service, which the hook asks; without that answer the hook judges
 // everything.
 func (p *Plugin) hook(path string, extra []string) *api.Hook {
-	from := "none"
-	if f := p.identityFrom.Load(); f != nil {
-		from = *f
-	}
-	args := append([]string{path, "hook", "--identity-from=" + from}, extra...)
+	args := append([]string{path, "hook", "--identity-from=" + p.runtimeIdentitySource()}, extra...)
 	return &api.Hook{Path: path, Args: args, Timeout: &api.OptionalInt{Value: p.hookTO}}
 }
 
@@ -833,11 +830,20 @@ func hasOwnHook(ctr *api.Container, path string) bool {
 func identitySource(runtime string) string {
 	switch strings.ToLower(runtime) {
 	case "containerd":
-		return "containerd"
+		return hook.IdentityFromContainerd
 	case "cri-o", "crio":
-		return "crio"
+		return hook.IdentityFromCRIO
 	}
-	return "none"
+	return hook.IdentityFromNone
+}
+
+// runtimeIdentitySource is the connected runtime's identitySource, "none" before
+// Configure.
+func (p *Plugin) runtimeIdentitySource() string {
+	if f := p.identityFrom.Load(); f != nil {
+		return *f
+	}
+	return hook.IdentityFromNone
 }
 
 func ptr[T any](v T) *T { return &v }

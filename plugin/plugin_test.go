@@ -16,6 +16,7 @@ import (
 	validator "github.com/containerd/nri/plugins/default-validator"
 
 	"github.com/patchgate/patchgate/audit"
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 	"github.com/patchgate/patchgate/service"
 	"github.com/patchgate/patchgate/service/decision"
@@ -493,7 +494,7 @@ func TestValidatorJudgementHandedToHook(t *testing.T) {
 	if _, err := h.create(pod, ctr); err != nil {
 		t.Fatal(err)
 	}
-	w, err := ContainerWorkload(pod, ctr)
+	w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +515,7 @@ func TestValidatorJudgementHandedToHook(t *testing.T) {
 	if _, err := h.create(pod2, ctr2); err == nil {
 		t.Fatal("device-fuse admitted")
 	}
-	w2, err := ContainerWorkload(pod2, ctr2)
+	w2, err := ContainerWorkload(pod2, ctr2, hook.IdentityFromContainerd)
 	if err != nil {
 		t.Fatal(err)
 	}

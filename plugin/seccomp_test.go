@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/patchgate/patchgate/hook"
 	"github.com/patchgate/patchgate/policy"
 )
 
@@ -47,7 +48,7 @@ func TestSeccompPolicyJudgedByWhatItBlocks(t *testing.T) {
 	} {
 		pod, ctr := loadCapture(t, "default-kubelet")
 		ctr.Linux.SeccompPolicy = api.FromOCILinuxSeccomp(tc.sc)
-		w, err := ContainerWorkload(pod, ctr)
+		w, err := ContainerWorkload(pod, ctr, hook.IdentityFromContainerd)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -202,7 +202,7 @@ func podSandbox(id string, spec *specs.Spec) *api.PodSandbox {
 
 func (j *Judge) decide(in *input, pol *policy.Policy, k *policy.KernelState) Judged {
 	if in.pod != nil {
-		w, err := plugin.PodWorkload(in.pod)
+		w, err := plugin.PodWorkload(in.pod, hook.IdentityFromContainerd)
 		if err != nil {
 			return Judged{Outcome: OutcomeRefuse, Error: err.Error()}
 		}
