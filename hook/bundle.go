@@ -34,6 +34,10 @@ const (
 
 const containerdTaskDir = "io.containerd.runtime.v2.task"
 
+// NamespaceCRI is the containerd namespace of containerd's CRI plugin, the
+// only one whose containers the kubelet made.
+const NamespaceCRI = "k8s.io"
+
 // BundleInfo is what the bundle path says about the container.
 type BundleInfo struct {
 	Layout Layout

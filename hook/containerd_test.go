@@ -298,3 +298,32 @@ func TestProcessNamespaceResolver(t *testing.T) {
 		t.Errorf("no pid: host=%v, %v", h, err)
 	}
 }
+
+// A containerd task outside CRI's namespace (moby, default: made by `ctr`
+// or another client of containerd, annotations and all) gets no pod
+// identity, even with --identity-from containerd and containerd's keys.
+func TestContainerdOtherNamespaceNoIdentity(t *testing.T) {
+	for _, ns := range []string{"default", "moby"} {
+		stateJSON, hostRoot := containerdBundle(t, false)
+		st, err := ParseState([]byte(stateJSON))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cri := filepath.Dir(st.Bundle)
+		other := filepath.Join(filepath.Dir(cri), ns)
+		if err := os.Rename(cri, other); err != nil {
+			t.Fatal(err)
+		}
+		st.Bundle = filepath.Join(other, st.ID)
+		if info, err := ClassifyBundle(st.Bundle, st.ID); err != nil || info.Layout != LayoutContainerd || info.Namespace != ns {
+			t.Fatalf("%s: classify: %+v %v", ns, info, err)
+		}
+		w, err := BuildWorkload(st, hostRoot, IdentityFromContainerd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Pod.Name != "" || w.Pod.Namespace != "" || w.Pod.UID != "" || w.Container != (policy.ContainerIdentity{ID: st.ID}) {
+			t.Errorf("%s: identity: pod %+v container %+v, want the id only", ns, w.Pod, w.Container)
+		}
+	}
+}

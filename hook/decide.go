@@ -270,9 +270,11 @@ func buildWorkload(st *State, hostRoot, identityFrom string, v view) (*policy.Wo
 		return nil, err
 	}
 	ident := IdentityFrom(st.ID, spec.Annotations)
-	// The bundle's place must be that runtime's too.
+	// The bundle's place must be that runtime's too, and for containerd
+	// CRI's namespace: a task in another (moby, default) was made by `ctr`
+	// or another client of containerd, with annotations of its choosing.
 	trusted := Vouches(identityFrom, ident.Runtime) &&
-		((ident.Runtime == RuntimeContainerd && info.Layout == LayoutContainerd) ||
+		((ident.Runtime == RuntimeContainerd && info.Layout == LayoutContainerd && info.Namespace == NamespaceCRI) ||
 			(ident.Runtime == RuntimeCRIO && info.Layout == LayoutContainersStorage))
 	if !trusted {
 		ident = Identity{Container: policy.ContainerIdentity{ID: st.ID}}
