@@ -72,7 +72,7 @@ func newEvalCmd() *cobra.Command {
 	fs.BoolVar(&f.toolsChroot, "tools-chroot", false, "with --host-root: run provider tools inside chroot(--host-root)")
 	addOutputFlag(cmd, &f.output)
 	fs.StringVar(&f.now, "now", "", "judge the kernel state's age as of this RFC 3339 time, e.g. 2026-11-27T12:00:00Z (default: now)")
-	fs.StringVar(&f.identityFrom, "identity-from", hook.IdentityFromNone, "which runtime's annotations in the spec name the pod and container, as patchgate hook --identity-from: none (default; any runtime lets the container's creator write them), containerd or crio. crictl inspect output of a containerd container names its pod by containerd's own annotations in any case; --running goes by where each container's bundle lies")
+	fs.StringVar(&f.identityFrom, "identity-from", hook.IdentityFromNone, "which runtime's annotations in the spec name the pod and container, as patchgate hook --identity-from: none (default; any runtime lets the container's creator write them), containerd or crio. crictl inspect output of a containerd container names its pod by containerd's own annotations in any case; --running goes by where each container was found: containerd's for a task in --containerd-state's k8s.io namespace, CRI-O's for a bundle under --storage-root, none for one found only under --runc-root")
 	fs.StringVar(&f.namespace, "namespace", "", "pod namespace, when the input does not name the pod (see --identity-from)")
 	fs.StringVar(&f.pod, "pod", "", "pod name, when the input does not name the pod (see --identity-from)")
 	fs.StringVar(&f.podUID, "pod-uid", "", "pod UID, when the input does not name the pod (see --identity-from)")

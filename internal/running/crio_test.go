@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patchgate/patchgate/hook"
 )
 
 // REVIEW F1: eval --running trusts CRI-O's identity for a bundle in the
@@ -32,7 +34,8 @@ func TestJudgeCRIOPodAnnotationsNameNoPod(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(root, bundle, "config.json"), cfg, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		found = append(found, Found{Runtime: RuntimeContainersStorage, ID: tc.id, Status: StatusRunning, Bundle: bundle})
+		// As Discover finds it: under a storage root.
+		found = append(found, Found{Runtime: RuntimeContainersStorage, ID: tc.id, Status: StatusRunning, Bundle: bundle, IdentityFrom: hook.IdentityFromCRIO})
 	}
 	pol, _ := writePolicy(t, `apiVersion: patchgate.dev/v1alpha1
 kind: NodePolicy

@@ -79,6 +79,14 @@ type Found struct {
 	StateFile string `json:"stateFile,omitempty"`
 	// Err is why it could not be read; it is then judged as refused.
 	Err error `json:"-"`
+	// IdentityFrom is whose identity annotations are trusted (a hook
+	// --identity-from value; "" is none), by where the container was
+	// found, never by where its bundle lies: a runc root lists whatever
+	// any runc user created, with a bundle path that user chose.
+	// containerd's for a task in containerd's own state in the k8s.io
+	// namespace (CRI's), CRI-O's for a userdata directory found under a
+	// storage root.
+	IdentityFrom string `json:"-"`
 }
 
 // Skipped is a container that is not running.
@@ -118,7 +126,7 @@ func Discover(opts Options) (*Inventory, error) {
 	if opts.ContainerdRuncRoot == "" {
 		opts.ContainerdRuncRoot = DefaultContainerdRuncRoot
 	}
-	d := &discoverer{opts: opts, inv: &Inventory{}, bundles: map[string]bool{}, ctrdBundles: map[string]bool{}, names: map[string]string{}}
+	d := &discoverer{opts: opts, inv: &Inventory{}, bundles: map[string]bool{}, ctrdBundles: map[string]bool{}, storageBundles: map[string]bool{}, names: map[string]string{}}
 	// runc's state first: it says which containers live, and where their
 	// bundles are.
 	// By state file: two runc containers may share a bundle (`runc run
@@ -172,6 +180,11 @@ func Discover(opts Options) (*Inventory, error) {
 			f.Runtime, f.Namespace = RuntimeContainerd, info.Namespace
 		case info.Layout == hook.LayoutContainersStorage:
 			f.Runtime = RuntimeContainersStorage // refined from config.json when judged
+			if d.storageBundles[b] {
+				// containers/storage holds it: CRI-O's identity may be
+				// trusted if config.json is CRI-O's (podman's is not).
+				f.IdentityFrom = hook.IdentityFromCRIO
+			}
 		default:
 			f.Runtime = RuntimeRunc
 		}
@@ -212,8 +225,9 @@ func Discover(opts Options) (*Inventory, error) {
 type discoverer struct {
 	opts Options
 	inv  *Inventory
-	// bundles listed (host paths); ctrdBundles those from containerd.
-	bundles, ctrdBundles map[string]bool
+	// bundles listed (host paths); ctrdBundles those from containerd;
+	// storageBundles the userdata directories under a storage root.
+	bundles, ctrdBundles, storageBundles map[string]bool
 	// names from containers/storage's containers.json, by id.
 	names map[string]string
 }
@@ -408,6 +422,11 @@ func (d *discoverer) containerdTask(r *os.Root, dir, ns, id string) {
 	bundle := filepath.Join(dir, rel)
 	d.bundles[bundle], d.ctrdBundles[bundle] = true, true
 	f := Found{Runtime: RuntimeContainerd, Namespace: ns, ID: id, Bundle: bundle, Status: StatusUnknown}
+	if ns == hook.NamespaceCRI {
+		// Only CRI's namespace: any other (moby, default) holds what
+		// `ctr` or another client made, with annotations of its choosing.
+		f.IdentityFrom = hook.IdentityFromContainerd
+	}
 	if err := ocistate.CheckBundlePath(bundle); err != nil {
 		f.Err = err
 		d.inv.Found = append(d.inv.Found, f)
@@ -493,6 +512,7 @@ func (d *discoverer) storage(dir string, ids map[string]string) error {
 				continue
 			}
 			ids[id] = filepath.Join(dir, drv, id, "userdata")
+			d.storageBundles[ids[id]] = true
 		}
 		// containers/storage's own list names each container (podman's
 		// --name, CRI-O's k8s_... name): shown, never judged.

@@ -147,24 +147,29 @@ func (j *Judge) input(r *Result, f Found) (*input, error) {
 		return nil, err
 	}
 	ident := hook.IdentityFrom(f.ID, spec.Annotations)
-	identityFrom := hook.IdentityFromNone
-	switch {
-	case info.Layout == hook.LayoutContainerd:
-		identityFrom = hook.IdentityFromContainerd
-	case info.Layout == hook.LayoutContainersStorage:
-		identityFrom = hook.IdentityFromCRIO
-		switch ident.Runtime {
-		case hook.RuntimePodman:
+	// Whose identity is trusted is what Discover says from where it found
+	// the container (containerd's task state, a storage root), never the
+	// bundle's path alone: a container found only in a runc root has a
+	// bundle wherever its creator put it.
+	identityFrom := f.IdentityFrom
+	if identityFrom == "" {
+		identityFrom = hook.IdentityFromNone
+	}
+	trusted := hook.Vouches(identityFrom, ident.Runtime)
+	if info.Layout == hook.LayoutContainersStorage {
+		switch {
+		case ident.Runtime == hook.RuntimePodman:
 			r.Runtime = RuntimePodman
-		case hook.RuntimeCRIO:
+		case ident.Runtime == hook.RuntimeCRIO && trusted:
 			r.Runtime = RuntimeCRIO
 		}
 	}
 	// containerd never runs patchgate's hook for a CRI pod sandbox; the
 	// NRI plugin judges the pod in RunPodSandbox. A sandbox is one only
 	// when it is its own sandbox (an application container names its
-	// pod's).
-	if info.Layout == hook.LayoutContainerd && ident.Runtime == hook.RuntimeContainerd && ident.Sandbox && ident.SandboxID == f.ID {
+	// pod's), and only when containerd's CRI vouches for it: anything
+	// else claiming to be one is judged in full.
+	if info.Layout == hook.LayoutContainerd && info.Namespace == hook.NamespaceCRI && trusted && ident.Sandbox && ident.SandboxID == f.ID {
 		r.Sandbox = true
 		pod := podSandbox(f.ID, spec)
 		r.Name = pod.Namespace + "/" + pod.Name
