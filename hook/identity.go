@@ -1,8 +1,9 @@
 package hook
 
 import (
-	"github.com/patchgate/patchgate/policy"
 	"strings"
+
+	"github.com/patchgate/patchgate/policy"
 )
 
 // Runtime names the runtime that created the container, as far as the

@@ -21,7 +21,8 @@ import (
 	"syscall"
 
 	yaml "go.yaml.in/yaml/v3"
-	"golang.org/x/sys/unix"
+
+	"github.com/patchgate/patchgate/internal/hostpath"
 )
 
 // File and directory names inside a policy directory.
@@ -298,14 +299,13 @@ func kubeletVolumeRoot(dir string) bool {
 }
 
 // mountRoot reports whether dir is the root of a mount in this mount
-// namespace: statx's STATX_ATTR_MOUNT_ROOT (Linux 5.8), else a device that
-// differs from its parent's. A bind mount within one filesystem on an
-// older kernel is then not recognized, and refused (the strict side).
+// namespace: statx's STATX_ATTR_MOUNT_ROOT (hostpath.MountRootStatx, Linux
+// 5.8), else a device that differs from its parent's. A bind mount within
+// one filesystem on an older kernel is then not recognized, and refused
+// (the strict side).
 func mountRoot(dir string) bool {
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, unix.STATX_TYPE, &stx); err == nil &&
-		stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
-		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	if mp, known := hostpath.MountRootStatx(dir); known {
+		return mp
 	}
 	var st, parent syscall.Stat_t
 	if syscall.Lstat(dir, &st) != nil || syscall.Lstat(filepath.Join(dir, ".."), &parent) != nil {
