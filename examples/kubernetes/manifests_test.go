@@ -1,6 +1,8 @@
-// Package kubernetes holds the DaemonSet manifests; this test decodes every
-// shipped manifest strictly into the Kubernetes API types, so a typo fails
-// here rather than in a rollout.
+// Package kubernetes holds the manifests for kubectl: patchgate.yaml, the
+// chart (charts/patchgate) rendered with its default values and kept so by
+// charts/patchgate's TestExampleManifest, and deny-nri-toleration.yaml. This
+// test decodes every shipped manifest strictly into the Kubernetes API types,
+// so a typo fails here rather than in a rollout.
 package kubernetes
 
 import (
@@ -64,6 +66,8 @@ func decodeStrict(t *testing.T, doc []byte) any {
 		obj = &corev1.ServiceAccount{}
 	case "v1/ConfigMap":
 		obj = &corev1.ConfigMap{}
+	case "v1/Service":
+		obj = &corev1.Service{}
 	case "apps/v1/DaemonSet":
 		obj = &appsv1.DaemonSet{}
 	case "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy":
@@ -129,16 +133,25 @@ func TestDaemonSetShape(t *testing.T) {
 	if ds.Spec.Template.Annotations["tolerate-missing-nri-plugins.noderesource.dev"] != "true" {
 		t.Error("pod lacks the tolerate-missing-nri-plugins annotation: it could never start under required_plugins")
 	}
-	// Both static binaries onto the host, the full one first: the thin hook
-	// runs `patchgate hook` next to it when the service cannot answer.
-	if len(spec.InitContainers) != 2 ||
-		!slices.Contains(spec.InitContainers[0].Command, "/host/opt/patchgate/bin/patchgate") ||
-		!slices.Contains(spec.InitContainers[1].Command, "/host/opt/patchgate/bin/patchgate-hook") {
-		t.Error("no init containers copying patchgate and then patchgate-hook to the host")
-	}
-	for _, ic := range spec.InitContainers {
-		if ic.Command[0] != "install" {
-			t.Errorf("init container %s runs %q, not install(1) (no shell)", ic.Name, ic.Command[0])
+	// Both static binaries onto the host by one init container, without a
+	// shell (the image is FROM scratch): patchgate install copies patchgate
+	// and the thin patchgate-hook, which runs `patchgate hook` next to it
+	// when the service cannot answer, into the host's /opt/patchgate/bin.
+	if len(spec.InitContainers) != 1 || !slices.Equal(spec.InitContainers[0].Command,
+		[]string{"/usr/local/bin/patchgate", "install", "--dest", "/host/opt/patchgate/bin"}) {
+		t.Errorf("init containers = %+v, want one running patchgate install --dest /host/opt/patchgate/bin", spec.InitContainers)
+	} else {
+		ic := spec.InitContainers[0]
+		hostBin := false
+		for _, m := range ic.VolumeMounts {
+			for _, v := range spec.Volumes {
+				if v.Name == m.Name && m.MountPath == "/host/opt/patchgate/bin" && v.HostPath != nil && v.HostPath.Path == "/opt/patchgate/bin" {
+					hostBin = true
+				}
+			}
+		}
+		if !hostBin {
+			t.Error("the init container does not write the host's /opt/patchgate/bin")
 		}
 	}
 	c := spec.Containers[0]

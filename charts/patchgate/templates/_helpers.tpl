@@ -1,0 +1,87 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "patchgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name: fullnameOverride, else the release name when it holds the chart's name, else release-chart. */}}
+{{- define "patchgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "patchgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "patchgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "patchgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "patchgate.labels" -}}
+helm.sh/chart: {{ include "patchgate.chart" . }}
+{{ include "patchgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "patchgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "patchgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "patchgate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+patchgate.doc: a policy document given as a map or as a YAML string, as a map
+(a copy: the values are never changed). Call with (list "what" value).
+*/}}
+{{- define "patchgate.doc" -}}
+{{- $what := index . 0 }}
+{{- $v := index . 1 }}
+{{- if kindIs "string" $v }}
+{{- $m := fromYaml $v }}
+{{- if hasKey $m "Error" }}
+{{- fail (printf "%s: not a YAML map: %s" $what (get $m "Error")) }}
+{{- end }}
+{{- toYaml $m }}
+{{- else }}
+{{- toYaml (deepCopy $v) }}
+{{- end }}
+{{- end }}
+
+{{/*
+patchgate.policy: the base policy with mode as spec.defaultAction and, with
+exemptSelf, an exemption for the release namespace appended.
+*/}}
+{{- define "patchgate.policy" -}}
+{{- $pol := include "patchgate.doc" (list "policy" .Values.policy) | fromYaml }}
+{{- $spec := get $pol "spec" | default dict }}
+{{- if not (kindIs "map" $spec) }}
+{{- fail "policy: spec must be a map" }}
+{{- end }}
+{{- if and (hasKey $spec "defaultAction") (ne (toString (get $spec "defaultAction")) .Values.mode) }}
+{{- fail (printf "policy: spec.defaultAction is %v but mode is %s; set mode, not spec.defaultAction" (get $spec "defaultAction") .Values.mode) }}
+{{- end }}
+{{- $_ := set $spec "defaultAction" .Values.mode }}
+{{- if .Values.exemptSelf }}
+{{- $ex := get $spec "exemptions" | default list }}
+{{- $self := dict "name" "patchgate-itself" "namespaces" (list .Release.Namespace) "rules" (list "runAsRoot" "hostPathMounts" "capabilities") }}
+{{- $_ := set $spec "exemptions" (append $ex $self) }}
+{{- end }}
+{{- $_ := set $pol "spec" $spec }}
+{{- toYaml $pol }}
+{{- end }}
