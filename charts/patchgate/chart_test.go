@@ -60,7 +60,6 @@ func template(t *testing.T, args ...string) (string, error) {
 // objects, and the Prometheus Operator ones as plain maps.
 type rendered struct {
 	sa         *corev1.ServiceAccount
-	ns         *corev1.Namespace
 	policy     *corev1.ConfigMap
 	dashboard  *corev1.ConfigMap
 	svc        *corev1.Service
@@ -110,9 +109,6 @@ func decode(t *testing.T, out string) *rendered {
 		case "v1/ServiceAccount":
 			r.sa = &corev1.ServiceAccount{}
 			obj = r.sa
-		case "v1/Namespace":
-			r.ns = &corev1.Namespace{}
-			obj = r.ns
 		case "v1/ConfigMap":
 			cm := &corev1.ConfigMap{}
 			if strings.HasSuffix(meta.Metadata.Name, "-dashboard") {
@@ -289,8 +285,8 @@ func checkDaemonSet(t *testing.T, r *rendered) {
 
 func TestDefaultValues(t *testing.T) {
 	r := mustTemplate(t)
-	if r.ns != nil || r.dashboard != nil || len(r.monitoring) != 0 {
-		t.Errorf("off by default, rendered: namespace %v, dashboard %v, monitoring %v", r.ns != nil, r.dashboard != nil, len(r.monitoring))
+	if r.dashboard != nil || len(r.monitoring) != 0 {
+		t.Errorf("off by default, rendered: dashboard %v, monitoring %v", r.dashboard != nil, len(r.monitoring))
 	}
 	if r.svc == nil {
 		t.Error("no metrics Service")
@@ -313,9 +309,6 @@ func TestEverythingOn(t *testing.T) {
 	checkDaemonSet(t, r)
 	if p, err := policy.Load(nodeDir(t, r), ""); err != nil || p.Spec.Audit.MaxSizeMB != 2000 {
 		t.Errorf("policy.spec.audit.maxSizeMB from the values did not arrive as 2000: %v", err)
-	}
-	if r.ns == nil || r.ns.Name != namespace || r.ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
-		t.Errorf("namespace = %+v, want %s labelled PSA privileged", r.ns, namespace)
 	}
 	pod := r.ds.Spec.Template
 	if pod.Annotations["example.com/team"] != "platform" || pod.Labels["example.com/tier"] != "node" ||
