@@ -569,3 +569,37 @@ func TestExampleManifest(t *testing.T) {
 		t.Errorf("%s is not the chart's default rendering; run PATCHGATE_UPDATE_DOCS=1 go test -run TestExampleManifest ./charts/patchgate", exampleManifest)
 	}
 }
+
+// TestNotes: what helm prints after install names the Pod Security label,
+// the rollout steps, and the uninstall order of docs/operations.md:
+// required_plugins removed before the DaemonSet.
+func TestNotes(t *testing.T) {
+	out, err := helm(t, "install", release, ".", "--namespace", namespace, "--dry-run=client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notes, ok := strings.Cut(out, "\nNOTES:\n")
+	if !ok {
+		t.Fatalf("no NOTES in:\n%s", out)
+	}
+	order := []string{
+		"kubectl label namespace " + namespace + " pod-security.kubernetes.io/enforce=privileged",
+		"kubectl -n " + namespace + " rollout status ds/patchgate",
+		"kubectl -n " + namespace + " logs ds/patchgate",
+		"patchgate audit",
+		"--set mode=enforce",
+		`required_plugins = ["patchgate"]`,
+		"Uninstall",
+		"remove required_plugins",
+		"helm uninstall " + release + " --namespace " + namespace,
+		"/opt/patchgate/bin",
+	}
+	at := 0
+	for _, s := range order {
+		i := strings.Index(notes[at:], s)
+		if i < 0 {
+			t.Fatalf("NOTES lack %q after position %d (the order is %q):\n%s", s, at, order, notes)
+		}
+		at += i + len(s)
+	}
+}
