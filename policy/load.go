@@ -22,7 +22,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/patchgate/patchgate/internal/hostpath"
+	"github.com/patchgate/patchgate/internal/trustedpath"
 )
 
 // File and directory names inside a policy directory.
@@ -171,160 +171,32 @@ func isPolicyFileName(name string) bool {
 }
 
 // checkSecure refuses a file or directory that group or others may write, or
-// that is owned by anyone but root or the current user.
-//
-// One exception: the root directory of a Kubernetes ConfigMap volume
-// (kubeletVolumeRoot), mode 0777 but mounted read-only, whose files are
-// reached through kubelet's root-owned symlinks. A read-only mount alone is
-// no exception: a world-writable host directory bind-mounted read-only is
-// still written through its host path.
+// that is owned by anyone but root or the current user (trustedpath.Check).
 func checkSecure(name string, fi fs.FileInfo) error {
-	if fi.Mode().Perm()&0o022 != 0 && !(fi.IsDir() && kubeletVolumeRoot(name)) {
-		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", ErrInsecure, name, fi.Mode().Perm())
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%w: %s: cannot read the owner", ErrInsecure, name)
-	}
-	if euid := uint32(os.Geteuid()); st.Uid != 0 && st.Uid != euid {
-		return fmt.Errorf("%w: %s is owned by uid %d, not root", ErrInsecure, name, st.Uid)
-	}
-	return nil
+	return pathErr(trustedpath.Check(name, fi))
 }
 
-// checkChain walks name from "/" the way open(2) resolves it and refuses it
-// when anyone but root (or the user patchgate runs as) could change what it
-// names: a directory on the way that group or others may write, or a
-// symlink on the way owned by another user (its target is then walked the
-// same way). Two exceptions, where the write bits give nobody a way in: the
-// root of a Kubernetes ConfigMap volume (kubeletVolumeRoot: a 0777
-// directory, mounted read-only, whose ..data symlink is root's), and a sticky directory
-// (/tmp) owned by root whose entry on the way is root's too, which no one
-// else may then rename or remove.
-//
-// It returns the path name resolves to, with no symlink left in it.
+// checkChain refuses name when anyone but root (or the user patchgate runs
+// as) could change what it names, from "/" down (trustedpath.Chain), and
+// returns the path it resolves to, with no symlink left in it.
 func checkChain(name string) (string, error) {
-	abs, err := filepath.Abs(name)
-	if err != nil {
-		return "", fmt.Errorf("policy: %w", err)
-	}
-	cur := "/"
-	dir, err := os.Lstat(cur)
-	if err != nil {
-		return "", fmt.Errorf("policy: %w", err)
-	}
-	if !ownedByUs(dir) {
-		return "", fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, cur, name, ownerOf(dir))
-	}
-	queue := strings.Split(strings.TrimPrefix(abs, "/"), "/")
-	for hops := 0; len(queue) > 0; {
-		c := queue[0]
-		queue = queue[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = filepath.Dir(cur)
-			if dir, err = os.Lstat(cur); err != nil {
-				return "", fmt.Errorf("policy: %w", err)
-			}
-			continue
-		}
-		next := filepath.Join(cur, c)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			return "", fmt.Errorf("policy: %w", err)
-		}
-		if !ownedByUs(fi) {
-			return "", fmt.Errorf("%w: %s (on the way to %s) is owned by uid %d, not root", ErrInsecure, next, name, ownerOf(fi))
-		}
-		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !kubeletVolumeRoot(cur) && dir.Mode()&fs.ModeSticky == 0 {
-			return "", fmt.Errorf("%w: directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", ErrInsecure, cur, name, perm, c)
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur, dir = next, fi
-			continue
-		}
-		if hops++; hops > 40 {
-			return "", fmt.Errorf("policy: %s: too many symlinks", name)
-		}
-		target, err := os.Readlink(next)
-		if err != nil {
-			return "", fmt.Errorf("policy: %w", err)
-		}
-		if filepath.IsAbs(target) {
-			cur = "/"
-			if dir, err = os.Lstat(cur); err != nil {
-				return "", fmt.Errorf("policy: %w", err)
-			}
-		}
-		queue = append(strings.Split(target, "/"), queue...)
-	}
-	return cur, nil
+	resolved, err := trustedpath.Chain(name)
+	return resolved, pathErr(err)
 }
 
-// ownedByUs: owned by root or by the user patchgate runs as.
-func ownedByUs(fi fs.FileInfo) bool {
-	uid := ownerOf(fi)
-	return uid == 0 || uid == uint32(os.Geteuid())
-}
-
-func ownerOf(fi fs.FileInfo) uint32 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Uid
+// pathErr wraps what trustedpath refused in ErrInsecure, and the errors of
+// reading the file system in "policy:".
+func pathErr(err error) error {
+	var te *trustedpath.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: %w", ErrInsecure, err)
+	default:
+		return fmt.Errorf("policy: %w", err)
 	}
-	return ^uint32(0)
 }
-
-// kubeletVolumeRoot reports whether dir is the root of a volume kubelet's
-// atomic writer fills (ConfigMap, Secret, projected), as a container sees
-// it: the root of a read-only mount, holding a "..data" symlink owned by
-// root. kubelet makes that directory 0777 (an emptyDir) on the node, under
-// its root-only pods directory, and bind-mounts it read-only. The write bits
-// then give nobody a way in from the container, and the files lie behind
-// root-owned symlinks in a root-owned 0755 directory (checked on the way).
-//
-// A read-only mount alone does not do: a world-writable host directory
-// bind-mounted read-only (a hostPath, podman -v dir:/etc/patchgate:ro) can
-// still be written through its host path, by anyone. Only root (kubelet)
-// can have made the root-owned ..data symlink; a directory that is not a
-// mount root, or whose mount root status the kernel does not tell, is no
-// such volume.
-func kubeletVolumeRoot(dir string) bool {
-	if !readOnlyFS(dir) || !mountRoot(dir) {
-		return false
-	}
-	fi, err := os.Lstat(filepath.Join(dir, "..data"))
-	return err == nil && fi.Mode()&fs.ModeSymlink != 0 && ownerOf(fi) == 0
-}
-
-// mountRoot reports whether dir is the root of a mount in this mount
-// namespace: statx's STATX_ATTR_MOUNT_ROOT (hostpath.MountRootStatx, Linux
-// 5.8), else a device that differs from its parent's. A bind mount within
-// one filesystem on an older kernel is then not recognized, and refused
-// (the strict side).
-func mountRoot(dir string) bool {
-	if mp, known := hostpath.MountRootStatx(dir); known {
-		return mp
-	}
-	var st, parent syscall.Stat_t
-	if syscall.Lstat(dir, &st) != nil || syscall.Lstat(filepath.Join(dir, ".."), &parent) != nil {
-		return false
-	}
-	return st.Dev != parent.Dev
-}
-
-// readOnlyFS reports whether name is on a filesystem mounted read-only.
-func readOnlyFS(name string) bool {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(name, &st); err != nil {
-		return false
-	}
-	return st.Flags&stRdonly != 0
-}
-
-// stRdonly is ST_RDONLY in statfs(2)'s f_flags.
-const stRdonly = 0x1
 
 // readSecure opens the file, checks the opened file (not the name again), and
 // reads it.

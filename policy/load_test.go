@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/patchgate/patchgate/internal/trustedpath"
 )
 
 // writeTree writes files (relative path -> content) under a new directory with
@@ -413,8 +415,8 @@ func TestLoadReadOnlyBindIsNoException(t *testing.T) {
 	if err := syscall.Mount("", dst, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
 	}
-	if !readOnlyFS(dst) || !mountRoot(dst) {
-		t.Fatalf("%s: read-only %v, mount root %v: the test does not test the exception", dst, readOnlyFS(dst), mountRoot(dst))
+	if !trustedpath.ReadOnlyFS(dst) || !trustedpath.MountRoot(dst) {
+		t.Fatalf("%s: read-only %v, mount root %v: the test does not test the exception", dst, trustedpath.ReadOnlyFS(dst), trustedpath.MountRoot(dst))
 	}
 	for _, mode := range []os.FileMode{0o644, 0o666} {
 		if err := os.Chmod(f, mode); err != nil {
