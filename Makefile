@@ -6,7 +6,7 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build release test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
+.PHONY: all build release image test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
 
 all: build
 
@@ -28,6 +28,14 @@ build:
 # `make unit` runs the same build and checks into a temporary directory.
 release:
 	./scripts/release.sh
+	PATCHGATE_DIST=$(CURDIR)/dist $(GO) test -count=1 ./test/release/
+
+# The container image (scripts/image.sh, image/Containerfile): FROM scratch with
+# dist/'s binaries, linux/amd64 and linux/arm64 as one OCI archive,
+# dist/patchgate-image.oci.tar, built offline by podman on private storage; then
+# test/release checks it against dist/'s binaries. `make unit` builds it too.
+image: release
+	./scripts/image.sh
 	PATCHGATE_DIST=$(CURDIR)/dist $(GO) test -count=1 ./test/release/
 
 # The test command CI runs (.ci/run) and the README names.
