@@ -1,8 +1,10 @@
 // Package release checks what `make release` builds (scripts/release.sh): every
 // binary is a static ELF executable for its architecture, sha256sums covers
-// each one, and each has a CycloneDX SBOM. With PATCHGATE_DIST set it checks
-// that directory (make release); otherwise it runs the release build into a
-// temporary directory first (make unit).
+// each one, and each has a CycloneDX SBOM; and the image archive make image
+// writes (image_test.go). With PATCHGATE_DIST set it checks that directory
+// (make release, make image); otherwise it runs the release build, and the
+// image build where podman can run, into a temporary directory first (make
+// unit).
 package release
 
 import (
@@ -16,21 +18,62 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
 var machines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 
-func TestReleaseBinaries(t *testing.T) {
-	dist := os.Getenv("PATCHGATE_DIST")
-	if dist == "" {
-		dist = t.TempDir()
-		cmd := exec.Command("../../scripts/release.sh")
-		cmd.Env = append(os.Environ(), "DIST="+dist)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scripts/release.sh: %v\n%s", err, out)
-		}
+// built is the release (and image) the tests build when PATCHGATE_DIST is
+// unset, once for all of them; TestMain removes it.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
 	}
+	os.Exit(code)
+}
+
+// distDir is PATCHGATE_DIST, or a temporary directory the release build
+// (scripts/release.sh), then the image build (scripts/image.sh) where
+// podman can run, has written.
+func distDir(t *testing.T) string {
+	t.Helper()
+	if dist := os.Getenv("PATCHGATE_DIST"); dist != "" {
+		return dist
+	}
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "patchgate-dist-"); built.err != nil {
+			return
+		}
+		built.err = runScript(built.dir, "../../scripts/release.sh")
+		if built.err == nil && imageBuildable() == nil {
+			built.err = runScript(built.dir, "../../scripts/image.sh")
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.dir
+}
+
+func runScript(dist, script string) error {
+	cmd := exec.Command(script)
+	cmd.Env = append(os.Environ(), "DIST="+dist)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v\n%s", script, err, out)
+	}
+	return nil
+}
+
+func TestReleaseBinaries(t *testing.T) {
+	dist := distDir(t)
 	sums := readSums(t, filepath.Join(dist, "sha256sums"))
 	for arch, machine := range machines {
 		for _, cmd := range []string{"patchgate", "patchgate-hook"} {
