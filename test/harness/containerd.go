@@ -461,6 +461,21 @@ func (h *Containerd) ImportImage(ctx context.Context, spec ImageSpec) error {
 	return nil
 }
 
+// ImportArchive imports an OCI image-layout archive written elsewhere (make
+// image's dist/patchgate-image.oci.tar, an image index over several
+// platforms) into the k8s.io namespace CRI uses, under the names its
+// index.json gives (org.opencontainers.image.ref.name). --all-platforms
+// keeps the content of every platform, as a registry pull of the index
+// would; this machine's platform is unpacked. No registry is involved.
+func (h *Containerd) ImportArchive(ctx context.Context, path string) error {
+	r := h.Ctr(ctx, "-n", "k8s.io", "images", "import", "--local", "--all-platforms", "--snapshotter", h.Snapshotter, path)
+	if r.ExitCode != 0 {
+		return fmt.Errorf("harness: importing %s: %w", path, r.Err())
+	}
+	fmt.Fprintf(h.log, "harness: imported %s\n", path)
+	return nil
+}
+
 // writeOwnerPID records the process that owns the directory, so SweepStale can clean up
 // after a test binary that was killed before its cleanup ran.
 func writeOwnerPID(dir string) error {
