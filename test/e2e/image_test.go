@@ -20,7 +20,7 @@ import (
 // runs the image's `patchgate version`, and the image's `patchgate install`
 // copies both binaries into a host directory the way the DaemonSet's init
 // container does, byte for byte dist/'s binaries of this machine's
-// architecture.
+// architecture, and refuses a host directory others may write.
 //
 // It uses $PATCHGATE_DIST/patchgate-image.oci.tar when that exists, and
 // otherwise builds the release and the image into a temporary directory.
@@ -84,13 +84,19 @@ func TestImageArchive(t *testing.T) {
 		t.Errorf("patchgate version in the image printed %q, want version %s", got, version)
 	}
 
+	// As the chart's init container runs it: root with no capabilities, a
+	// read-only root file system, the host directory mounted at --dest.
 	hostBin := filepath.Join(t.TempDir(), "opt", "patchgate", "bin")
-	if err := os.MkdirAll(filepath.Dir(hostBin), 0o755); err != nil {
+	if err := os.MkdirAll(hostBin, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	root := int64(0)
 	got := run("install", harness.ContainerConfig{
-		Args:   []string{"install", "--dest", "/host/opt/patchgate/bin"},
-		Mounts: []harness.Mount{{HostPath: filepath.Dir(hostBin), ContainerPath: "/host/opt/patchgate"}},
+		Args:         []string{"install", "--dest", "/host/opt/patchgate/bin"},
+		Mounts:       []harness.Mount{{HostPath: hostBin, ContainerPath: "/host/opt/patchgate/bin"}},
+		RunAsUser:    &root,
+		CapDrop:      []string{"ALL"},
+		ReadOnlyRoot: true,
 	})
 	t.Logf("patchgate install in the image:\n%s", got)
 	for _, cmd := range []string{"patchgate", "patchgate-hook"} {
@@ -105,6 +111,35 @@ func TestImageArchive(t *testing.T) {
 		if string(installed) != string(want) {
 			t.Errorf("%s installed from the image differs from dist's %s-linux-%s", cmd, cmd, runtime.GOARCH)
 		}
+	}
+
+	// A host directory others may write is refused, through the bind mount,
+	// and nothing is written into it.
+	if err := os.Chmod(hostBin, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"patchgate", "patchgate-hook"} {
+		if err := os.Remove(filepath.Join(hostBin, cmd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, r := h.RunContainer(ctx, podID, pod, harness.ContainerConfig{
+		Name: "install-refused", Image: ref,
+		Args:   []string{"install", "--dest", "/host/opt/patchgate/bin"},
+		Mounts: []harness.Mount{{HostPath: hostBin, ContainerPath: "/host/opt/patchgate/bin"}},
+	})
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.WaitExited(ctx, id, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs := h.Logs(ctx, id); st.Status.ExitCode != 2 || !strings.Contains(logs.Stdout+logs.Stderr, "writable by group or others") {
+		t.Errorf("install into a 0777 host directory: exit %d\n%s%s\nwant exit 2 and the refusal", st.Status.ExitCode, logs.Stdout, logs.Stderr)
+	}
+	if entries, err := os.ReadDir(hostBin); err != nil || len(entries) != 0 {
+		t.Errorf("%s after the refusal: %v %v, want empty", hostBin, entries, err)
 	}
 }
 
