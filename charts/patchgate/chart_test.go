@@ -502,6 +502,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"short grace period", []string{"--set", "terminationGracePeriodSeconds=2"}, "terminationGracePeriodSeconds"},
 		{"node name not a key", []string{"--set-json", `nodePolicies={"Worker_1":{"apiVersion":"patchgate.dev/v1alpha1","kind":"NodePolicy"}}`}, "Worker_1"},
 		{"overlay of another kind", []string{"--set-json", `nodePolicies={"w1":{"apiVersion":"v1","kind":"ConfigMap"}}`}, "nodePolicies"},
+		{"extraArgs overriding the chart's flag", []string{"--set", "extraArgs[0]=--hook-path=/tmp/x"}, "extraArgs"},
+		{"extraArgs not a flag", []string{"--set", "extraArgs[0]=nri"}, "extraArgs"},
 		{"pull policy", []string{"--set", "image.pullPolicy=Sometimes"}, "pullPolicy"},
 		{"defaultAction against mode", []string{"--set", "policy.spec.defaultAction=enforce"}, "set mode, not spec.defaultAction"},
 		{"policy string not YAML", []string{"--set-string", "policy=a: [b"}, "policy: not a YAML map"},
