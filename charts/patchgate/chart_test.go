@@ -504,6 +504,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"overlay of another kind", []string{"--set-json", `nodePolicies={"w1":{"apiVersion":"v1","kind":"ConfigMap"}}`}, "nodePolicies"},
 		{"extraArgs overriding the chart's flag", []string{"--set", "extraArgs[0]=--hook-path=/tmp/x"}, "extraArgs"},
 		{"extraArgs not a flag", []string{"--set", "extraArgs[0]=nri"}, "extraArgs"},
+		{"the toleration annotation", []string{"--set-string", `podAnnotations.tolerate-missing-nri-plugins\.noderesource\.dev=false`}, "podAnnotations"},
 		{"pull policy", []string{"--set", "image.pullPolicy=Sometimes"}, "pullPolicy"},
 		{"defaultAction against mode", []string{"--set", "policy.spec.defaultAction=enforce"}, "set mode, not spec.defaultAction"},
 		{"policy string not YAML", []string{"--set-string", "policy=a: [b"}, "policy: not a YAML map"},
