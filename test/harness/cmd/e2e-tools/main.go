@@ -3,8 +3,11 @@
 // test/tools, plus the static pause. scripts/e2e.sh runs it before `go test -tags e2e`, so the
 // build time does not count against the test timeout. It prints the binary directory.
 //
-//	go run ./test/harness/cmd/e2e-tools [-nri stock|nri-v0.12.5] [-containerd v2.4.2|v1.7.35,v2.1.9|all] [-sweep]
+//	go run ./test/harness/cmd/e2e-tools [-nri stock|nri-v0.12.5] [-containerd v2.4.2|v1.7.35,v2.1.9|all] [-sweep] [-kubernetes]
 //
+// With -kubernetes it also builds the single-node Kubernetes of test/k8se2e (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl) into
+// $PATCHGATE_CACHE/k8s/<version>; cold, that takes tens of minutes.
 // With -containerd it builds each listed release in turn (default v2.4.2; "all" is every
 // release of the scenario matrix, and $PATCHGATE_E2E_CONTAINERD is the default list when set).
 package main
@@ -30,6 +33,7 @@ func run() int {
 	variant := fs.String("nri", "", "containerd's NRI variant: stock (v0.12.3, default, or $PATCHGATE_E2E_NRI) or nri-v0.12.5")
 	sweep := fs.Bool("sweep", false, "also clean up harness directories in /tmp whose test process died")
 	releases := fs.String("containerd", "", "containerd releases to build, comma-separated, or all (default "+harness.ContainerdVersion+", or $PATCHGATE_E2E_CONTAINERD)")
+	kube := fs.Bool("kubernetes", false, "also build Kubernetes "+harness.KubernetesVersion+" for test/k8se2e")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -62,6 +66,15 @@ func run() int {
 			return 1
 		}
 		fmt.Fprintf(os.Stderr, "e2e-tools: containerd %s: %s ready in %s (rebuilt: %t)\n", v, t.BinDir, time.Since(began).Round(time.Millisecond), t.Rebuilt)
+	}
+	if *kube {
+		began := time.Now()
+		k, err := harness.EnsureKubernetes(ctx, harness.KubeToolsOptions{Log: os.Stderr})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2e-tools: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "e2e-tools: Kubernetes %s: %s ready in %s (rebuilt: %t)\n", harness.KubernetesVersion, k.Dir, time.Since(began).Round(time.Millisecond), k.Rebuilt)
 	}
 	if *sweep {
 		swept, err := harness.SweepStale(ctx, "")
