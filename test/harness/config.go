@@ -97,11 +97,15 @@ type Config struct {
 	BaseRuntimeSpec string
 	// Imports are config drop-ins containerd merges over this config (imports = [...]);
 	// 1.7 replaces whole plugin sections with an import's, 2.x merges them key by key.
-	Imports      []string
-	Runc         string // runc binary (runtimes.runc.options.BinaryName)
-	CNIBinDirs   []string
-	BridgeName   string // the CNI bridge for pods without host network
-	Subnet       string // their IPAM range; the bridge has no address, no gateway and no NAT
+	Imports    []string
+	Runc       string // runc binary (runtimes.runc.options.BinaryName)
+	CNIBinDirs []string
+	BridgeName string // the CNI bridge for pods without host network
+	Subnet     string // their IPAM range; the bridge has no address, no gateway and no NAT
+	// HostGateway gives the bridge the subnet's first address (CNI isGateway), so the host
+	// reaches pod IPs (a kubelet's HTTP probes do); still no NAT and no route beyond the
+	// bridge. Use a subnet no host interface is on.
+	HostGateway  bool
 	LogLevel     string // containerd --log-level
 	NRI          NRIConfig
 	SandboxImage string // pinned_images.sandbox
@@ -332,7 +336,7 @@ func (c *Config) CNIConfList() ([]byte, error) {
 		"plugins": []map[string]any{{
 			"type":      "bridge",
 			"bridge":    c.BridgeName,
-			"isGateway": false,
+			"isGateway": c.HostGateway,
 			"ipMasq":    false,
 			"ipam": map[string]any{
 				"type":    "host-local",

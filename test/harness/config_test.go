@@ -105,6 +105,27 @@ func TestCNIConfList(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "cni.conflist", append(data, '\n'))
+
+	// A cluster's pods are the kubelet's to probe: the bridge becomes their gateway.
+	c.HostGateway, c.Subnet = true, "198.51.100.0/24"
+	if data, err = c.CNIConfList(); err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Plugins []struct {
+			IsGateway bool `json:"isGateway"`
+			IPMasq    bool `json:"ipMasq"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(data, &conf); err != nil {
+		t.Fatal(err)
+	}
+	if len(conf.Plugins) != 1 || !conf.Plugins[0].IsGateway || conf.Plugins[0].IPMasq {
+		t.Errorf("HostGateway: plugins %+v, want one bridge with isGateway and no ipMasq", conf.Plugins)
+	}
+	if !strings.Contains(string(data), `"subnet": "198.51.100.0/24"`) {
+		t.Errorf("HostGateway: subnet not rendered:\n%s", data)
+	}
 }
 
 func TestPodAndContainerJSON(t *testing.T) {

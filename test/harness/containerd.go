@@ -45,6 +45,11 @@ type Options struct {
 	// base_runtime_spec (every application container starts from it; pod sandboxes do not).
 	// Empty: containerd's built-in default.
 	BaseRuntimeSpec string
+	// Subnet is the pods' CNI range (default 192.0.2.0/24, TEST-NET-1, on a bridge with no
+	// address). HostGateway puts the subnet's first address on the bridge, so the host
+	// reaches pod IPs; a kubelet needs that for HTTP probes.
+	Subnet      string
+	HostGateway bool
 	// Log receives the harness's progress lines; nil discards.
 	Log io.Writer
 }
@@ -108,6 +113,9 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
+	if o.Subnet == "" {
+		o.Subnet = "192.0.2.0/24" // TEST-NET-1 (RFC 5737): never routed anywhere
+	}
 	if len(o.CNIBinDirs) == 0 {
 		if d := os.Getenv("PATCHGATE_E2E_CNI_BIN"); d != "" {
 			o.CNIBinDirs = []string{d}
@@ -143,7 +151,8 @@ func Start(ctx context.Context, o Options) (*Containerd, error) {
 			Runc:            o.Tools.Runc,
 			CNIBinDirs:      o.CNIBinDirs,
 			BridgeName:      "pge2e" + randHex(4),
-			Subnet:          "192.0.2.0/24", // TEST-NET-1 (RFC 5737): never routed anywhere
+			Subnet:          o.Subnet,
+			HostGateway:     o.HostGateway,
 			LogLevel:        o.LogLevel,
 			NRI:             o.NRI,
 			SandboxImage:    PauseImageRef,
