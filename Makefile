@@ -6,7 +6,7 @@ GO    ?= go
 BIN   := bin
 PKGS  := ./...
 
-.PHONY: all build release image test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo
+.PHONY: all build release image test unit fmt-check vet lint fuzz bench deps clean e2e vmtest hooke2e hook-bench demo k8se2e
 
 all: build
 
@@ -64,6 +64,12 @@ vmtest: deps
 # Builds the tools into .cache/e2e first. Needs root; under CI=true nothing may skip.
 e2e: deps
 	./scripts/e2e.sh
+
+# The Helm chart's DaemonSet on a real single-node Kubernetes v1.37.2 on this machine, on the
+# harness's containerd with required_plugins (test/k8se2e, scripts/k8se2e.sh). Builds
+# Kubernetes into /var/cache/patchgate/k8s first (cold: tens of minutes). Needs root.
+k8se2e: deps
+	./scripts/k8se2e.sh
 
 # The README's first command: a private containerd with patchgate, step by step. Needs root.
 demo: deps
