@@ -145,6 +145,8 @@ policy:
 			return nil
 		})
 		kubectl(t, k, "-n", ns, "rollout", "status", "ds/"+release, "--timeout", "5m")
+		// and the guard for NRI's toleration annotation.
+		kubectl(t, k, "apply", "-f", filepath.Join(repo, "examples", "kubernetes", "deny-nri-toleration.yaml"))
 	})
 	if !ok {
 		t.Fatal("patchgate does not enforce with required_plugins; the other scenarios need it")
@@ -170,6 +172,28 @@ policy:
 			expectRefused(t, k, name, append([]string{"patchgate: denied"}, c.want...)...)
 		})
 	}
+
+	t.Run("toleration-annotation-refused", func(t *testing.T) {
+		doc := strings.Replace(pod("tolerated", "", 0), "  namespace: default\n",
+			"  namespace: default\n  annotations: {"+harness.TolerateMissingPluginsKey+"/pod: \"true\"}\n", 1)
+		p := filepath.Join(k.Dir, "tolerated.yaml")
+		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The API server enforces a new ValidatingAdmissionPolicy once it has compiled it.
+		eventually(t, time.Minute, "the API server refusing the annotated pod", func() error {
+			r := k.Kubectl(context.Background(), "apply", "-f", p)
+			if r.ExitCode == 0 {
+				kubectl(t, k, "delete", "pod", "tolerated", "--wait=true")
+				return fmt.Errorf("pod with %s/pod admitted", harness.TolerateMissingPluginsKey)
+			}
+			if !strings.Contains(r.Stderr, "patchgate-deny-nri-toleration") {
+				t.Fatalf("kubectl apply failed, but not by the policy: %v", r.Err())
+			}
+			t.Logf("refused: %s", strings.TrimSpace(r.Stderr))
+			return nil
+		})
+	})
 
 	t.Run("logs-show-the-refusal", func(t *testing.T) {
 		podLogLine(t, k, "container refused", "default/privileged")
