@@ -67,8 +67,9 @@ e2e: deps
 
 # The Helm chart's DaemonSet on a real single-node Kubernetes v1.37.2 on this machine, on the
 # harness's containerd with required_plugins (test/k8se2e, scripts/k8se2e.sh). Builds
-# Kubernetes into /var/cache/patchgate/k8s first (cold: tens of minutes). Needs root.
-k8se2e: deps
+# Kubernetes into /var/cache/patchgate/k8s first (cold: tens of minutes); the image is make
+# image's. Needs root.
+k8se2e: deps image
 	./scripts/k8se2e.sh
 
 # The README's first command: a private containerd with patchgate, step by step. Needs root.

@@ -324,10 +324,7 @@ func (k *Kube) StopComponent(name string) error {
 	if p == nil {
 		return fmt.Errorf("harness: no cluster process %q", name)
 	}
-	if err := p.Stop(15 * time.Second); err != nil && !isSignalExit(err) {
-		return err
-	}
-	return nil
+	return stopComponent(p)
 }
 
 // StartComponent starts a process StopComponent stopped.
@@ -378,7 +375,7 @@ func (k *Kube) Stop(ctx context.Context) error {
 	k.stopped = true
 	var errs []error
 	for i := len(k.procs) - 1; i >= 0; i-- {
-		if err := k.procs[i].Stop(15 * time.Second); err != nil && !isSignalExit(err) {
+		if err := stopComponent(k.procs[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -391,9 +388,20 @@ func (k *Kube) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// isSignalExit reports an exit by SIGTERM, which is how Stop ends a component.
-func isSignalExit(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "signal: terminated") || strings.Contains(err.Error(), "exit status 143"))
+// stopComponent ends a cluster process with SIGTERM. Its exit status is not an error (a
+// component of this cluster exited 1 on SIGTERM); only one that had to be killed is.
+func stopComponent(p *Process) error {
+	if !p.Running() {
+		return nil
+	}
+	err := p.Stop(15 * time.Second)
+	if err != nil && !p.Running() && p.ExitErr() != nil && !strings.Contains(err.Error(), "killed") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("harness: stopping %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 func (k *Kube) restoreSysctls() error {

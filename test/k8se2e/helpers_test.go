@@ -67,12 +67,10 @@ func imageRef(archive string) (string, error) {
 // importArchive loads the image archive into CRI's namespace and makes sure it is there
 // under ref.
 func importArchive(ctx context.Context, h *harness.Containerd, archive, ref string) error {
-	r := h.Ctr(ctx, "-n", "k8s.io", "images", "import", "--local", "--snapshotter", h.Snapshotter,
-		"--base-name", imageRepository, archive)
-	if err := r.Err(); err != nil {
-		return fmt.Errorf("importing %s: %w", archive, err)
+	if err := h.ImportArchive(ctx, archive); err != nil {
+		return err
 	}
-	r = h.Ctr(ctx, "-n", "k8s.io", "images", "ls", "-q")
+	r := h.Ctr(ctx, "-n", "k8s.io", "images", "ls", "-q")
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -129,6 +127,9 @@ type podState struct {
 	Running map[string]bool
 	Waiting map[string]string // container: reason (CreateContainerError, ...)
 	Ready   bool
+	// Ran lists containers that once ran: a last state that is not a failed start (a
+	// container the OCI hook refuses ends as StartError, never started).
+	Ran map[string]string
 }
 
 func getPod(ctx context.Context, k *harness.Kube, ns, name string) (*podState, error) {
@@ -151,13 +152,18 @@ func getPod(ctx context.Context, k *harness.Kube, ns, name string) (*podState, e
 						Reason string `json:"reason"`
 					} `json:"waiting"`
 				} `json:"state"`
+				LastState struct {
+					Terminated *struct {
+						Reason string `json:"reason"`
+					} `json:"terminated"`
+				} `json:"lastState"`
 			} `json:"containerStatuses"`
 		} `json:"status"`
 	}
 	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
 		return nil, err
 	}
-	s := &podState{Phase: p.Status.Phase, Running: map[string]bool{}, Waiting: map[string]string{}}
+	s := &podState{Phase: p.Status.Phase, Running: map[string]bool{}, Waiting: map[string]string{}, Ran: map[string]string{}}
 	for _, c := range p.Status.Conditions {
 		if c.Type == "Ready" && c.Status == "True" {
 			s.Ready = true
@@ -170,8 +176,24 @@ func getPod(ctx context.Context, k *harness.Kube, ns, name string) (*podState, e
 		if c.State.Waiting != nil {
 			s.Waiting[c.Name] = c.State.Waiting.Reason
 		}
+		if t := c.LastState.Terminated; t != nil && t.Reason != "StartError" {
+			s.Ran[c.Name] = t.Reason
+		}
 	}
 	return s, nil
+}
+
+// waitReady waits for the pod's Ready condition; on a timeout it fails with what
+// `kubectl describe pod` says.
+func waitReady(t *testing.T, k *harness.Kube, ns, name string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
+	defer cancel()
+	r := k.Kubectl(ctx, "-n", ns, "wait", "--for=condition=Ready", "pod/"+name, "--timeout="+timeout.String())
+	if err := r.Err(); err != nil {
+		d := k.Kubectl(ctx, "-n", ns, "describe", "pod", name)
+		t.Fatalf("pod %s/%s not ready: %v\n%s", ns, name, err, lastLines(d.Stdout, 25))
+	}
 }
 
 // helm runs the helm binary scripts/helm.sh builds (cached outside the checkout), with its

@@ -114,14 +114,17 @@ policy:
 		kubectl(t, k, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=privileged")
 		helm.run(t, "install", release, chart, "--namespace", ns, "--create-namespace", "--values", values)
 		kubectl(t, k, "-n", ns, "rollout", "status", "ds/"+release, "--timeout", "5m")
+		patchgateReady(t, k)
 	})
 	if !ok {
 		t.Fatal("patchgate's DaemonSet is not ready; the other scenarios need it")
 	}
 
 	t.Run("audit-mode-flags-and-admits", func(t *testing.T) {
-		apply(t, k, "audited", pod("audited", "privileged", 0))
-		kubectl(t, k, "wait", "--for=condition=Ready", "pod/audited", "--timeout=2m")
+		// Not root: the chart's policy keeps runAsRoot's whenKernelBehind: enforce in audit
+		// mode, and this kernel is behind.
+		apply(t, k, "audited", pod("audited", "privileged", 1000))
+		waitReady(t, k, "default", "audited", 2*time.Minute)
 		podLogLine(t, k, "container flagged", "default/audited")
 		kubectl(t, k, "delete", "pod", "audited", "--wait=true")
 	})
@@ -154,7 +157,7 @@ policy:
 
 	t.Run("compliant-pod-runs", func(t *testing.T) {
 		apply(t, k, "compliant", pod("compliant", "", 1000))
-		kubectl(t, k, "wait", "--for=condition=Ready", "pod/compliant", "--timeout=2m")
+		waitReady(t, k, "default", "compliant", 2*time.Minute)
 	})
 
 	refused := map[string]struct {
@@ -162,14 +165,16 @@ policy:
 		want []string
 	}{
 		"privileged": {doc: pod("privileged", "privileged", 0), want: []string{"privileged"}},
-		"hostpath":   {doc: pod("hostpath", "hostpath", 1000), want: []string{"hostPathMounts", "/etc"}},
-		"root":       {doc: pod("root", "", 0), want: []string{"runAsRoot", "kernel"}},
+		// Either NRI refuses it at create ("patchgate: denied [hostPathMounts]") or the hook
+		// at start ("patchgate: blocked container ...: rules ..., hostPathMounts").
+		"hostpath": {doc: pod("hostpath", "hostpath", 1000), want: []string{"hostPathMounts", "/var/lib"}},
+		"root":     {doc: pod("root", "", 0), want: []string{"runAsRoot", "kernel"}},
 	}
 	for _, name := range []string{"privileged", "hostpath", "root"} {
 		c := refused[name]
 		t.Run("refused-"+name, func(t *testing.T) {
 			apply(t, k, name, c.doc)
-			expectRefused(t, k, name, append([]string{"patchgate: denied"}, c.want...)...)
+			expectRefused(t, k, name, append([]string{"patchgate: "}, c.want...)...)
 		})
 	}
 
@@ -222,9 +227,10 @@ policy:
 		}
 		restarted = true
 		kubectl(t, k, "-n", ns, "rollout", "status", "ds/"+release, "--timeout=4m")
+		patchgateReady(t, k)
 		// patchgate is back: the compliant pod starts at the kubelet's next try, the root one
 		// is now refused by patchgate itself.
-		kubectl(t, k, "wait", "--for=condition=Ready", "pod/gap-compliant", "--timeout=3m")
+		waitReady(t, k, "default", "gap-compliant", 3*time.Minute)
 		expectRefused(t, k, "gap-root", "patchgate: denied", "runAsRoot")
 	})
 
@@ -243,9 +249,25 @@ policy:
 		expectRefused(t, k, "after-rollout", "patchgate: denied", "privileged")
 	})
 
+	t.Run("refused-pods-never-ran", func(t *testing.T) {
+		// Through every scenario above (patchgate gone, back, rolled): not once started.
+		for _, name := range []string{"privileged", "hostpath", "root", "gap-root", "after-rollout"} {
+			st, err := getPod(context.Background(), k, "default", name)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			if st.Running["app"] || st.Ran["app"] != "" {
+				t.Errorf("pod %s ran (running %t, last state %q)", name, st.Running["app"], st.Ran["app"])
+			}
+		}
+	})
+
 	t.Run("uninstall-in-order", func(t *testing.T) {
 		// docs/operations.md, "Upgrade and uninstall order": required_plugins off and
 		// containerd restarted first, then the chart removed.
+		// The test's pods go first: refused ones would start once nothing judges them.
+		kubectl(t, k, "delete", "pods", "--all", "-n", "default", "--wait=true", "--timeout=2m")
 		if err := h.Restart(ctx, func(c *harness.Config) { c.NRI.Validator.RequiredPlugins = nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +281,23 @@ policy:
 		})
 		kubectl(t, k, "delete", "namespace", ns, "--timeout=3m")
 		apply(t, k, "after-uninstall", pod("after-uninstall", "", 1000))
-		kubectl(t, k, "wait", "--for=condition=Ready", "pod/after-uninstall", "--timeout=3m")
+		waitReady(t, k, "default", "after-uninstall", 3*time.Minute)
+	})
+}
+
+// patchgateReady waits until the node has a patchgate pod that is Ready: rollout status
+// alone passes while the DaemonSet controller has not counted the node yet.
+func patchgateReady(t *testing.T, k *harness.Kube) {
+	t.Helper()
+	eventually(t, 3*time.Minute, "a ready patchgate pod", func() error {
+		out := kubectl(t, k, "-n", ns, "get", "pod", "-l", "app.kubernetes.io/name=patchgate",
+			"-o", `jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[1] == "True" {
+				return nil
+			}
+		}
+		return fmt.Errorf("patchgate pods: %q", out)
 	})
 }
 
@@ -279,7 +317,7 @@ func podLogLine(t *testing.T, k *harness.Kube, want ...string) {
 }
 
 // pod is a busybox pod in the default namespace, compliant but for what kind asks:
-// "privileged" (securityContext.privileged), "hostpath" (a hostPath volume of /etc); uid is
+// "privileged" (securityContext.privileged), "hostpath" (a writable hostPath volume of /var/lib); uid is
 // its user (0: root).
 func pod(name, kind string, uid int) string {
 	sc := fmt.Sprintf(`
@@ -299,11 +337,11 @@ func pod(name, kind string, uid int) string {
 	case "hostpath":
 		mounts = `
     volumeMounts:
-    - {name: etc, mountPath: /host-etc, readOnly: true}`
+    - {name: host, mountPath: /host-var-lib}`
 		volumes = `
   volumes:
-  - name: etc
-    hostPath: {path: /etc, type: Directory}`
+  - name: host
+    hostPath: {path: /var/lib, type: Directory}`
 	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -346,6 +384,13 @@ func expectRefused(t *testing.T, k *harness.Kube, name string, want ...string) {
 		return fmt.Errorf("no event line with %q in:\n%s", want, lastLines(out, 12))
 	})
 	t.Logf("%s: %s", name, line)
+	// And it stays so: the kubelet keeps retrying.
+	for range 10 {
+		time.Sleep(time.Second)
+		if st, err := getPod(ctx, k, "default", name); err == nil && st.Running["app"] {
+			t.Fatalf("pod %s started after its refusal", name)
+		}
+	}
 }
 
 func containsAll(s string, subs []string) bool {
