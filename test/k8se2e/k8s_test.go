@@ -244,9 +244,11 @@ policy:
 		if f := strings.Fields(after); len(f) != 2 || f[0] == before || f[1] != "two" {
 			t.Fatalf("after the upgrade the patchgate pods are %q (before: %q); want one new pod annotated two", after, before)
 		}
-		// And it judges again.
+		// And it judges again: refuses a privileged pod, admits a compliant one.
 		apply(t, k, "after-rollout", pod("after-rollout", "privileged", 0))
 		expectRefused(t, k, "after-rollout", "patchgate: denied", "privileged")
+		apply(t, k, "after-rollout-compliant", pod("after-rollout-compliant", "", 1000))
+		waitReady(t, k, "default", "after-rollout-compliant", 2*time.Minute)
 	})
 
 	t.Run("refused-pods-never-ran", func(t *testing.T) {
