@@ -93,6 +93,15 @@ func TestKubernetes(t *testing.T) {
 		chart = filepath.Join(repo, "charts", "patchgate")
 	}
 
+	// The policy must describe this node as a real node's policy describes it: where its
+	// containerd and kubelet keep the files they bind into every container. The harness
+	// runs both under private directories, not the defaults of rules.hostPathMounts
+	// (/var/lib/containerd, /run/containerd, /var/lib/kubelet), and without these the
+	// hook judges CRI's /etc/hostname, /etc/resolv.conf, /dev/shm and the kubelet's
+	// /etc/hosts and /dev/termination-log as host paths: every pod is refused once the
+	// enforce policy is in force. requireProfile matters only on a host that does not
+	// enforce AppArmor, where containerd writes no profile for any container (on one
+	// that does, an empty profile is refused whatever it says).
 	values := filepath.Join(k.Dir, "values.yaml")
 	if err := os.WriteFile(values, []byte(fmt.Sprintf(`image:
   tag: %q
@@ -103,7 +112,14 @@ policy:
       # Not loaded on this machine: the kernel is behind, and runAsRoot's
       # whenKernelBehind: enforce refuses root.
       requiredPatches: [livepatch_sample]
-`, tag)), 0o600); err != nil {
+    rules:
+      apparmor:
+        requireProfile: false
+      hostPathMounts:
+        runtimeDirs: [%q, %q]
+        kubeletDir: %q
+`, tag, filepath.Join(h.Root, "io.containerd.grpc.v1.cri", "sandboxes"), filepath.Join(h.State, "io.containerd.grpc.v1.cri", "sandboxes"),
+		filepath.Join(k.Dir, "kubelet"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -130,8 +146,21 @@ policy:
 	})
 
 	ok = t.Run("enforce-then-required-plugins", func(t *testing.T) {
+		reloads := func() int {
+			return strings.Count(kubectl(t, k, "-n", ns, "logs", "ds/"+release, "-c", "patchgate"), "policy reloaded")
+		}
+		reloaded := reloads()
 		helm.run(t, "upgrade", release, chart, "--namespace", ns, "--reuse-values", "--set", "mode=enforce")
 		kubectl(t, k, "-n", ns, "rollout", "status", "ds/"+release, "--timeout", "5m")
+		// The chart changes only the ConfigMap (no restart): the pod enforces once the
+		// kubelet has updated its volume (up to a minute or so) and patchgate has reloaded.
+		// Until then every pod below would be judged in audit mode.
+		eventually(t, 3*time.Minute, "patchgate enforcing the upgraded policy", func() error {
+			if n := reloads(); n <= reloaded {
+				return fmt.Errorf("no policy reload logged since the upgrade")
+			}
+			return nil
+		})
 		// Last, once patchgate is ready: required_plugins, and containerd restarted. patchgate
 		// reconnects by itself; it logs one "synchronized with the runtime" per connection.
 		syncs := func() int {
