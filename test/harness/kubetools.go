@@ -3,8 +3,6 @@ package harness
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -120,11 +118,11 @@ func EnsureKubernetes(ctx context.Context, o KubeToolsOptions) (*KubeTools, erro
 		packages: kubePackages,
 		ldflags:  kubeLDFlags(KubernetesVersion),
 	}
-	stamp, err := kubeStamp(ctx, goBin, o.RepoRoot, b)
+	stamp, err := toolsStamp(ctx, goBin, o.RepoRoot, kubeRecipe, []toolBuild{b})
 	if err != nil {
 		return nil, err
 	}
-	if kubeUpToDate(k, stamp) {
+	if upToDate(k.Dir, stamp, k.all()...) {
 		return k, nil
 	}
 	start := time.Now()
@@ -136,38 +134,6 @@ func EnsureKubernetes(ctx context.Context, o KubeToolsOptions) (*KubeTools, erro
 	k.Rebuilt, k.BuildTime = true, time.Since(start)
 	fmt.Fprintf(o.Log, "harness: Kubernetes built in %s\n", k.BuildTime.Round(time.Second))
 	return k, nil
-}
-
-func kubeStamp(ctx context.Context, goBin, repoRoot string, b toolBuild) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%s\n", kubeRecipe, b.ldflags, strings.Join(b.packages, " "))
-	out, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION", "GOOS", "GOARCH").Output()
-	if err != nil {
-		return "", fmt.Errorf("harness: go env: %w", err)
-	}
-	h.Write(out)
-	for _, f := range []string{"go.mod", "go.sum"} {
-		data, err := os.ReadFile(filepath.Join(repoRoot, b.modDir, f))
-		if err != nil {
-			return "", fmt.Errorf("harness: Kubernetes tools module: %w", err)
-		}
-		fmt.Fprintf(h, "%s %d\n", f, len(data))
-		h.Write(data)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func kubeUpToDate(k *KubeTools, stamp string) bool {
-	data, err := os.ReadFile(filepath.Join(k.Dir, ".stamp"))
-	if err != nil || strings.TrimSpace(string(data)) != stamp {
-		return false
-	}
-	for _, p := range k.all() {
-		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // buildKube builds into a fresh directory next to dir and swaps it in, so an interrupted

@@ -199,11 +199,11 @@ func EnsureTools(ctx context.Context, o ToolsOptions) (*Tools, error) {
 	t.Shim = filepath.Join(t.BinDir, "containerd-shim-runc-v2")
 	t.Crictl = filepath.Join(t.BinDir, "crictl")
 
-	stamp, err := toolsStamp(ctx, goBin, o.RepoRoot, builds)
+	stamp, err := toolsStamp(ctx, goBin, o.RepoRoot, buildRecipe, builds)
 	if err != nil {
 		return nil, err
 	}
-	if !upToDate(t, stamp) {
+	if !upToDate(t.BinDir, stamp, t.Containerd, t.Ctr, t.Shim, t.Crictl) {
 		start := time.Now()
 		fmt.Fprintf(o.Log, "harness: building containerd %s and crictl %s (NRI %s) into %s; a cold build takes a few minutes\n",
 			o.Containerd, CrictlVersion, o.Variant, t.BinDir)
@@ -271,11 +271,11 @@ func lookTool(env, name, hint string) (string, error) {
 
 // toolsStamp identifies a build: the recipe, the go version, and each module's pins, packages
 // and flags.
-func toolsStamp(ctx context.Context, goBin, repoRoot string, builds []toolBuild) (string, error) {
+func toolsStamp(ctx context.Context, goBin, repoRoot, recipe string, builds []toolBuild) (string, error) {
 	h := sha256.New()
 	// The first build is hashed exactly as before the matrix (recipe, flags, packages, go
 	// env, pins), so an existing v2.4.2 cache stays valid.
-	fmt.Fprintf(h, "%s\n%s\n%s\n", buildRecipe, builds[0].ldflags, strings.Join(builds[0].packages, " "))
+	fmt.Fprintf(h, "%s\n%s\n%s\n", recipe, builds[0].ldflags, strings.Join(builds[0].packages, " "))
 	out, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION", "GOOS", "GOARCH").Output()
 	if err != nil {
 		return "", fmt.Errorf("harness: go env: %w", err)
@@ -297,12 +297,13 @@ func toolsStamp(ctx context.Context, goBin, repoRoot string, builds []toolBuild)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func upToDate(t *Tools, stamp string) bool {
-	data, err := os.ReadFile(filepath.Join(t.BinDir, ".stamp"))
+// upToDate says whether dir's .stamp is stamp and every binary is there and executable.
+func upToDate(dir, stamp string, binaries ...string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, ".stamp"))
 	if err != nil || strings.TrimSpace(string(data)) != stamp {
 		return false
 	}
-	for _, p := range []string{t.Containerd, t.Ctr, t.Shim, t.Crictl} {
+	for _, p := range binaries {
 		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
 			return false
 		}
