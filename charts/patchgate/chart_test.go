@@ -508,6 +508,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"pull policy", []string{"--set", "image.pullPolicy=Sometimes"}, "pullPolicy"},
 		{"defaultAction against mode", []string{"--set", "policy.spec.defaultAction=enforce"}, "set mode, not spec.defaultAction"},
 		{"policy string not YAML", []string{"--set-string", "policy=a: [b"}, "policy: not a YAML map"},
+		// helm's namespace without --namespace: every pod there would be exempt.
+		{"exemptSelf in default", []string{"--namespace", "default"}, "exemptSelf"},
 		{"serviceMonitor without Service", []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.enabled=false"}, "metrics.service.enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,13 @@ exemptSelf, an exemption for the release namespace appended.
 {{- end }}
 {{- $_ := set $spec "defaultAction" .Values.mode }}
 {{- if .Values.exemptSelf }}
+{{- /* The exemption is by namespace alone: every pod in the release namespace
+may then run as root with any host path and capability, which is host root.
+"default" is where helm installs without --namespace, and where ordinary users
+create pods. */}}
+{{- if eq .Release.Namespace "default" }}
+{{- fail "exemptSelf: the release namespace is \"default\", and every pod in it would be exempt from runAsRoot, hostPathMounts and capabilities (host root for anyone who can create a pod there); install into a namespace of its own (--namespace patchgate-system --create-namespace) that only administrators can create pods in, or set exemptSelf=false and write your own exemption" }}
+{{- end }}
 {{- $ex := get $spec "exemptions" | default list }}
 {{- $self := dict "name" "patchgate-itself" "namespaces" (list .Release.Namespace) "rules" (list "runAsRoot" "hostPathMounts" "capabilities") }}
 {{- $_ := set $spec "exemptions" (append $ex $self) }}
