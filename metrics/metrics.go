@@ -323,8 +323,27 @@ func ServeHandler(ctx context.Context, addr string, h http.Handler) error {
 	return serveListener(ctx, ln, h)
 }
 
+// Bounds on the connections the metrics and probe listener keeps. With
+// --metrics-remote it is on the pod IP, which any pod in the cluster may
+// reach: without them, 4,000 idle keep-alive connections from one pod (one
+// request each, then nothing) held about 100 MB, past the chart's 96Mi
+// limit, and an OOM-killed patchgate is a window in which containers are
+// refused or, with the NRI toleration annotation, start unjudged.
+// Prometheus and kubelet's probes each hold one connection at a time.
+var (
+	// maxConnsPerIP: connections one remote address may hold; the next
+	// is closed at once.
+	maxConnsPerIP = 16
+	// maxConns: connections held in all; the next is closed at once.
+	maxConns = 256
+	// idleTimeout: how long a keep-alive connection may wait for its next
+	// request (without it, http.Server waits for ever).
+	idleTimeout = time.Minute
+)
+
 func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	ln = &limitListener{Listener: ln, perIP: map[string]int{}}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: idleTimeout}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -338,4 +357,66 @@ func serveListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 		}
 		return nil
 	}
+}
+
+// limitListener closes, as soon as it is accepted, a connection past
+// maxConns in all or past maxConnsPerIP from one remote address.
+type limitListener struct {
+	net.Listener
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c)
+		l.mu.Lock()
+		ok := l.total < maxConns && l.perIP[ip] < maxConnsPerIP
+		if ok {
+			l.total++
+			l.perIP[ip]++
+		}
+		l.mu.Unlock()
+		if !ok {
+			_ = c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, release: func() { l.release(ip) }}, nil
+	}
+}
+
+func (l *limitListener) release(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
+
+// remoteIP is c's remote address without the port.
+func remoteIP(c net.Conn) string {
+	addr := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// limitedConn gives its slot back once, on the first Close.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,66 @@ func TestMuxRoutesProbes(t *testing.T) {
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("probes %v, GET %s = %d %.80q, want %d containing %q", tc.probes != nil, tc.path, rec.Code, rec.Body.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// TestServeBoundsConnections: the listener is on the pod IP, which any pod
+// may reach; one address cannot hold more than maxConnsPerIP connections,
+// and an idle keep-alive connection is closed after idleTimeout, so idle
+// connections cannot pile up until patchgate is OOM-killed.
+func TestServeBoundsConnections(t *testing.T) {
+	oldPer, oldIdle := maxConnsPerIP, idleTimeout
+	maxConnsPerIP, idleTimeout = 3, 300*time.Millisecond
+	t.Cleanup(func() { maxConnsPerIP, idleTimeout = oldPer, oldIdle })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveListener(ctx, ln, Mux(New(), nil)) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// get sends GET /metrics on a new keep-alive connection and reports
+	// whether an answer came; the connection stays open.
+	get := func() (net.Conn, bool) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return c, false
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return c, false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return c, resp.StatusCode == http.StatusOK
+	}
+	var held []net.Conn
+	for i := 0; i < maxConnsPerIP; i++ {
+		c, ok := get()
+		if !ok {
+			t.Fatalf("connection %d got no answer", i+1)
+		}
+		held = append(held, c)
+	}
+	if _, ok := get(); ok {
+		t.Errorf("connection %d from one address was served, want it closed (maxConnsPerIP %d)", maxConnsPerIP+1, maxConnsPerIP)
+	}
+	for i, c := range held {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection %d: read = %v, want EOF (closed after idleTimeout)", i+1, err)
+		}
+	}
+	// Closed connections give their slots back.
+	if _, ok := get(); !ok {
+		t.Error("no answer after the idle connections were closed")
 	}
 }
 
