@@ -507,6 +507,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"the toleration annotation", []string{"--set-string", `podAnnotations.tolerate-missing-nri-plugins\.noderesource\.dev=false`}, "podAnnotations"},
 		{"pull policy", []string{"--set", "image.pullPolicy=Sometimes"}, "pullPolicy"},
 		{"defaultAction against mode", []string{"--set", "policy.spec.defaultAction=enforce"}, "set mode, not spec.defaultAction"},
+		{"overlay's defaultAction against mode", []string{"--set", "mode=enforce", "--set-json", `nodePolicies={"w1":{"apiVersion":"patchgate.dev/v1alpha1","kind":"NodePolicy","spec":{"defaultAction":"audit"}}}`}, "a node overlay cannot change the mode"},
+		{"overlay string's defaultAction against mode", []string{"--set", "mode=enforce", "--set-string", "nodePolicies.w1=apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nspec: {defaultAction: audit}"}, "a node overlay cannot change the mode"},
 		{"policy string not YAML", []string{"--set-string", "policy=a: [b"}, "policy: not a YAML map"},
 		// helm's namespace without --namespace: every pod there would be exempt.
 		{"exemptSelf in default", []string{"--namespace", "default"}, "exemptSelf"},

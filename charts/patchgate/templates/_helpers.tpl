@@ -92,3 +92,20 @@ create pods. */}}
 {{- $_ := set $pol "spec" $spec }}
 {{- toYaml $pol }}
 {{- end }}
+
+{{/*
+patchgate.overlay: the node overlay nodePolicies.<node> as a map. Its
+spec.defaultAction, when set, must be mode: an overlay's wins on its node, so
+one saying audit would leave that node in audit mode under mode=enforce with
+nothing to show for it. Call with (list $ node doc).
+*/}}
+{{- define "patchgate.overlay" -}}
+{{- $root := index . 0 }}
+{{- $what := printf "nodePolicies.%s" (index . 1) }}
+{{- $doc := include "patchgate.doc" (list $what (index . 2)) | fromYaml }}
+{{- $spec := get $doc "spec" | default dict }}
+{{- if and (kindIs "map" $spec) (hasKey $spec "defaultAction") (ne (toString (get $spec "defaultAction")) $root.Values.mode) }}
+{{- fail (printf "%s: spec.defaultAction is %v but mode is %s; a node overlay cannot change the mode" $what (get $spec "defaultAction") $root.Values.mode) }}
+{{- end }}
+{{- toYaml $doc }}
+{{- end }}
