@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # helm at the version pinned in tools/helm/go.mod, built from the Go module
 # proxy into $PATCHGATE_CACHE/helm/<version>/helm (outside the checkout), then
-# run with this script's arguments: scripts/helm.sh template charts/patchgate.
+# run with this script's arguments: scripts/helm.sh template charts/patchgate
+# --namespace patchgate-system (the chart refuses "default", see exemptSelf).
 # The binary is rebuilt only when its stamp (helm version, Go version, hash of
 # tools/helm/go.sum) differs from the one the pins give now, so a bumped pin
 # or a new Go rebuilds it and nothing else does. The chart's tests
