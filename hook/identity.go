@@ -111,6 +111,7 @@ func IdentityFrom(id string, ann map[string]string) Identity {
 		ident.Pod.Name = ann[annCRISandboxName]
 		ident.Pod.Namespace = ann[annCRISandboxNamespace]
 		ident.Pod.UID = ann[annCRISandboxUID]
+		ident.Pod.SandboxID = ident.SandboxID
 		if !ident.Sandbox {
 			// DefaultCRIAnnotations writes the container name and image
 			// only into a container's spec; in a sandbox's they could

@@ -38,7 +38,7 @@ func TestIdentityFromSources(t *testing.T) {
 		{"testdata/annotations/containerd-cri.json", Identity{
 			Runtime:   RuntimeContainerd,
 			SandboxID: "5f1d3c0b7b1f4c6a9e2d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4",
-			Pod:       podID("default", "web-7d4b9c", "0b9f6c2e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"),
+			Pod:       withSandbox(podID("default", "web-7d4b9c", "0b9f6c2e-1c3d-4e5f-8a9b-0c1d2e3f4a5b"), "5f1d3c0b7b1f4c6a9e2d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4"),
 			Container: ctrID("c0ffee", "nginx", "docker.io/library/nginx:1.27"),
 		}},
 		{"testdata/annotations/crio.json", Identity{

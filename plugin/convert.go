@@ -192,6 +192,7 @@ func podIdentity(pod *api.PodSandbox, identityFrom string) policy.PodIdentity {
 		Namespace:   pod.GetNamespace(),
 		Name:        pod.GetName(),
 		UID:         pod.GetUid(),
+		SandboxID:   pod.GetId(),
 		Labels:      pod.GetLabels(),
 		Annotations: pod.GetAnnotations(),
 	}

@@ -232,8 +232,10 @@ func canonRun(p string) string {
 func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 	if f := runtimeFile(dst); f != "" && path.Base(src) == f {
 		for _, d := range c.runtimeDirs {
-			if len(src) > len(d)+len(f)+2 && underDir(src, d) && runtimeLayout(src[len(d)+1:len(src)-len(f)-1]) {
-				return true
+			if len(src) > len(d)+len(f)+2 && underDir(src, d) {
+				if dir := src[len(d)+1 : len(src)-len(f)-1]; runtimeLayout(dir) && ownSandbox(dir, w.Pod.SandboxID) {
+					return true
+				}
 			}
 		}
 	}
@@ -296,6 +298,20 @@ func imageVolumeLayout(rest string) bool {
 		}
 	}
 	return true
+}
+
+// ownSandbox reports whether dir, a containerd layout that runtimeLayout
+// accepts ("<id>" or "io.containerd.grpc.v1.cri/sandboxes/<id>"), names the
+// container's own sandbox when the front end knows it: a pod's author can
+// name another sandbox's directory in a hostPath volume, and mount that
+// pod's /dev/shm or resolv.conf. containers/storage's layout (".../userdata")
+// is not judged here: podman keeps these files in the container's own
+// directory or its pod's infra container's.
+func ownSandbox(dir, sandboxID string) bool {
+	if sandboxID == "" || strings.HasSuffix(dir, "/userdata") {
+		return true
+	}
+	return path.Base(dir) == sandboxID
 }
 
 // runtimeLayout reports whether dir, the directories between a runtime

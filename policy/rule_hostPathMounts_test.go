@@ -59,6 +59,17 @@ func TestHostPathMounts(t *testing.T) {
 			w.Pod.UID = "aaaa"
 			bind("/s", "/var/lib/kubelet/pods/bbbb/volumes/kubernetes.io~secret/token")(w)
 		}, pre + `/s (from /var/lib/kubelet/pods/bbbb/volumes/kubernetes.io~secret/token, protected) (mounts)`},
+		// A hostPath volume of another pod's sandbox directory, onto the
+		// destination the runtime binds its own file to (found by the k8se2e
+		// attack: another pod's /dev/shm read and written).
+		{"another sandbox's /dev/shm", func(w *Workload) {
+			w.Pod.SandboxID = fixtureSandboxID
+			bind("/dev/shm", "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/bbbb/shm")(w)
+		}, pre + `/dev/shm (from /run/containerd/io.containerd.grpc.v1.cri/sandboxes/bbbb/shm, protected) (mounts)`},
+		{"another sandbox's resolv.conf", func(w *Workload) {
+			w.Pod.SandboxID = fixtureSandboxID
+			bind("/etc/resolv.conf", "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/bbbb/resolv.conf")(w)
+		}, pre + `/etc/resolv.conf (from /var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/bbbb/resolv.conf, protected) (mounts)`},
 		{"runtime dir onto a non-runtime destination", bind("/state", "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm"), pre + `/state (from /run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm, protected) (mounts)`},
 		{"runtime destination, not the runtime's file", bind("/etc/hosts", "/var/lib/containers/storage/overlay"), pre + `/etc/hosts (from /var/lib/containers/storage/overlay, protected) (mounts)`},
 		{"an image layer's etc/hosts in the runtime's storage", bind("/etc/hosts", "/var/lib/containers/storage/overlay/0a1b/diff/etc/hosts"), pre + `/etc/hosts (from /var/lib/containers/storage/overlay/0a1b/diff/etc/hosts, protected) (mounts)`},

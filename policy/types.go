@@ -137,9 +137,15 @@ type Workload struct {
 
 // PodIdentity identifies the pod a container belongs to.
 type PodIdentity struct {
-	Namespace   string            `json:"namespace,omitempty"`
-	Name        string            `json:"name,omitempty"`
-	UID         string            `json:"uid,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	UID       string `json:"uid,omitempty"`
+	// SandboxID is the runtime's id of the pod sandbox (containerd's CRI
+	// io.kubernetes.cri.sandbox-id, NRI's pod id): the runtime's own
+	// files for /etc/hosts, /dev/shm, ... lie in that sandbox's directory,
+	// and another sandbox's are another pod's. Empty when the front end
+	// does not know it.
+	SandboxID   string            `json:"sandboxId,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
