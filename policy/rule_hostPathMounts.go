@@ -258,8 +258,10 @@ func (c *compiled) runtimeManaged(dst, src string, w *Workload) bool {
 // a runtimeDirs entry naming its sandboxes directory, or below an entry
 // naming containerd's state. The caller admits it only read-only and when
 // it shows no other host path (the image's own snapshot mount, or a
-// directory containerd made).
-func (c *compiled) criImageVolume(src string) bool {
+// directory containerd made). When the sandbox is known, the volume must be
+// its own: another pod's image volume is that pod's image, pulled with its
+// credentials.
+func (c *compiled) criImageVolume(src, sandboxID string) bool {
 	const cri, sandboxes, vols = "/io.containerd.grpc.v1.cri", "/sandboxes", "/image-volumes/"
 	for _, d := range c.runtimeDirs {
 		base := strings.TrimSuffix(d, sandboxes)
@@ -268,7 +270,7 @@ func (c *compiled) criImageVolume(src string) bool {
 				continue
 			}
 			rest, ok := strings.CutPrefix(src[len(d):], cri+vols)
-			if ok && imageVolumeLayout(rest) {
+			if ok && imageVolumeLayout(rest, sandboxID) {
 				return true
 			}
 			continue
@@ -277,7 +279,7 @@ func (c *compiled) criImageVolume(src string) bool {
 			continue
 		}
 		rest, ok := strings.CutPrefix(src[len(base):], vols)
-		if ok && imageVolumeLayout(rest) {
+		if ok && imageVolumeLayout(rest, sandboxID) {
 			return true
 		}
 	}
@@ -286,10 +288,10 @@ func (c *compiled) criImageVolume(src string) bool {
 
 // imageVolumeLayout reports whether rest is "<sandbox id>/<digest>": one
 // path element, then 64 or 128 lowercase hex digits (a sha256 or sha512
-// digest, encoded).
-func imageVolumeLayout(rest string) bool {
+// digest, encoded), with the sandbox id sandboxID unless that is empty.
+func imageVolumeLayout(rest, sandboxID string) bool {
 	id, dig, ok := strings.Cut(rest, "/")
-	if !ok || id == "" || id == "." || id == ".." || (len(dig) != 64 && len(dig) != 128) {
+	if !ok || id == "" || id == "." || id == ".." || (sandboxID != "" && id != sandboxID) || (len(dig) != 64 && len(dig) != 128) {
 		return false
 	}
 	for i := 0; i < len(dig); i++ {
@@ -480,7 +482,7 @@ func (c *compiled) judgeBind(m *Mount, w *Workload) string {
 		return ""
 	}
 	ro := mountReadOnly(m)
-	if ro && len(m.Origins) == 0 && c.criImageVolume(src) {
+	if ro && len(m.Origins) == 0 && c.criImageVolume(src, w.Pod.SandboxID) {
 		return ""
 	}
 	v := c.hostPathVerdict(src, ro)

@@ -37,6 +37,15 @@ func TestHostPathMountsCRIImageVolume(t *testing.T) {
 			pre + `/run/containerd/io.containerd.grpc.v1.cri/image-volumes/` + sid + `/2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824, protected) (mounts)`},
 		{"another CRI directory", bind("/run/containerd/io.containerd.grpc.v1.cri/containers/"+sid+"/"+dig, nil, "rbind", "rro"),
 			pre + `/run/containerd/io.containerd.grpc.v1.cri/containers/` + sid + `/` + dig + `, protected) (mounts)`},
+		// Another pod's image volume, named in a hostPath volume.
+		{"the container's own sandbox", func(w *Workload) {
+			w.Pod.SandboxID = sid
+			bind(vol, nil, "rbind", "rro")(w)
+		}, ""},
+		{"another sandbox's volume", func(w *Workload) {
+			w.Pod.SandboxID = "0123"
+			bind(vol, nil, "rbind", "rro")(w)
+		}, pre + vol + `, protected) (mounts)`},
 		// A mount there that shows another host path is not containerd's.
 		{"shows /etc", bind(vol, []string{"/etc"}, "rbind", "rro"), pre + vol + `, protected) (mounts)`},
 	} {
