@@ -767,3 +767,21 @@ func fixHostPathMounts(_ *Workload, _ *Violation, o origin) string {
 	return fixFor(o, "remove the volumes[].hostPath volume or, where the policy allows the path read-only, set volumeMounts[].readOnly=true (recursiveReadOnly: Enabled for submounts)",
 		"remove the -v/--volume or --mount of the host path, or add ro where the policy allows it read-only")
 }
+
+// ContainerdDirListed reports whether runtimeDirs lets this policy admit the
+// files containerd's CRI binds into every container from below dir,
+// containerd's root or state directory: an entry naming dir itself or its
+// CRI sandboxes directory, <dir>/io.containerd.grpc.v1.cri/sandboxes (see
+// runtimeManaged). `patchgate check` warns when it does not: on such a node
+// /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/shm are judged as
+// host paths in every pod.
+func (p *Policy) ContainerdDirListed(dir string) bool {
+	dir = canonRun(path.Clean(dir))
+	for _, d := range p.Spec.Rules.HostPathMounts.RuntimeDirs {
+		d = canonRun(path.Clean(d))
+		if d == dir || d == dir+"/io.containerd.grpc.v1.cri/sandboxes" {
+			return true
+		}
+	}
+	return false
+}

@@ -162,9 +162,11 @@ func runCheck(f *checkFlags, nodeNameSet bool, stdout, stderr io.Writer) int {
 	}
 	if f.ctrdConfig != "" {
 		abs, _ := filepath.Abs(f.hostRoot) // newKernelReader checked it
-		rep.Containerd = checkContainerd(abs, f.ctrdConfig, f.nriName, rep.Service)
-		if rep.Containerd.Warning != "" {
-			rep.Warnings = append(rep.Warnings, rep.Containerd.Warning)
+		rep.Containerd = checkContainerd(abs, f.ctrdConfig, f.nriName, rep.Service, p)
+		for _, w := range []string{rep.Containerd.Warning, rep.Containerd.DirsWarning} {
+			if w != "" {
+				rep.Warnings = append(rep.Warnings, w)
+			}
 		}
 	}
 	verdict := checkExitCode(rep.Violations)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/patchgate/patchgate/internal/containerdconf"
+	"github.com/patchgate/patchgate/policy"
 )
 
 // containerdCheck is `patchgate check`'s reading of the node's containerd
@@ -20,12 +21,19 @@ type containerdCheck struct {
 	// required_plugins either; the base-spec hook is what fails closed.
 	NoValidator bool   `json:"runtimeWithoutValidator,omitempty"`
 	Warning     string `json:"warning,omitempty"`
+	// UnlistedDirs are containerd's root and state directories (from
+	// its config, else its defaults) that the policy's
+	// spec.rules.hostPathMounts.runtimeDirs does not name;
+	// DirsWarning says what that does. Both are empty when the config
+	// could not be read.
+	UnlistedDirs []string `json:"unlistedRuntimeDirs,omitempty"`
+	DirsWarning  string   `json:"runtimeDirsWarning,omitempty"`
 }
 
 // checkContainerd reads the node's containerd config under hostRoot. The
 // plugin's name is the one the running service registered (its status
 // file), else name. st may be nil (no service status).
-func checkContainerd(hostRoot, path, name string, st *serviceStatus) *containerdCheck {
+func checkContainerd(hostRoot, path, name string, st *serviceStatus, p *policy.Policy) *containerdCheck {
 	usesContainerd := false
 	if st != nil && st.Status != nil && st.Status.Runtime != nil {
 		r := st.Status.Runtime
@@ -38,6 +46,16 @@ func checkContainerd(hostRoot, path, name string, st *serviceStatus) *containerd
 	if st != nil && st.Status != nil && st.Status.Runtime != nil {
 		r := st.Status.Runtime
 		c.NoValidator = r.Mode == "CreateContainer" || r.NRIVersion == "v0.8.0"
+	}
+	if c.Status != containerdconf.Unknown {
+		for _, d := range []string{c.Root, c.State} {
+			if !p.ContainerdDirListed(d) {
+				c.UnlistedDirs = append(c.UnlistedDirs, d+"/io.containerd.grpc.v1.cri/sandboxes")
+			}
+		}
+	}
+	if len(c.UnlistedDirs) > 0 {
+		c.DirsWarning = fmt.Sprintf("spec.rules.hostPathMounts.runtimeDirs does not name containerd's %s: the /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/shm containerd binds from there into every pod are judged as host paths, so an enforcing hostPathMounts rule refuses every pod; add them to runtimeDirs (docs/policy.md)", strings.Join(c.UnlistedDirs, " and "))
 	}
 	switch c.Status {
 	case containerdconf.Missing:
@@ -70,5 +88,8 @@ func writeContainerdCheck(w io.Writer, c *containerdCheck) {
 		fmt.Fprintf(w, "containerd config  WARNING: %s%s\n", c.Warning, files)
 	default:
 		fmt.Fprintf(w, "containerd config  %s\n", c.Reason)
+	}
+	if c.DirsWarning != "" {
+		fmt.Fprintf(w, "containerd dirs    WARNING: %s\n", c.DirsWarning)
 	}
 }

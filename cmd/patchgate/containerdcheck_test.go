@@ -104,3 +104,36 @@ func TestCheckContainerdRequiredPlugins(t *testing.T) {
 		t.Errorf("custom path: %+v", rep.Containerd)
 	}
 }
+
+// TestCheckContainerdRuntimeDirs: a containerd with another root and state
+// (k3s's) whose CRI sandboxes directories the policy's runtimeDirs does not
+// name is warned about, both directories, in JSON and text; naming them, or
+// containerd's root and state themselves, silences it.
+func TestCheckContainerdRuntimeDirs(t *testing.T) {
+	k3s := "root = \"/var/lib/rancher/k3s/agent/containerd\"\nstate = \"/var/run/k3s/containerd\"\n" + shipped(t, "v2.4/patchgate.toml")
+	root := hostWithContainerd(t, k3s)
+	_, rep := checkJSON(t, "--host-root", root)
+	c := rep.Containerd
+	want := []string{"/var/lib/rancher/k3s/agent/containerd/io.containerd.grpc.v1.cri/sandboxes", "/var/run/k3s/containerd/io.containerd.grpc.v1.cri/sandboxes"}
+	if c == nil || c.Status != containerdconf.OK || strings.Join(c.UnlistedDirs, ",") != strings.Join(want, ",") ||
+		!strings.Contains(c.DirsWarning, "refuses every pod") || len(rep.Warnings) != 1 || rep.Warnings[0] != c.DirsWarning {
+		t.Fatalf("containerd = %+v, warnings %q; want unlisted %q", c, rep.Warnings, want)
+	}
+	_, out, _ := runCmd(t, "check", "--now", checkNow, "--host-root", root)
+	if !strings.Contains(out, "containerd dirs    WARNING: spec.rules.hostPathMounts.runtimeDirs does not name containerd's "+want[0]+" and "+want[1]) {
+		t.Errorf("text lacks the warning:\n%s", out)
+	}
+	for name, dirs := range map[string]string{
+		"sandboxes":      "[" + want[0] + ", /var/run/k3s/containerd/io.containerd.grpc.v1.cri/sandboxes]",
+		"root and state": "[/var/lib/rancher/k3s/agent/containerd/, /run/k3s/containerd]",
+	} {
+		pol := writePolicy(t, "  rules:\n    hostPathMounts:\n      runtimeDirs: "+dirs+"\n")
+		if _, rep := checkJSON(t, "--policy", pol, "--host-root", root); rep.Containerd == nil || len(rep.Containerd.UnlistedDirs) != 0 || len(rep.Warnings) != 0 {
+			t.Errorf("%s listed: %+v, warnings %q", name, rep.Containerd, rep.Warnings)
+		}
+	}
+	// The defaults: the built-in policy names containerd's default directories.
+	if _, rep := checkJSON(t, "--host-root", hostWithContainerd(t, shipped(t, "v2.4/patchgate.toml"))); rep.Containerd == nil || rep.Containerd.DirsWarning != "" {
+		t.Errorf("default directories warned: %+v", rep.Containerd)
+	}
+}

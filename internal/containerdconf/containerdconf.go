@@ -28,6 +28,7 @@
 package containerdconf
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,19 @@ type Report struct {
 	// (when the files were read).
 	ValidatorEnabled bool     `json:"defaultValidatorEnabled"`
 	RequiredPlugins  []string `json:"requiredPlugins,omitempty"`
+	// Root and State are containerd's root and state directories, the
+	// merged top-level root and state, else containerd's defaults (when the
+	// files were read, or there are none).
+	Root  string `json:"root,omitempty"`
+	State string `json:"state,omitempty"`
 }
+
+// containerd's root and state directories when the config names none
+// (cmd/containerd/server/config defaults, v2.4.2).
+const (
+	DefaultRoot  = "/var/lib/containerd"
+	DefaultState = "/run/containerd"
+)
 
 // Check reads the config at path (a path on the node; hostRoot is where
 // the node's / is, "" or "/" for this machine's) and judges whether
@@ -97,6 +110,7 @@ func Check(hostRoot, path, plugin string) Report {
 	r.Files = files.read
 	if err != nil {
 		if errors.Is(err, errMainAbsent) {
+			r.Root, r.State = DefaultRoot, DefaultState
 			r.Status = Absent
 			r.Reason = "no containerd config at " + path + ": containerd's defaults require no NRI plugin"
 			return r
@@ -130,9 +144,11 @@ func Judge(name string, data []byte, plugin string) Report {
 	return r
 }
 
-// nriSettings are the NRI table's settings that matter here.
+// nriSettings are the NRI table's settings that matter here, and
+// containerd's top-level root and state directories.
 type nriSettings struct {
-	present          bool // some file has the NRI table
+	root, state      string // "": not set
+	present          bool   // some file has the NRI table
 	disable          bool
 	disableKnown     bool // this file sets disable
 	validatorPresent bool
@@ -143,6 +159,7 @@ type nriSettings struct {
 
 func judge(r *Report, s nriSettings) {
 	r.ValidatorEnabled, r.RequiredPlugins = s.enable, s.required
+	r.Root, r.State = cmp.Or(s.root, DefaultRoot), cmp.Or(s.state, DefaultState)
 	var missing []string
 	if s.disable {
 		missing = append(missing, "NRI is disabled (disable = true)")
@@ -287,6 +304,7 @@ func load(files *fileSet, main string) (nriSettings, error) {
 
 // merge lays a later file's settings over the earlier ones, key by key.
 func merge(to, from nriSettings) nriSettings {
+	to.root, to.state = cmp.Or(from.root, to.root), cmp.Or(from.state, to.state)
 	if !from.present {
 		return to
 	}
@@ -350,6 +368,23 @@ func imports(name string, doc map[string]any) ([]string, error) {
 // containerd's NRI config would decode.
 func nriTable(name string, doc map[string]any) (nriSettings, error) {
 	var s nriSettings
+	for _, d := range []struct {
+		key string
+		to  *string
+	}{{"root", &s.root}, {"state", &s.state}} {
+		v, ok := doc[d.key]
+		if !ok {
+			continue
+		}
+		str, ok := v.(string)
+		if !ok {
+			return s, fmt.Errorf("%s: %s is a %s, not a path", name, d.key, typeName(v))
+		}
+		if !filepath.IsAbs(str) {
+			return s, fmt.Errorf("%s: %s %q is not an absolute path", name, d.key, str)
+		}
+		*d.to = filepath.Clean(str)
+	}
 	pv, ok := doc["plugins"]
 	if !ok {
 		return s, nil

@@ -146,6 +146,8 @@ func TestMergeAndEdgeCases(t *testing.T) {
 		{"enable a string", map[string]string{main: strings.Replace(nriOK, "enable = true", `enable = "true"`, 1)}, Unknown, "enable is a string"},
 		{"imports a string", map[string]string{main: "imports = \"/etc/containerd/conf.d/*.toml\"\n" + nriOK}, Unknown, "imports is a string"},
 		{"the NRI table a string", map[string]string{main: "[plugins]\n\"io.containerd.nri.v1.nri\" = \"on\"\n"}, Unknown, "not a table"},
+		{"root a number", map[string]string{main: "root = 1\n" + nriOK}, Unknown, "root is a number, not a path"},
+		{"state relative", map[string]string{main: "state = \"run/containerd\"\n" + nriOK}, Unknown, `state "run/containerd" is not an absolute path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Check(node(t, tc.files), main, "patchgate")
@@ -158,7 +160,8 @@ func TestMergeAndEdgeCases(t *testing.T) {
 
 func TestAbsent(t *testing.T) {
 	r := Check(t.TempDir(), "", "patchgate")
-	if r.Status != Absent || !strings.Contains(r.Reason, "no containerd config at /etc/containerd/config.toml") {
+	if r.Status != Absent || !strings.Contains(r.Reason, "no containerd config at /etc/containerd/config.toml") ||
+		r.Root != DefaultRoot || r.State != DefaultState {
 		t.Errorf("%+v", r)
 	}
 }
@@ -230,7 +233,7 @@ func FuzzJudge(f *testing.F) {
 // follows the last file that sets it, drop-ins in glob order.
 func TestMergeMatchesContainerd(t *testing.T) {
 	dirs, err := filepath.Glob(filepath.Join("testdata", "merge", "*", "dump.toml"))
-	if err != nil || len(dirs) < 6 {
+	if err != nil || len(dirs) < 7 {
 		t.Fatalf("recorded trees: %v %v", dirs, err)
 	}
 	for _, dump := range dirs {
@@ -244,6 +247,9 @@ func TestMergeMatchesContainerd(t *testing.T) {
 			want := Judge("dump.toml", data, "patchgate")
 			if got.Status == Unknown || want.Status == Unknown {
 				t.Fatalf("unreadable: files %q / dump %q", got.Reason, want.Reason)
+			}
+			if got.Root != want.Root || got.State != want.State {
+				t.Errorf("from the files: root %q state %q; containerd merged: root %q state %q", got.Root, got.State, want.Root, want.State)
 			}
 			if got.Status != want.Status || got.ValidatorEnabled != want.ValidatorEnabled ||
 				strings.Join(got.RequiredPlugins, ",") != strings.Join(want.RequiredPlugins, ",") {
