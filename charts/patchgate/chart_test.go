@@ -239,9 +239,72 @@ func checkPolicy(t *testing.T, r *rendered, mode string, nodes []string) {
 		if !self {
 			t.Errorf("node %s: no exemption for patchgate's own namespace", node)
 		}
+		if enforcing := enforceActions(t, p); mode == "audit" && len(enforcing) > 0 {
+			t.Errorf("node %s: audit mode, yet the policy enforces: %q", node, enforcing)
+		}
 	}
 	if !regexp.MustCompile(`(?m)^  defaultAction: ` + mode + `$`).MatchString(r.policy.Data["policy.yaml"]) {
 		t.Errorf("policy.yaml does not say defaultAction: %s:\n%s", mode, r.policy.Data["policy.yaml"])
+	}
+}
+
+// enforceAction matches an action of "enforce" in a policy's JSON: a rule's
+// action or whenKernelBehind, spec.kernel.action or onUnknown.
+var enforceAction = regexp.MustCompile(`"(action|whenKernelBehind|onUnknown|defaultAction)":"enforce"`)
+
+// enforceActions lists the actions of p that are "enforce", by key.
+func enforceActions(t *testing.T, p *policy.Policy) []string {
+	t.Helper()
+	b, err := json.Marshal(p.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enforceAction.FindAllString(string(b), -1)
+}
+
+// TestAuditModeRefusesNothing: in audit mode every "enforce" the base
+// policy or an overlay names itself is rendered as audit, so the policy
+// refuses nothing; in enforce mode the same values keep every one.
+func TestAuditModeRefusesNothing(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`policy:
+  spec:
+    kernel: {action: enforce, onUnknown: enforce, requiredPatches: [livepatch_sample]}
+    rules:
+      privileged: {action: enforce}
+      hostNamespaces: {action: warn, whenKernelBehind: enforce}
+nodePolicies:
+  worker-1: |
+    apiVersion: patchgate.dev/v1alpha1
+    kind: NodePolicy
+    spec:
+      kernel: {action: enforce}
+      rules:
+        capabilities: {action: enforce, whenKernelBehind: enforce}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mustTemplate(t, "-f", values)
+	checkPolicy(t, r, "audit", []string{"worker-1"})
+	p, err := policy.Load(nodeDir(t, r), "worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Spec; s.Kernel.Action != "audit" || s.Rules.Privileged.Action != "audit" || s.Rules.HostNamespaces.Action != "warn" ||
+		s.Rules.HostNamespaces.WhenKernelBehind != "audit" || s.Rules.Capabilities.WhenKernelBehind != "audit" {
+		t.Errorf("audit mode: kernel %q, privileged %q, hostNamespaces %q/%q, capabilities %q", s.Kernel.Action,
+			s.Rules.Privileged.Action, s.Rules.HostNamespaces.Action, s.Rules.HostNamespaces.WhenKernelBehind, s.Rules.Capabilities.WhenKernelBehind)
+	}
+	r = mustTemplate(t, "-f", values, "--set", "mode=enforce")
+	checkPolicy(t, r, "enforce", []string{"worker-1"})
+	p, err = policy.Load(nodeDir(t, r), "worker-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// defaultAction, kernel action and onUnknown, privileged, hostNamespaces'
+	// whenKernelBehind, capabilities' two, and each rule left to defaultAction.
+	if got := enforceActions(t, p); len(got) < 7 || p.Spec.Rules.HostNamespaces.Action != "warn" {
+		t.Errorf("enforce mode kept %d: %q", len(got), got)
 	}
 }
 
@@ -551,8 +614,10 @@ const exampleHeader = `# patchgate as a DaemonSet: one external NRI plugin per n
 #   kubectl label namespace patchgate-system pod-security.kubernetes.io/enforce=privileged
 #   kubectl apply -f examples/kubernetes/patchgate.yaml
 # Prerequisites on every node: containerd >= 2.2 with NRI and the default validator
-# (examples/containerd/patchgate.toml). Roll out in audit mode first (README.md),
-# then switch spec.defaultAction to enforce in the ConfigMap.
+# (examples/containerd/patchgate.toml). This is audit mode: nothing is refused.
+# Read the findings (README.md), then enforce: apply the chart rendered with
+#   scripts/helm.sh template patchgate charts/patchgate -n patchgate-system --set mode=enforce
+# (audit mode also turned runAsRoot's whenKernelBehind from enforce into audit).
 `
 
 // TestExampleManifest keeps examples/kubernetes/patchgate.yaml equal to the

@@ -64,8 +64,43 @@ patchgate.doc: a policy document given as a map or as a YAML string, as a map
 {{- end }}
 
 {{/*
-patchgate.policy: the base policy with mode as spec.defaultAction and, with
-exemptSelf, an exemption for the release namespace appended.
+patchgate.auditMode: in audit mode, every "enforce" a policy document's spec
+names itself (spec.kernel.action, spec.kernel.onUnknown, and each rule's
+action and whenKernelBehind) becomes "audit", so that audit mode refuses no
+container whatever the policy says: an install in audit mode must never be the
+thing that breaks a node. In enforce mode the document is left as written.
+Call with (list spec mode); spec is changed in place (callers pass a copy).
+*/}}
+{{- define "patchgate.auditMode" -}}
+{{- $spec := index . 0 }}
+{{- if eq (index . 1) "audit" }}
+{{- $kernel := get $spec "kernel" }}
+{{- if kindIs "map" $kernel }}
+{{- range $key := list "action" "onUnknown" }}
+{{- if eq (toString (get $kernel $key)) "enforce" }}
+{{- $_ := set $kernel $key "audit" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $rules := get $spec "rules" }}
+{{- if kindIs "map" $rules }}
+{{- range $name, $rule := $rules }}
+{{- if kindIs "map" $rule }}
+{{- range $key := list "action" "whenKernelBehind" }}
+{{- if eq (toString (get $rule $key)) "enforce" }}
+{{- $_ := set $rule $key "audit" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+patchgate.policy: the base policy with mode as spec.defaultAction (and, in
+audit mode, no "enforce" left: patchgate.auditMode) and, with exemptSelf, an
+exemption for the release namespace appended.
 */}}
 {{- define "patchgate.policy" -}}
 {{- $pol := include "patchgate.doc" (list "policy" .Values.policy) | fromYaml }}
@@ -77,6 +112,7 @@ exemptSelf, an exemption for the release namespace appended.
 {{- fail (printf "policy: spec.defaultAction is %v but mode is %s; set mode, not spec.defaultAction" (get $spec "defaultAction") .Values.mode) }}
 {{- end }}
 {{- $_ := set $spec "defaultAction" .Values.mode }}
+{{- include "patchgate.auditMode" (list $spec .Values.mode) }}
 {{- if .Values.exemptSelf }}
 {{- /* The exemption is by namespace alone: every pod in the release namespace
 may then run as root with any host path and capability, which is host root.
@@ -97,7 +133,8 @@ create pods. */}}
 patchgate.overlay: the node overlay nodePolicies.<node> as a map. Its
 spec.defaultAction, when set, must be mode: an overlay's wins on its node, so
 one saying audit would leave that node in audit mode under mode=enforce with
-nothing to show for it. Call with (list $ node doc).
+nothing to show for it. In audit mode it keeps no "enforce"
+(patchgate.auditMode). Call with (list $ node doc).
 */}}
 {{- define "patchgate.overlay" -}}
 {{- $root := index . 0 }}
@@ -106,6 +143,10 @@ nothing to show for it. Call with (list $ node doc).
 {{- $spec := get $doc "spec" | default dict }}
 {{- if and (kindIs "map" $spec) (hasKey $spec "defaultAction") (ne (toString (get $spec "defaultAction")) $root.Values.mode) }}
 {{- fail (printf "%s: spec.defaultAction is %v but mode is %s; a node overlay cannot change the mode" $what (get $spec "defaultAction") $root.Values.mode) }}
+{{- end }}
+{{- if kindIs "map" $spec }}
+{{- include "patchgate.auditMode" (list $spec $root.Values.mode) }}
+{{- $_ := set $doc "spec" $spec }}
 {{- end }}
 {{- toYaml $doc }}
 {{- end }}
