@@ -66,4 +66,11 @@ done
 rm -f "$out" "$out.tmp"
 "${pm[@]}" manifest push --quiet --all --format oci "$ref" "oci-archive:$out.tmp:$ref"
 mv "$out.tmp" "$out"
+# sha256sums (written by release.sh, before the image existed) covers the archive too.
+name=$(basename "$out")
+if [ -f "$DIST/sha256sums" ]; then
+  sums=$(grep -v "  $name\$" "$DIST/sha256sums" || true)
+  { [ -z "$sums" ] || printf '%s\n' "$sums"; (cd "$DIST" && sha256sum "$name"); } > "$DIST/sha256sums.tmp"
+  mv "$DIST/sha256sums.tmp" "$DIST/sha256sums"
+fi
 echo "image: $ref (${ARCHES// /, }) in $out"

@@ -62,6 +62,13 @@ func TestImage(t *testing.T) {
 	for _, err := range checkImage(archive, dist, version) {
 		t.Error(err)
 	}
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, got := sha256.Sum256(data), readSums(t, filepath.Join(dist, "sha256sums"))[imageArchive]; got != hex.EncodeToString(sum[:]) {
+		t.Errorf("sha256sums has %q for %s, the file's sum is %x", got, imageArchive, sum)
+	}
 }
 
 // A check that compares against the wrong binaries fails: the arm64 image
