@@ -674,4 +674,15 @@ func TestNotes(t *testing.T) {
 		}
 		at += i + len(s)
 	}
+	if strings.Contains(notes, "skipped") || strings.Contains(notes, "(done)") {
+		t.Errorf("audit-mode NOTES say a step is skipped or done:\n%s", notes)
+	}
+	// Installed straight into enforce mode, the steps say so.
+	out, err = helm(t, "install", release, ".", "--namespace", namespace, "--dry-run=client", "--set", "mode=enforce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "in enforce mode and refuses\n   non-compliant containers now") || !strings.Contains(out, "2. Enforce (done)") {
+		t.Errorf("enforce-mode NOTES do not say enforce is in force:\n%s", out)
+	}
 }
