@@ -99,9 +99,9 @@ func TestKubernetes(t *testing.T) {
 	// (/var/lib/containerd, /run/containerd, /var/lib/kubelet), and without these the
 	// hook judges CRI's /etc/hostname, /etc/resolv.conf, /dev/shm and the kubelet's
 	// /etc/hosts and /dev/termination-log as host paths: every pod is refused once the
-	// enforce policy is in force. requireProfile matters only on a host that does not
-	// enforce AppArmor, where containerd writes no profile for any container (on one
-	// that does, an empty profile is refused whatever it says).
+	// enforce policy is in force (README.md, "Install with Helm", says so; `patchgate
+	// check` warns about containerd's). This machine has no AppArmor: the chart's
+	// apparmor.requireProfile: false is what lets any pod start here.
 	values := filepath.Join(k.Dir, "values.yaml")
 	if err := os.WriteFile(values, []byte(fmt.Sprintf(`image:
   tag: %q
@@ -110,11 +110,9 @@ policy:
   spec:
     kernel:
       # Not loaded on this machine: the kernel is behind, and runAsRoot's
-      # whenKernelBehind: enforce refuses root.
+      # whenKernelBehind: enforce refuses root (in enforce mode).
       requiredPatches: [livepatch_sample]
     rules:
-      apparmor:
-        requireProfile: false
       hostPathMounts:
         runtimeDirs: [%q, %q]
         kubeletDir: %q
@@ -137,9 +135,9 @@ policy:
 	}
 
 	t.Run("audit-mode-flags-and-admits", func(t *testing.T) {
-		// Not root: the chart's policy keeps runAsRoot's whenKernelBehind: enforce in audit
-		// mode, and this kernel is behind.
-		apply(t, k, "audited", pod("audited", "privileged", 1000))
+		// Privileged and root while the kernel is behind: enforce mode refuses it twice over
+		// (privileged; runAsRoot's whenKernelBehind), audit mode refuses nothing.
+		apply(t, k, "audited", pod("audited", "privileged", 0))
 		waitReady(t, k, "default", "audited", 2*time.Minute)
 		podLogLine(t, k, "container flagged", "default/audited")
 		kubectl(t, k, "delete", "pod", "audited", "--wait=true")
