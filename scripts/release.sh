@@ -16,7 +16,8 @@ ARCHES=${ARCHES:-amd64 arm64}
 ldflags="-s -w $(./scripts/version-ldflags.sh)"
 version=$(./scripts/version-ldflags.sh -version)
 
-rm -f "$DIST"/patchgate-linux-* "$DIST"/patchgate-hook-linux-* "$DIST"/sha256sums
+# The image archive goes too: it holds the binaries being replaced (make image builds it again).
+rm -f "$DIST"/patchgate-linux-* "$DIST"/patchgate-hook-linux-* "$DIST"/sha256sums "$DIST"/patchgate-image.oci.tar
 for arch in $ARCHES; do
   for cmd in patchgate patchgate-hook; do
     out="$DIST/$cmd-linux-$arch"
