@@ -18,6 +18,7 @@ import (
 
 	"github.com/patchgate/patchgate/audit"
 	"github.com/patchgate/patchgate/hook"
+	"github.com/patchgate/patchgate/internal/trustedpath"
 	"github.com/patchgate/patchgate/livepatch"
 	"github.com/patchgate/patchgate/metrics"
 	"github.com/patchgate/patchgate/plugin"
@@ -130,6 +131,38 @@ func (s nodeSettings) validate() error {
 	return errors.Join(errs...)
 }
 
+// checkHookBinary refuses a hook binary that anyone but root could change
+// on the host whose / is at hostRoot: runc runs it as root for every
+// container, so a writable parent (/opt, /opt/patchgate) or file is every
+// container's admission in someone else's hands. `patchgate install`
+// checks its destination too, but in the DaemonSet it sees only the
+// mounted directory, not the host's parents; this sees the whole path
+// through --host-root. The thin hook's fallback, the patchgate beside
+// patchgate-hook, is checked as well.
+func checkHookBinary(hostRoot, path string) error {
+	paths := []string{path}
+	if filepath.Base(path) == "patchgate-hook" {
+		paths = append(paths, filepath.Join(filepath.Dir(path), "patchgate"))
+	}
+	for _, p := range paths {
+		resolved, err := trustedpath.ChainIn(hostRoot, p)
+		if err != nil {
+			return fmt.Errorf("hook binary %s on the host: %w", p, err)
+		}
+		fi, err := os.Lstat(filepath.Join(hostRoot, resolved))
+		if err != nil {
+			return fmt.Errorf("hook binary %s on the host: %w", p, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("hook binary %s on the host: %s is not a regular file", p, resolved)
+		}
+		if err := trustedpath.Check(resolved, fi); err != nil {
+			return fmt.Errorf("hook binary %s on the host: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // nriFlags are `patchgate nri`'s flags beyond the node settings.
 type nriFlags struct {
 	s                 nodeSettings
@@ -214,6 +247,11 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 			if err != nil {
 				return nil, err
 			}
+			if cfg.HookPath != "" {
+				if err := checkHookBinary(cfg.HostRoot, cfg.HookPath); err != nil {
+					return nil, err
+				}
+			}
 			if err := p.SetHook(cfg.HookPath, cfg.hookArgs()...); err != nil {
 				return nil, err
 			}
@@ -223,6 +261,12 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 			opts = append(opts, plugin.WithName(name, os.Getenv(api.PluginIdxEnvVar)))
 		}
 	} else {
+		if s.HookPath != "" {
+			if err := checkHookBinary(s.HostRoot, s.HookPath); err != nil {
+				fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+				return exitInvalid
+			}
+		}
 		svc, err := n.start(ctx, s)
 		if err != nil {
 			fmt.Fprintf(stderr, "patchgate nri: %v\n", err)

@@ -169,3 +169,53 @@ func TestNRILogFormat(t *testing.T) {
 		}
 	}
 }
+
+// The hook binary runc runs for every container is refused, before anything
+// starts, when someone else could replace it on the host: a writable parent
+// seen through --host-root (which `patchgate install` in the DaemonSet
+// cannot see), a writable file, a missing one, or the thin hook's missing
+// fallback beside it.
+func TestNRIRefusesUntrustedHookBinary(t *testing.T) {
+	host := t.TempDir()
+	bin := filepath.Join(host, "opt", "patchgate", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"patchgate", "patchgate-hook"} {
+		if err := os.WriteFile(filepath.Join(bin, f), []byte("x"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{"/opt/patchgate/bin/patchgate", "/opt/patchgate/bin/patchgate-hook"} {
+		if err := checkHookBinary(host, p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	for _, tc := range []struct {
+		name, path string
+		breakIt    func() error
+		want       string
+	}{
+		{"writable /opt", "/opt/patchgate/bin/patchgate", func() error { return os.Chmod(filepath.Join(host, "opt"), 0o777) },
+			"hook binary /opt/patchgate/bin/patchgate on the host: directory /opt (on the way to /opt/patchgate/bin/patchgate) is writable by group or others"},
+		{"writable binary", "/opt/patchgate/bin/patchgate", func() error { return os.Chmod(filepath.Join(bin, "patchgate"), 0o777) },
+			"/opt/patchgate/bin/patchgate is writable by group or others"},
+		{"missing fallback", "/opt/patchgate/bin/patchgate-hook", func() error { return os.Remove(filepath.Join(bin, "patchgate")) },
+			"hook binary /opt/patchgate/bin/patchgate on the host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.breakIt(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { // the next case starts from a trusted tree
+				_ = os.Chmod(filepath.Join(host, "opt"), 0o755)
+				_ = os.WriteFile(filepath.Join(bin, "patchgate"), []byte("x"), 0o755)
+				_ = os.Chmod(filepath.Join(bin, "patchgate"), 0o755)
+			})
+			var out, errb strings.Builder
+			if code := dispatch([]string{"nri", "--host-root", host, "--hook-path", tc.path}, &out, &errb); code != exitInvalid || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errb.String(), exitInvalid, tc.want)
+			}
+		})
+	}
+}

@@ -65,15 +65,28 @@ func Chain(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return ChainIn("/", abs)
+}
+
+// ChainIn is Chain for the absolute path name of the machine whose "/" is
+// at root (a node's / mounted at /host in patchgate's pod): every
+// component is looked up under root, ".." stops at root, an absolute
+// symlink restarts at root, as on that machine. Errors and the result name
+// paths as that machine sees them.
+func ChainIn(root, name string) (string, error) {
+	if !filepath.IsAbs(name) {
+		return "", fmt.Errorf("%s: not an absolute path", name)
+	}
+	at := func(p string) string { return filepath.Join(root, p) }
 	cur := "/"
-	dir, err := os.Lstat(cur)
+	dir, err := os.Lstat(at(cur))
 	if err != nil {
 		return "", err
 	}
 	if !OwnedByUs(dir) {
 		return "", insecure("%s (on the way to %s) is owned by uid %d, not root", cur, name, Owner(dir))
 	}
-	queue := strings.Split(strings.TrimPrefix(abs, "/"), "/")
+	queue := strings.Split(strings.TrimPrefix(name, "/"), "/")
 	for hops := 0; len(queue) > 0; {
 		c := queue[0]
 		queue = queue[1:]
@@ -82,20 +95,20 @@ func Chain(name string) (string, error) {
 			continue
 		case "..":
 			cur = filepath.Dir(cur)
-			if dir, err = os.Lstat(cur); err != nil {
+			if dir, err = os.Lstat(at(cur)); err != nil {
 				return "", err
 			}
 			continue
 		}
 		next := filepath.Join(cur, c)
-		fi, err := os.Lstat(next)
+		fi, err := os.Lstat(at(next))
 		if err != nil {
 			return "", err
 		}
 		if !OwnedByUs(fi) {
 			return "", insecure("%s (on the way to %s) is owned by uid %d, not root", next, name, Owner(fi))
 		}
-		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !KubeletVolumeRoot(cur) && dir.Mode()&fs.ModeSticky == 0 {
+		if perm := dir.Mode().Perm(); perm&0o022 != 0 && !KubeletVolumeRoot(at(cur)) && dir.Mode()&fs.ModeSticky == 0 {
 			return "", insecure("directory %s (on the way to %s) is writable by group or others (mode %04o): they could replace %s", cur, name, perm, c)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
@@ -105,13 +118,13 @@ func Chain(name string) (string, error) {
 		if hops++; hops > 40 {
 			return "", fmt.Errorf("%s: too many symlinks", name)
 		}
-		target, err := os.Readlink(next)
+		target, err := os.Readlink(at(next))
 		if err != nil {
 			return "", err
 		}
 		if filepath.IsAbs(target) {
 			cur = "/"
-			if dir, err = os.Lstat(cur); err != nil {
+			if dir, err = os.Lstat(at(cur)); err != nil {
 				return "", err
 			}
 		}
