@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -138,7 +139,11 @@ func (s nodeSettings) validate() error {
 // checks its destination too, but in the DaemonSet it sees only the
 // mounted directory, not the host's parents; this sees the whole path
 // through --host-root. The thin hook's fallback, the patchgate beside
-// patchgate-hook, is checked as well.
+// patchgate-hook, is checked as well. A binary that is not there under
+// hostRoot is an error wrapping fs.ErrNotExist, which the caller only
+// logs: runc then fails every container that names it (closed), and in the
+// test harnesses --host-root is a fixture tree while the hook is a binary
+// of this machine.
 func checkHookBinary(hostRoot, path string) error {
 	paths := []string{path}
 	if filepath.Base(path) == "patchgate-hook" {
@@ -248,7 +253,9 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 				return nil, err
 			}
 			if cfg.HookPath != "" {
-				if err := checkHookBinary(cfg.HostRoot, cfg.HookPath); err != nil {
+				if err := checkHookBinary(cfg.HostRoot, cfg.HookPath); errors.Is(err, fs.ErrNotExist) {
+					logger.WithError(err).Warn("hook binary not found under the host root: not checked")
+				} else if err != nil {
 					return nil, err
 				}
 			}
@@ -262,7 +269,9 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 		}
 	} else {
 		if s.HookPath != "" {
-			if err := checkHookBinary(s.HostRoot, s.HookPath); err != nil {
+			if err := checkHookBinary(s.HostRoot, s.HookPath); errors.Is(err, fs.ErrNotExist) {
+				logger.WithError(err).Warn("hook binary not found under the host root: not checked")
+			} else if err != nil {
 				fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
 				return exitInvalid
 			}

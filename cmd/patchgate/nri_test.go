@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,8 +175,8 @@ func TestNRILogFormat(t *testing.T) {
 // The hook binary runc runs for every container is refused, before anything
 // starts, when someone else could replace it on the host: a writable parent
 // seen through --host-root (which `patchgate install` in the DaemonSet
-// cannot see), a writable file, a missing one, or the thin hook's missing
-// fallback beside it.
+// cannot see) or a writable file. A missing one (or the thin hook's missing
+// fallback) is an fs.ErrNotExist, only logged.
 func TestNRIRefusesUntrustedHookBinary(t *testing.T) {
 	host := t.TempDir()
 	bin := filepath.Join(host, "opt", "patchgate", "bin")
@@ -191,6 +193,9 @@ func TestNRIRefusesUntrustedHookBinary(t *testing.T) {
 			t.Errorf("%s: %v", p, err)
 		}
 	}
+	if err := checkHookBinary(host, "/opt/patchgate/bin/gone"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing binary: %v, want fs.ErrNotExist", err)
+	}
 	for _, tc := range []struct {
 		name, path string
 		breakIt    func() error
@@ -200,8 +205,6 @@ func TestNRIRefusesUntrustedHookBinary(t *testing.T) {
 			"hook binary /opt/patchgate/bin/patchgate on the host: directory /opt (on the way to /opt/patchgate/bin/patchgate) is writable by group or others"},
 		{"writable binary", "/opt/patchgate/bin/patchgate", func() error { return os.Chmod(filepath.Join(bin, "patchgate"), 0o777) },
 			"/opt/patchgate/bin/patchgate is writable by group or others"},
-		{"missing fallback", "/opt/patchgate/bin/patchgate-hook", func() error { return os.Remove(filepath.Join(bin, "patchgate")) },
-			"hook binary /opt/patchgate/bin/patchgate on the host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.breakIt(); err != nil {
@@ -217,5 +220,11 @@ func TestNRIRefusesUntrustedHookBinary(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errb.String(), exitInvalid, tc.want)
 			}
 		})
+	}
+	if err := os.Remove(filepath.Join(bin, "patchgate")); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkHookBinary(host, "/opt/patchgate/bin/patchgate-hook"); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "hook binary /opt/patchgate/bin/patchgate on the host") {
+		t.Errorf("the thin hook's missing fallback: %v, want fs.ErrNotExist naming it", err)
 	}
 }
