@@ -232,12 +232,13 @@ func checkPolicy(t *testing.T, r *rendered, mode string, nodes []string) {
 		}
 		self := false
 		for _, e := range p.Spec.Exemptions {
-			if e.Name == "patchgate-itself" && slices.Equal(e.Namespaces, []string{namespace}) {
+			if e.Name == "patchgate-itself" && slices.Equal(e.Namespaces, []string{namespace}) &&
+				slices.Equal(e.Containers, []string{"install", "patchgate"}) && slices.Equal(e.Images, []string{r.ds.Spec.Template.Spec.Containers[0].Image}) {
 				self = true
 			}
 		}
 		if !self {
-			t.Errorf("node %s: no exemption for patchgate's own namespace", node)
+			t.Errorf("node %s: no exemption for patchgate's own containers and image in its namespace", node)
 		}
 		if enforcing := enforceActions(t, p); mode == "audit" && len(enforcing) > 0 {
 			t.Errorf("node %s: audit mode, yet the policy enforces: %q", node, enforcing)
@@ -573,6 +574,9 @@ func TestSchemaRefuses(t *testing.T) {
 		{"overlay's defaultAction against mode", []string{"--set", "mode=enforce", "--set-json", `nodePolicies={"w1":{"apiVersion":"patchgate.dev/v1alpha1","kind":"NodePolicy","spec":{"defaultAction":"audit"}}}`}, "a node overlay cannot change the mode"},
 		{"overlay string's defaultAction against mode", []string{"--set", "mode=enforce", "--set-string", "nodePolicies.w1=apiVersion: patchgate.dev/v1alpha1\nkind: NodePolicy\nspec: {defaultAction: audit}"}, "a node overlay cannot change the mode"},
 		{"policy string not YAML", []string{"--set-string", "policy=a: [b"}, "policy: not a YAML map"},
+		// exemptSelf names the image as the runtime does: a short name would be docker.io/...
+		{"image without a registry", []string{"--set", "image.repository=patchgate/patchgate"}, "repository"},
+		{"image tag not a tag", []string{"--set", "image.tag=v1@sha256:00"}, "tag"},
 		// helm's namespace without --namespace: every pod there would be exempt.
 		{"exemptSelf in default", []string{"--namespace", "default"}, "exemptSelf"},
 		{"serviceMonitor without Service", []string{"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.enabled=false"}, "metrics.service.enabled"},

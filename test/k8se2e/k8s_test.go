@@ -205,6 +205,16 @@ policy:
 		})
 	}
 
+	// The chart's self-exemption names patchgate's namespace, its containers and its image:
+	// another image in that namespace, even in a container named patchgate, is judged.
+	t.Run("own-namespace-other-image-refused", func(t *testing.T) {
+		doc := strings.Replace(strings.Replace(pod("impostor", "hostpath", 0), "  namespace: default\n", "  namespace: "+ns+"\n", 1),
+			"  - name: app\n", "  - name: patchgate\n", 1)
+		apply(t, k, "impostor", doc)
+		expectRefusedIn(t, k, ns, "impostor", "patchgate", "patchgate: ", "runAsRoot")
+		kubectl(t, k, "-n", ns, "delete", "pod", "impostor", "--wait=false")
+	})
+
 	t.Run("toleration-annotation-refused", func(t *testing.T) {
 		doc := strings.Replace(pod("tolerated", "", 0), "  namespace: default\n",
 			"  namespace: default\n  annotations: {"+harness.TolerateMissingPluginsKey+"/pod: \"true\"}\n", 1)
@@ -396,17 +406,23 @@ spec:
 // line, and checks that the pod's container never ran.
 func expectRefused(t *testing.T, k *harness.Kube, name string, want ...string) {
 	t.Helper()
+	expectRefusedIn(t, k, "default", name, "app", want...)
+}
+
+// expectRefusedIn is expectRefused for pod ns/name whose container is ctr.
+func expectRefusedIn(t *testing.T, k *harness.Kube, ns, name, ctr string, want ...string) {
+	t.Helper()
 	ctx := context.Background()
 	var line string
 	eventually(t, 2*time.Minute, "the refusal in kubectl describe pod "+name, func() error {
-		st, err := getPod(ctx, k, "default", name)
+		st, err := getPod(ctx, k, ns, name)
 		if err != nil {
 			return err
 		}
-		if st.Running["app"] {
+		if st.Running[ctr] {
 			t.Fatalf("pod %s is running; it must not", name)
 		}
-		out := kubectl(t, k, "describe", "pod", name)
+		out := kubectl(t, k, "-n", ns, "describe", "pod", name)
 		for _, l := range strings.Split(out, "\n") {
 			if containsAll(l, want) {
 				line = strings.TrimSpace(l)
@@ -419,7 +435,7 @@ func expectRefused(t *testing.T, k *harness.Kube, name string, want ...string) {
 	// And it stays so: the kubelet keeps retrying.
 	for range 10 {
 		time.Sleep(time.Second)
-		if st, err := getPod(ctx, k, "default", name); err == nil && st.Running["app"] {
+		if st, err := getPod(ctx, k, ns, name); err == nil && st.Running[ctr] {
 			t.Fatalf("pod %s started after its refusal", name)
 		}
 	}

@@ -122,7 +122,11 @@ create pods. */}}
 {{- fail "exemptSelf: the release namespace is \"default\", and every pod in it would be exempt from runAsRoot, hostPathMounts and capabilities (host root for anyone who can create a pod there); install into a namespace of its own (--namespace patchgate-system --create-namespace) that only administrators can create pods in, or set exemptSelf=false and write your own exemption" }}
 {{- end }}
 {{- $ex := get $spec "exemptions" | default list }}
-{{- $self := dict "name" "patchgate-itself" "namespaces" (list .Release.Namespace) "rules" (list "runAsRoot" "hostPathMounts" "capabilities") }}
+{{- /* Narrowed to the chart's two containers running the chart's image (as the
+runtime names it: the reference in the pod spec), so that another pod in the
+namespace, or a shell image there, is judged like any other. The image has no
+shell, and its binaries only install themselves and run patchgate. */}}
+{{- $self := dict "name" "patchgate-itself" "namespaces" (list .Release.Namespace) "containers" (list "install" "patchgate") "images" (list (include "patchgate.image" .)) "rules" (list "runAsRoot" "hostPathMounts" "capabilities") }}
 {{- $_ := set $spec "exemptions" (append $ex $self) }}
 {{- end }}
 {{- $_ := set $pol "spec" $spec }}
