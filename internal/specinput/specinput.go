@@ -350,6 +350,7 @@ func Workload(ctr, pod *Input, identityFrom string, opts policy.FromSpecOptions)
 		fill(&o.Pod.Namespace, ident.Pod.Namespace)
 		fill(&o.Pod.Name, ident.Pod.Name)
 		fill(&o.Pod.UID, ident.Pod.UID)
+		fill(&o.Pod.SandboxID, ident.Pod.SandboxID)
 		if ctr.Kind != KindContainer {
 			fill(&o.Container.Name, ident.Container.Name)
 			fill(&o.Container.Image, ident.Container.Image)
@@ -383,6 +384,7 @@ func Workload(ctr, pod *Input, identityFrom string, opts policy.FromSpecOptions)
 			Namespace:   pod.Namespace,
 			Name:        pod.Name,
 			UID:         pod.UID,
+			SandboxID:   pod.ID,
 			Labels:      pod.Labels,
 			Annotations: podAnn,
 		}

@@ -47,7 +47,8 @@ func TestCrictlInspect(t *testing.T) {
 	// The pod as containerd hands it to the NRI plugin.
 	if w.Pod.Namespace != "shop" || w.Pod.Name != "web" || w.Pod.UID != "uid-shop-web" || w.Pod.Labels["app"] != "web" ||
 		w.Pod.Annotations["example.com/owner"] != "team-a" || w.Pod.Annotations[policy.AnnotationContainerType] != "sandbox" ||
-		w.Container.ID != ctr.ID || w.Container.Name != "nonroot" || w.Container.Image != "docker.io/library/busybox:1.35.0" {
+		w.Container.ID != ctr.ID || w.Container.Name != "nonroot" || w.Container.Image != "docker.io/library/busybox:1.35.0" ||
+		w.Pod.SandboxID != pod.ID {
 		t.Errorf("identity %+v %+v", w.Pod, w.Container)
 	}
 	// The sandbox spec says the pod has its own namespaces.
@@ -61,7 +62,7 @@ func TestCrictlInspect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.Pod.Namespace != "shop" || w.Pod.Name != "web" || w.Pod.Labels != nil || len(w.UnknownNamespaces) == 0 {
+	if w.Pod.Namespace != "shop" || w.Pod.Name != "web" || w.Pod.SandboxID != pod.ID || w.Pod.Labels != nil || len(w.UnknownNamespaces) == 0 {
 		t.Errorf("without the pod: %+v unknown %v", w.Pod, w.UnknownNamespaces)
 	}
 	hp, _ := load(t, "hostpid.inspect.json")
