@@ -21,9 +21,9 @@ type containerdCheck struct {
 	// required_plugins either; the base-spec hook is what fails closed.
 	NoValidator bool   `json:"runtimeWithoutValidator,omitempty"`
 	Warning     string `json:"warning,omitempty"`
-	// UnlistedDirs are containerd's root and state directories (from
-	// its config, else its defaults) that the policy's
-	// spec.rules.hostPathMounts.runtimeDirs does not name;
+	// UnlistedDirs are the CRI sandboxes directories below containerd's
+	// root and state (from its config, else its defaults) that the
+	// policy's spec.rules.hostPathMounts.runtimeDirs does not name;
 	// DirsWarning says what that does. Both are empty when the config
 	// could not be read.
 	UnlistedDirs []string `json:"unlistedRuntimeDirs,omitempty"`

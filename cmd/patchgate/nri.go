@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
@@ -168,6 +169,20 @@ func checkHookBinary(hostRoot, path string) error {
 	return nil
 }
 
+// verifyHookBinary is checkHookBinary for the hook path the plugin will
+// inject ("" for none), a missing binary logged rather than refused.
+func verifyHookBinary(log *logrus.Logger, hostRoot, path string) error {
+	if path == "" {
+		return nil
+	}
+	err := checkHookBinary(hostRoot, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		log.WithError(err).Warn("hook binary not found under the host root: not checked")
+		return nil
+	}
+	return err
+}
+
 // nriFlags are `patchgate nri`'s flags beyond the node settings.
 type nriFlags struct {
 	s                 nodeSettings
@@ -252,12 +267,8 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 			if err != nil {
 				return nil, err
 			}
-			if cfg.HookPath != "" {
-				if err := checkHookBinary(cfg.HostRoot, cfg.HookPath); errors.Is(err, fs.ErrNotExist) {
-					logger.WithError(err).Warn("hook binary not found under the host root: not checked")
-				} else if err != nil {
-					return nil, err
-				}
+			if err := verifyHookBinary(logger, cfg.HostRoot, cfg.HookPath); err != nil {
+				return nil, err
 			}
 			if err := p.SetHook(cfg.HookPath, cfg.hookArgs()...); err != nil {
 				return nil, err
@@ -268,13 +279,9 @@ func runNRI(f *nriFlags, stdout, stderr io.Writer) int {
 			opts = append(opts, plugin.WithName(name, os.Getenv(api.PluginIdxEnvVar)))
 		}
 	} else {
-		if s.HookPath != "" {
-			if err := checkHookBinary(s.HostRoot, s.HookPath); errors.Is(err, fs.ErrNotExist) {
-				logger.WithError(err).Warn("hook binary not found under the host root: not checked")
-			} else if err != nil {
-				fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
-				return exitInvalid
-			}
+		if err := verifyHookBinary(logger, s.HostRoot, s.HookPath); err != nil {
+			fmt.Fprintf(stderr, "patchgate nri: %v\n", err)
+			return exitInvalid
 		}
 		svc, err := n.start(ctx, s)
 		if err != nil {

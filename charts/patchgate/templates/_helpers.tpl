@@ -114,10 +114,10 @@ exemption for the release namespace appended.
 {{- $_ := set $spec "defaultAction" .Values.mode }}
 {{- include "patchgate.auditMode" (list $spec .Values.mode) }}
 {{- if .Values.exemptSelf }}
-{{- /* The exemption is by namespace alone: every pod in the release namespace
-may then run as root with any host path and capability, which is host root.
-"default" is where helm installs without --namespace, and where ordinary users
-create pods. */}}
+{{- /* The exemption's namespace, container names and image are all chosen by
+whoever creates a pod there, and patchgate's image with a writable hostPath of
+/ is close to host root. "default" is where helm installs without --namespace,
+and where ordinary users create pods. */}}
 {{- if eq .Release.Namespace "default" }}
 {{- fail "exemptSelf: the release namespace is \"default\", and every pod in it would be exempt from runAsRoot, hostPathMounts and capabilities (host root for anyone who can create a pod there); install into a namespace of its own (--namespace patchgate-system --create-namespace) that only administrators can create pods in, or set exemptSelf=false and write your own exemption" }}
 {{- end }}
